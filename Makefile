@@ -1,0 +1,37 @@
+# bertlab: `make train` runs the main job, `make test` the test suite. Both create the venv if missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: help install train test test-fast bench clean
+
+help:  ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv (torch 2.13.0 CPU) and install bertlab editable with dev extras
+
+train: $(STAMP)  ## main job: BERT+CRF word segmentation, People's Daily -> PKU test (ARGS="key=value ...")
+	$(PY) -m bertlab.train experiment=cws_crf $(ARGS)
+
+test: $(STAMP)  ## the whole test suite, slow end-to-end tests included
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## tests without the slow end-to-end ones
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+bench: $(STAMP)  ## CRF benchmark against pytorch-crf
+	$(PY) scripts/bench_crf.py $(ARGS)
+
+clean:  ## remove logs and caches (not the venv)
+	rm -rf logs .pytest_cache

@@ -1,0 +1,10 @@
+"""bertlab: seven bert4keras results re-implemented as one Hydra + PyTorch Lightning codebase."""
+
+import os as _os
+
+# Nothing may reach a model hub or W&B's servers unless the user asks for it explicitly.
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_os.environ.setdefault("WANDB_MODE", "offline")
+
+__version__ = "0.1.0"

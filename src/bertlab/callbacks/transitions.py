@@ -1,0 +1,48 @@
+"""Saves the CRF transition matrix after every validation: CSV + heatmap PNG, sent to loggers."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+
+from bertlab.reporting.plots import heatmap_png
+
+
+class TransitionHeatmap(pl.Callback):
+    def __init__(self, output_dir: str, tag_names: Sequence[str] | None = None, attr: str = "crf"):
+        self.output_dir = output_dir
+        self.tag_names = list(tag_names) if tag_names else None
+        self.attr = attr
+        self.written: list[str] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        head = getattr(pl_module, self.attr, None)
+        trans = getattr(head, "transitions", None)
+        if trans is None:
+            return
+        mat = trans.detach().float().cpu().numpy()
+        names = self.tag_names or [str(i) for i in range(mat.shape[0])]
+        os.makedirs(self.output_dir, exist_ok=True)
+        stem = os.path.join(self.output_dir, f"step{trainer.global_step:07d}")
+        with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["from\\to", *names])
+            for name, row in zip(names, mat):
+                w.writerow([name, *(f"{x:.6f}" for x in row)])
+        title = f"CRF transitions (from rows, to columns), step {trainer.global_step}"
+        fig = heatmap_png(mat, names, names, stem + ".png", title=title)
+        self.written.append(stem + ".png")
+        for logger in trainer.loggers:
+            exp = getattr(logger, "experiment", None)
+            if hasattr(exp, "add_figure"):  # TensorBoard
+                exp.add_figure("crf/transitions", fig, global_step=trainer.global_step)
+            elif hasattr(logger, "log_image"):  # W&B
+                logger.log_image(key="crf/transitions", images=[stem + ".png"], step=trainer.global_step)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -1,0 +1,153 @@
+"""Encoder factory: HF BERT-family models built fresh or loaded from a checkpoint.
+
+``build_encoder(cfg)`` returns ``(encoder, mlm_head or None)``. ``encoder`` is the HF base
+model (``BertModel``, ``AlbertModel``, ...) whose ``last_hidden_state`` the tasks use; the
+MLM head (``BertOnlyMLMHead`` / ``AlbertMLMHead``) is returned when asked for, with its
+decoder tied to the encoder's word embeddings as in the HF model.
+
+The same code path serves (a) a fresh model from a config (the shipped bert-base-chinese
+config with width/depth overrides; the offline default) and (b) a real checkpoint by local
+directory or hub name (``bert-base-chinese``, ``hfl/chinese-roberta-wwm-ext``,
+``voidful/albert_chinese_tiny``) through ``from_pretrained`` (offline unless HF_HUB_OFFLINE=0).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from bertlab.utils.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+# Architecture keys that configure a FRESH model; ignored when loading a checkpoint.
+FRESH_KEYS = (
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "embedding_size",
+    "hidden_act",
+)
+DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+def _model_classes(model_type: str):
+    import transformers as tf
+
+    table = {
+        "bert": (tf.BertConfig, tf.BertModel, tf.BertForMaskedLM, "bert", "cls"),
+        "albert": (tf.AlbertConfig, tf.AlbertModel, tf.AlbertForMaskedLM, "albert", "predictions"),
+        "roberta": (tf.BertConfig, tf.BertModel, tf.BertForMaskedLM, "bert", "cls"),  # Chinese RoBERTa ships as BERT
+    }
+    if model_type not in table:
+        raise ConfigError("encoder.model_type", f"unknown model type {model_type!r}; choose one of {sorted(table)}")
+    return table[model_type]
+
+
+def resolve_vocab_file(cfg: Mapping[str, Any]) -> str:
+    """The vocab of the encoder: the checkpoint's vocab.txt when it has one, else cfg.vocab_file."""
+    pretrained = cfg.get("pretrained")
+    if pretrained and os.path.isdir(str(pretrained)):
+        cand = os.path.join(str(pretrained), "vocab.txt")
+        if os.path.isfile(cand):
+            return cand
+    vocab = cfg.get("vocab_file")
+    if not vocab:
+        raise ConfigError("encoder.vocab_file", "no vocab: set encoder.vocab_file or point encoder.pretrained at a directory with vocab.txt")
+    return str(vocab)
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name and not _is_hub_id(name) or os.path.exists(name)
+
+
+def _is_hub_id(name: str) -> bool:
+    # hub ids are "name" or "org/name" with no further path components
+    parts = name.split("/")
+    return len(parts) <= 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def _truncate_layers(model: nn.Module, num_layers: int | None, model_type: str) -> None:
+    if num_layers is None:
+        return
+    total = model.config.num_hidden_layers
+    if not 1 <= num_layers <= total:
+        raise ConfigError("encoder.num_layers", f"must be in [1, {total}] for this model, got {num_layers}")
+    if model_type == "albert":
+        # one shared block applied num_hidden_layers times: applying it fewer times is "the first K layers"
+        model.config.num_hidden_layers = num_layers
+        return
+    model.encoder.layer = nn.ModuleList(list(model.encoder.layer)[:num_layers])
+    model.config.num_hidden_layers = num_layers
+
+
+def build_config(cfg: Mapping[str, Any], vocab_size: int):
+    """A fresh HF config: cfg.config_file (if any) overridden by the architecture keys in cfg."""
+    config_cls = _model_classes(cfg.get("model_type", "bert"))[0]
+    config_file = cfg.get("config_file")
+    if config_file:
+        if not os.path.isfile(str(config_file)):
+            raise ConfigError("encoder.config_file", f"no such file: {config_file}")
+        config = config_cls.from_json_file(str(config_file))
+    else:
+        config = config_cls()
+    for key in FRESH_KEYS + DROPOUT_KEYS:
+        if cfg.get(key) is not None:
+            setattr(config, key, cfg[key])
+    if cfg.get("num_layers") is not None:  # a fresh model simply has K layers
+        config.num_hidden_layers = int(cfg["num_layers"])
+    config.vocab_size = vocab_size
+    return config
+
+
+def build_encoder(cfg: Mapping[str, Any], vocab_size: int | None = None, with_mlm_head: bool = False):
+    """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
+
+    cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
+    vocab_file, config_file, num_layers (keep the first K layers), the FRESH_KEYS, dropouts.
+    """
+    model_type = cfg.get("model_type", "bert")
+    _, base_cls, mlm_cls, base_attr, head_attr = _model_classes(model_type)
+    pretrained = cfg.get("pretrained")
+    num_layers = cfg.get("num_layers")
+
+    if not pretrained:
+        if vocab_size is None:
+            from bertlab.data.tokenization import CharTokenizer
+
+            vocab_size = len(CharTokenizer(resolve_vocab_file(cfg)))
+        config = build_config(cfg, vocab_size)
+        if with_mlm_head:
+            full = mlm_cls(config)
+            return getattr(full, base_attr), getattr(full, head_attr)
+        return base_cls(config, add_pooling_layer=False), None
+
+    name = str(pretrained)
+    if _looks_local(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise CheckpointError(f"encoder.pretrained: no such directory: {name}")
+    offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+    overrides = {k: cfg[k] for k in DROPOUT_KEYS if cfg.get(k) is not None}
+    try:
+        if with_mlm_head:
+            full = mlm_cls.from_pretrained(os.path.expanduser(name), local_files_only=offline, **overrides)
+            encoder, head = getattr(full, base_attr), getattr(full, head_attr)
+        else:
+            encoder = base_cls.from_pretrained(
+                os.path.expanduser(name), local_files_only=offline, add_pooling_layer=False, **overrides
+            )
+            head = None
+    except (OSError, ValueError, EnvironmentError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded as a {model_type} model{hint}: {first}") from err
+    _truncate_layers(encoder, num_layers, model_type)
+    if vocab_size is not None and vocab_size != encoder.config.vocab_size:
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} has vocab size {encoder.config.vocab_size} but the tokenizer has {vocab_size}"
+        )
+    return encoder, head

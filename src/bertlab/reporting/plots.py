@@ -1,0 +1,34 @@
+"""PNG plots people would rather look at than read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: str, title: str = ""):
+    """A diverging heatmap with the value in every cell; returns the (open) figure."""
+    mat = np.asarray(mat, dtype=float)
+    lim = float(np.abs(mat).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(cols), 0.8 + 0.7 * len(rows)))
+    im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(len(cols)), labels=list(cols))
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    ax.set_xlabel("to")
+    ax.set_ylabel("from")
+    if len(rows) * len(cols) <= 400:
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(mat[i, j]) > 0.6 * lim else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig

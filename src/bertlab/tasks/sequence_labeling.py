@@ -1,0 +1,111 @@
+"""Sequence labeling (CWS, NER): encoder -> Dense(num_tags) emissions -> CRF or softmax head.
+
+Thin: the encoder comes from nn/encoders.py, the head from nn/heads.py, the optimizer and
+its lr multipliers from optim.py; the DataModule turns predicted tags into task output and
+metrics (``datamodule.score``), so this module never needs to know what the tags mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from bertlab.nn.encoders import build_encoder
+from bertlab.nn.heads import build_tagging_head
+from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.utils.config import to_plain
+
+
+class SequenceLabelingModule(pl.LightningModule):
+    def __init__(
+        self,
+        encoder: Mapping[str, Any],
+        head: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        num_tags: int = 4,
+        force_first_tag: int | None = 0,
+        force_last_tag: int | None = 0,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        encoder, head, optimizer, scheduler = (to_plain(x) for x in (encoder, head, optimizer, scheduler))
+        self.save_hyperparameters({"encoder": encoder, "head": head, "optimizer": optimizer, "scheduler": scheduler,
+                                   "num_tags": num_tags, "force_first_tag": force_first_tag,
+                                   "force_last_tag": force_last_tag, "dropout": dropout})
+        self.encoder, _ = build_encoder(encoder)
+        self.dropout = nn.Dropout(dropout)
+        self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
+        self.head_name, head_module = build_tagging_head(head, num_tags)
+        self.add_module(self.head_name, head_module)
+        self._preds: dict[str, dict[int, list[int]]] = {}
+        self.last_outputs: dict[str, list[list[str]]] = {}
+        self.last_metrics: dict[str, dict[str, Any]] = {}
+
+    @property
+    def head(self) -> nn.Module:
+        return getattr(self, self.head_name)
+
+    def emissions(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state
+        return self.emission(self.dropout(hidden))  # shape: [B, T, K]
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.head.nll(self.emissions(batch), batch["labels"], batch["attention_mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        return loss
+
+    # --------------------------------------------------------------- evaluation
+    def _predict(self, batch: Mapping[str, torch.Tensor]) -> list[list[int]]:
+        mask = batch["attention_mask"]
+        tags = self.head.decode(self.emissions(batch), mask, self.hparams.force_first_tag, self.hparams.force_last_tag)
+        return [t[m].tolist() for t, m in zip(tags, mask)]
+
+    def _eval_step(self, split: str, batch: Mapping[str, torch.Tensor]) -> None:
+        preds = self._preds.setdefault(split, {})
+        for idx, tags in zip(batch["index"].tolist(), self._predict(batch)):
+            preds[idx] = tags
+
+    def _eval_end(self, split: str) -> None:
+        preds = self._preds.pop(split, {})
+        dm = self.trainer.datamodule
+        if dm is None or not hasattr(dm, "score"):
+            return
+        metrics, outputs = dm.score(split, preds)
+        self.last_metrics[split] = metrics
+        self.last_outputs[split] = outputs
+        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.log_dict(scalars, prog_bar=False)
+        if f"{split}/f1" in scalars:
+            self.log(f"{split}/f1", scalars[f"{split}/f1"], prog_bar=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._preds["val"] = {}
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._preds["test"] = {}
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def predict_step(self, batch, batch_idx):
+        return dict(zip(batch["index"].tolist(), self._predict(batch)))
+
+    # --------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        opt = build_optimizer(self, self.hparams.optimizer)
+        sched = build_scheduler(opt, self.hparams.scheduler)
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
