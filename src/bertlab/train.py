@@ -20,11 +20,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.utils.config import to_plain
-from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, register_resolvers
+from bertlab.utils.hydra_utils import (
+    exit_on_user_error,
+    instantiate_list,
+    precheck_overrides,
+    register_resolvers,
+    repo_root,
+)
 from bertlab.utils.summary import print_summary
 
 log = logging.getLogger(__name__)
 register_resolvers()
+CONFIG_DIR = os.path.join(repo_root(), "conf")
 
 
 def _json_default(obj: Any) -> Any:
@@ -43,8 +50,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
 
-    datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder))
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    data_kwargs = datamodule.model_kwargs() if hasattr(datamodule, "model_kwargs") else {}
+    model = hydra.utils.instantiate(cfg.model, **data_kwargs, _recursive_=False)
+    if getattr(datamodule, "tokenizer", None) is not None:
+        datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
     callbacks = instantiate_list(cfg.get("callbacks"), "callback")
     loggers = instantiate_list(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -94,7 +104,7 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
     return float(metrics[name])
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
@@ -102,5 +112,13 @@ def main(cfg: DictConfig) -> float | None:
     return metric_value(metrics, cfg.get("optimized_metric"))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Entry point: one-line errors for bad overrides, then hydra."""
+    import sys
+
+    precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -31,6 +31,7 @@ from bertlab.data.cws import (
 from bertlab.data.io import read_word_list
 from bertlab.data.samplers import BucketBatchSampler
 from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import trim_vocab
 from bertlab.metrics.segmentation import segmentation_scores
 from bertlab.utils.errors import ConfigError, DataError
 
@@ -87,12 +88,14 @@ class CwsDataModule(pl.LightningDataModule):
         pool_batches: int = 100,
         num_workers: int = 0,
         seed: int = 0,
+        trim_vocab: str = "none",
     ):
         super().__init__()
         if max_len < 3:
             raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
         self.save_hyperparameters(logger=False)
         self.tokenizer: CharTokenizer | None = None
+        self.keep_ids: list[int] | None = None
         self.features: dict[str, list[dict[str, Any]]] = {}
         self.pieces: dict[str, list[_Piece]] = {}
         self.texts: dict[str, list[str]] = {}
@@ -111,6 +114,10 @@ class CwsDataModule(pl.LightningDataModule):
         train = splits.train
         if hp.max_train_chars:
             train = self._subset(train, int(hp.max_train_chars), hp.seed)
+        if hp.trim_vocab != "none":
+            used = {self.tokenizer.char_id(ch) for words in train for w in words for ch in w}
+            self.keep_ids = trim_vocab(self.tokenizer.tokens, hp.trim_vocab, used)
+            self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
         val, test_gold = splits.val, splits.test
         raw = read_raw_lines(hp.test_raw_file)
         if len(raw) != len(test_gold):
@@ -135,6 +142,7 @@ class CwsDataModule(pl.LightningDataModule):
             train_unk_tokens=n_unk,
             val_features=len(self.features["val"]),
             test_features=len(self.features["test"]),
+            vocab_size=len(self.tokenizer),
         )
         log.info("CWS data: %s", self.stats)
 
@@ -177,6 +185,11 @@ class CwsDataModule(pl.LightningDataModule):
                     feats.append({"input_ids": enc.ids, "offsets": enc.offsets, "index": len(feats)})
                 start += len(chunk)
         return pieces, feats
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the model must know about the data (after setup): the kept vocab ids."""
+        self.setup("fit")
+        return {"vocab_keep_ids": self.keep_ids}
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -18,6 +18,17 @@ from dataclasses import dataclass, field
 from bertlab.utils.errors import DataError
 
 
+def load_vocab_tokens(path: str) -> list[str]:
+    """The tokens of a BERT vocab.txt in id order."""
+    if not os.path.isfile(path):
+        raise DataError(path, None, "vocab file not found")
+    with open(path, encoding="utf-8") as f:
+        tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+    if not tokens:
+        raise DataError(path, None, "vocab file is empty")
+    return tokens
+
+
 @dataclass
 class Encoding:
     """One encoded text: token ids with [CLS]/[SEP] and the char offset of every token.
@@ -35,20 +46,28 @@ class CharTokenizer:
     """Maps characters to ids of a BERT vocab file (one token a line)."""
 
     vocab_file: str
+    #: ids of the vocab file to keep, in their new order (a trimmed vocab); None = all
+    keep_ids: list[int] | None = None
     vocab: dict[str, int] = field(init=False, repr=False)
+    tokens: list[str] = field(init=False, repr=False)
     _cache: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not os.path.isfile(self.vocab_file):
-            raise DataError(self.vocab_file, None, "vocab file not found")
-        with open(self.vocab_file, encoding="utf-8") as f:
-            tokens = [line.rstrip("\n").rstrip("\r") for line in f]
-        if not tokens:
-            raise DataError(self.vocab_file, None, "vocab file is empty")
-        self.vocab = {tok: i for i, tok in enumerate(tokens)}
+        full = load_vocab_tokens(self.vocab_file)
+        if self.keep_ids is not None:
+            bad = [i for i in self.keep_ids if not 0 <= i < len(full)]
+            if bad:
+                raise DataError(self.vocab_file, None, f"kept id {bad[0]} is outside this vocab of {len(full)} tokens")
+        self.tokens = full if self.keep_ids is None else [full[i] for i in self.keep_ids]
+        self.vocab = {tok: i for i, tok in enumerate(self.tokens)}
         for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
             if special not in self.vocab:
                 raise DataError(self.vocab_file, None, f"vocab lacks the special token {special}")
+
+    def save_vocab(self, path: str) -> None:
+        """Write the (possibly trimmed) vocab, one token a line, loadable by HF tokenizers."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(self.tokens) + "\n")
 
     @property
     def pad_id(self) -> int:

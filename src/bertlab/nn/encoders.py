@@ -105,19 +105,54 @@ def build_config(cfg: Mapping[str, Any], vocab_size: int):
     return config
 
 
-def build_encoder(cfg: Mapping[str, Any], vocab_size: int | None = None, with_mlm_head: bool = False):
+def slice_vocab(model: nn.Module, keep_ids: list[int]) -> None:
+    """Keep only the embedding rows ``keep_ids`` (in that order) of an HF model, and the
+    matching rows of its MLM output layer (weight tied or not, and bias)."""
+    import torch
+
+    idx = torch.as_tensor(keep_ids, dtype=torch.long)
+    old_in = model.get_input_embeddings()
+    new_in = nn.Embedding(len(keep_ids), old_in.embedding_dim, padding_idx=None)
+    new_in.weight.data = old_in.weight.data[idx].clone()
+    model.set_input_embeddings(new_in)
+    get_out = getattr(model, "get_output_embeddings", None)
+    out = get_out() if get_out else None
+    if out is not None:
+        if out.weight is old_in.weight or out.weight.data_ptr() == old_in.weight.data_ptr():
+            out.weight = new_in.weight
+        else:
+            out.weight = nn.Parameter(out.weight.data[idx].clone())
+        out.out_features = len(keep_ids)
+        if getattr(out, "bias", None) is not None:
+            out.bias = nn.Parameter(out.bias.data[idx].clone())
+        for mod in model.modules():  # HF heads keep a second reference to the decoder bias
+            if hasattr(mod, "decoder") and hasattr(mod, "bias") and mod.decoder is out:
+                mod.bias = out.bias
+    model.config.vocab_size = len(keep_ids)
+
+
+def build_encoder(
+    cfg: Mapping[str, Any],
+    vocab_size: int | None = None,
+    with_mlm_head: bool = False,
+    keep_ids: list[int] | None = None,
+):
     """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
 
     cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
     vocab_file, config_file, num_layers (keep the first K layers), the FRESH_KEYS, dropouts.
+    ``keep_ids``: a trimmed vocab (see bertlab.data.vocab): a fresh model gets that many
+    rows; a loaded one keeps exactly those rows of its embedding and MLM head.
     """
+    if keep_ids is not None:
+        vocab_size = len(keep_ids)
     model_type = cfg.get("model_type", "bert")
     _, base_cls, mlm_cls, base_attr, head_attr = _model_classes(model_type)
     pretrained = cfg.get("pretrained")
     num_layers = cfg.get("num_layers")
 
     if not pretrained:
-        if vocab_size is None:
+        if vocab_size is None:  # the full vocab file
             from bertlab.data.tokenization import CharTokenizer
 
             vocab_size = len(CharTokenizer(resolve_vocab_file(cfg)))
@@ -135,11 +170,15 @@ def build_encoder(cfg: Mapping[str, Any], vocab_size: int | None = None, with_ml
     try:
         if with_mlm_head:
             full = mlm_cls.from_pretrained(os.path.expanduser(name), local_files_only=offline, **overrides)
+            if keep_ids is not None:
+                slice_vocab(full, keep_ids)
             encoder, head = getattr(full, base_attr), getattr(full, head_attr)
         else:
             encoder = base_cls.from_pretrained(
                 os.path.expanduser(name), local_files_only=offline, add_pooling_layer=False, **overrides
             )
+            if keep_ids is not None:
+                slice_vocab(encoder, keep_ids)
             head = None
     except (OSError, ValueError, EnvironmentError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bertlab.nn.crf import CRF
 from bertlab.utils.errors import ConfigError
 
 
@@ -46,7 +45,7 @@ class SoftmaxHead(nn.Module):
         return tags.masked_fill(~mask, -1)
 
 
-HEADS = {"crf": CRF, "softmax": SoftmaxHead}
+HEADS = ("crf", "softmax")
 
 
 def build_tagging_head(cfg: Mapping[str, Any], num_tags: int) -> tuple[str, nn.Module]:
@@ -55,5 +54,7 @@ def build_tagging_head(cfg: Mapping[str, Any], num_tags: int) -> tuple[str, nn.M
     if kind not in HEADS:
         raise ConfigError("head.type", f"unknown head {kind!r}; choose one of {sorted(HEADS)}")
     if kind == "crf":
+        from bertlab.nn.crf import CRF
+
         return kind, CRF(num_tags, include_start_end=bool(cfg.get("include_start_end", False)))
     return kind, SoftmaxHead(num_tags)

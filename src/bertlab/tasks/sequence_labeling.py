@@ -31,13 +31,15 @@ class SequenceLabelingModule(pl.LightningModule):
         force_first_tag: int | None = 0,
         force_last_tag: int | None = 0,
         dropout: float = 0.1,
+        vocab_keep_ids: list[int] | None = None,
     ):
         super().__init__()
         encoder, head, optimizer, scheduler = (to_plain(x) for x in (encoder, head, optimizer, scheduler))
         self.save_hyperparameters({"encoder": encoder, "head": head, "optimizer": optimizer, "scheduler": scheduler,
                                    "num_tags": num_tags, "force_first_tag": force_first_tag,
-                                   "force_last_tag": force_last_tag, "dropout": dropout})
-        self.encoder, _ = build_encoder(encoder)
+                                   "force_last_tag": force_last_tag, "dropout": dropout,
+                                   "vocab_keep_ids": vocab_keep_ids})
+        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
         self.dropout = nn.Dropout(dropout)
         self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
         self.head_name, head_module = build_tagging_head(head, num_tags)
@@ -78,10 +80,15 @@ class SequenceLabelingModule(pl.LightningModule):
         metrics, outputs = dm.score(split, preds)
         self.last_metrics[split] = metrics
         self.last_outputs[split] = outputs
-        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        scalars = {  # rates only: the raw counts stay in metrics.json
+            f"{split}/{k}": float(v)
+            for k, v in metrics.items()
+            if isinstance(v, float) and not k.startswith("n_")
+        }
+        f1 = scalars.pop(f"{split}/f1", None)
         self.log_dict(scalars, prog_bar=False)
-        if f"{split}/f1" in scalars:
-            self.log(f"{split}/f1", scalars[f"{split}/f1"], prog_bar=True)
+        if f1 is not None:
+            self.log(f"{split}/f1", f1, prog_bar=True)
 
     def on_validation_epoch_start(self) -> None:
         self._preds["val"] = {}

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from bertlab.data.cws_datamodule import CwsDataModule, words_from_tags
+from bertlab.data.samplers import BucketBatchSampler
+
+
+def test_words_from_tags_uses_s_b_as_word_starts_and_spaces_as_boundaries():
+    text = "我爱北京 天安门"
+    tags = {0: 0, 1: 0, 2: 1, 3: 3, 5: 1, 6: 2, 7: 3}
+    assert words_from_tags(text, tags) == ["我", "爱", "北京", "天安门"]
+    # a bad model's tags (m after s, e at a start) still give words covering every char
+    assert "".join(words_from_tags("abcd", {0: 2, 1: 3, 2: 2, 3: 0})) == "abcd"
+
+
+def test_bucket_sampler_covers_every_index_once_and_buckets_lengths():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    s = BucketBatchSampler(lengths, 16, shuffle=True, pool_batches=10, seed=3)
+    batches = list(s)
+    assert len(batches) == len(s)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 15  # random batches would spread over ~90
+    s.set_epoch(1)
+    assert list(s) != batches  # a new order every epoch
+    s.set_epoch(0)
+    assert list(s) == batches  # ... deterministic given seed + epoch
+    ev = list(BucketBatchSampler(lengths, 16, shuffle=False))
+    assert sorted(i for b in ev for i in b) == list(range(1000)) and len(ev) == 63
+
+
+@pytest.fixture(scope="module")
+def dm():
+    root = "data/cws"
+    d = CwsDataModule(
+        train_files=[f"{root}/peoples_daily_1998/cv-5-filter_test.txt.xz"],
+        test_raw_file=f"{root}/pku_sighan2005/pku_test.utf8.xz",
+        test_gold_file=f"{root}/pku_sighan2005/pku_test_gold.utf8.xz",
+        train_words_file=f"{root}/pku_sighan2005/pku_training_words.utf8.xz",
+        vocab_file="data/vocab/bert-base-chinese/vocab.txt",
+        max_len=64,
+        max_train_chars=30000,
+    )
+    d.setup("fit")
+    return d
+
+
+def test_features_fit_max_len_and_tags_align(dm):
+    for f in dm.features["train"]:
+        assert len(f["input_ids"]) <= 64 and len(f["labels"]) == len(f["input_ids"])
+        assert f["labels"][0] == 0 and f["labels"][-1] == 0
+    assert sum(len(f["input_ids"]) - 2 for f in dm.features["train"]) <= 30000
+    assert all(len(f["input_ids"]) <= 64 for f in dm.features["test"])
+
+
+def test_gold_tags_decode_to_perfect_scores_with_every_line_kept(dm):
+    # feed the gold tags of the test set back in: F1 must be exactly 1 and all 1,945 lines kept
+    from bertlab.data.cws import words_to_tags
+
+    preds = {}
+    for idx, piece in enumerate(dm.pieces["test"]):
+        gold_words = dm.gold["test"][piece.sent]
+        char_tags = words_to_tags(gold_words)
+        offsets = dm.features["test"][idx]["offsets"]
+        preds[idx] = [0 if o < 0 else char_tags[piece.start + o] for o in offsets]
+    metrics, words = dm.score("test", preds)
+    assert metrics["f1"] == 1.0 and metrics["oov_recall"] == 1.0
+    assert len(words) == len(dm.texts["test"]) == 1945
+    assert ["".join(w) for w in words] == ["".join(t.split()) for t in dm.texts["test"]]
+    long_lines = [t for t in dm.texts["test"] if len(t) > 62]
+    assert long_lines, "the test set has lines longer than max_len: they are cut and rejoined"

@@ -1,0 +1,44 @@
+"""Every config composes, alone and as each experiment; bad keys name themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ["data", "encoder", "head", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "debug"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes(make_cfg, experiment):
+    cfg = make_cfg([f"experiment={experiment}"])
+    assert cfg.model._target_ and cfg.data._target_ and cfg.trainer._target_
+    from omegaconf import OmegaConf
+
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_group_option_composes(make_cfg, group, option):
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg([f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_unknown_key_is_an_error_naming_it(make_cfg):
+    with pytest.raises(ConfigCompositionException, match="trainer.max_epochz"):
+        make_cfg(["trainer.max_epochz=3"])
+
+
+def test_paths_point_at_the_shipped_data(make_cfg):
+    cfg = make_cfg()
+    for f in cfg.data.train_files:
+        assert Path(f).is_file(), f
+    assert Path(cfg.encoder.vocab_file).is_file()

@@ -1,0 +1,71 @@
+"""train(cfg) end to end: fast_dev_run of the experiments, and the main job on a small slice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertlab.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "data.max_train_chars=20000",
+    "data.max_eval_sentences=40",
+    "callbacks.rich_progress_bar=null",
+]
+
+
+@pytest.mark.parametrize("experiment", ["cws_crf", "cws_softmax"])
+def test_fast_dev_run(make_cfg, experiment):
+    cfg = make_cfg([f"experiment={experiment}", "debug=fdr", *TINY])
+    metrics, objs = train(cfg)
+    assert "train/loss" in metrics
+    assert objs["model"].head_name == experiment.split("_")[1]
+
+
+@pytest.mark.slow
+def test_main_job_end_to_end_on_a_small_slice(make_cfg, tmp_path):
+    cfg = make_cfg([
+        "experiment=cws_crf", *TINY,
+        "encoder.hidden_size=64", "encoder.intermediate_size=128",
+        "data.max_train_chars=150000", "data.max_eval_sentences=null",
+        "trainer.val_check_interval=0.5", "optimizer.lr=3e-3",
+    ])
+    metrics, objs = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    saved = json.loads((out / "metrics.json").read_text())
+    # a real model beats the all-single-character baseline (PKU test F1 of "every char a word" ~ 0.26)
+    assert saved["test"]["f1"] > 0.6
+    assert saved["test"]["n_sentences"] == 1945
+    pred = (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8").split("\n")
+    raw = [line.rstrip("\r") for line in
+           __import__("lzma").open(ROOT / "data/cws/pku_sighan2005/pku_test.utf8.xz", "rt", encoding="utf-8").read().split("\n")]
+    assert [p.replace("  ", "") for p in pred[:1945]] == [r.replace(" ", "") for r in raw[:1945]]
+    assert any("  " in p for p in pred)
+    csvs = sorted((out / "transitions").glob("*.csv"))
+    assert len(csvs) >= 2 and len(list((out / "transitions").glob("*.png"))) == len(csvs)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert any(p.name.startswith("best") for p in (out / "checkpoints").iterdir())
+    lr_cols = (out / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "lr-Adam/crf" in lr_cols and "lr-Adam/base" in lr_cols
+
+
+def test_bad_input_is_one_line_and_nonzero_exit(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "bertlab.train", "experiment=cws_crf", f"paths.log_dir={tmp_path}",
+           f"data.test_gold_file={tmp_path}/missing.txt"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == 2
+    err = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
+    assert err == [f"bertlab: error: {tmp_path}/missing.txt: file not found"], res.stderr[-2000:]
+    res = subprocess.run(cmd[:-1] + [f"encoder.pretrained={tmp_path}/nope"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == 2 and "no such directory" in res.stderr and "Traceback" not in res.stderr
