@@ -2,7 +2,9 @@
 
 Indices are shuffled, cut into pools of ``pool_batches * batch_size``, each pool is sorted by
 length and cut into batches, and the batches are shuffled. Every epoch draws a new order
-from ``seed + epoch``, so runs are reproducible.
+from ``seed + epoch``, so runs are reproducible, and the sampler's position (epoch, batches
+handed out) is a ``state_dict`` so a resumed run continues with exactly the batches an
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.pool_batches = max(1, pool_batches)
         self.seed = seed
         self.epoch = 0
+        self._yielded = 0  # batches of the current epoch handed out so far
+        self._resume_at = 0  # batches to skip at the next __iter__ (after load_state_dict)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -53,7 +57,21 @@ class BucketBatchSampler(Sampler[list[int]]):
         return [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()
+        batches = self.batches()
+        start, self._resume_at = self._resume_at, 0
+        self._yielded = start
+        for batch in batches[start:]:
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self._yielded, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"sampler state is for seed {state['seed']}, this sampler has seed {self.seed}")
+        self.epoch = int(state["epoch"])
+        self._resume_at = int(state["yielded"])
 
     def __len__(self) -> int:
         if not self.shuffle:

@@ -34,7 +34,9 @@ class SequenceLabelingModule(pl.LightningModule):
         vocab_keep_ids: list[int] | None = None,
     ):
         super().__init__()
-        encoder, head, optimizer, scheduler = (to_plain(x) for x in (encoder, head, optimizer, scheduler))
+        encoder, head, optimizer, scheduler, vocab_keep_ids = (
+            to_plain(x) for x in (encoder, head, optimizer, scheduler, vocab_keep_ids)
+        )
         self.save_hyperparameters({"encoder": encoder, "head": head, "optimizer": optimizer, "scheduler": scheduler,
                                    "num_tags": num_tags, "force_first_tag": force_first_tag,
                                    "force_last_tag": force_last_tag, "dropout": dropout,
