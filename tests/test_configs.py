@@ -42,3 +42,20 @@ def test_paths_point_at_the_shipped_data(make_cfg):
     for f in cfg.data.train_files:
         assert Path(f).is_file(), f
     assert Path(cfg.encoder.vocab_file).is_file()
+
+
+@pytest.mark.parametrize("name", ["eval", "predict"])
+def test_eval_and_predict_configs_compose(make_cfg, name):
+    cfg = make_cfg(["ckpt_path=x.ckpt"], config_name=name)
+    assert cfg.ckpt_path == "x.ckpt"
+
+
+def test_cli_reports_an_unknown_key_in_one_line():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "bertlab.train", "trainer.max_epochz=3"], capture_output=True, text=True,
+                         cwd=CONF.parent, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("bertlab: error: config key 'trainer.max_epochz' does not exist "
+                                  "(to add a new key on purpose: +trainer.max_epochz=...)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 import subprocess
 import sys
 from pathlib import Path
@@ -31,23 +32,32 @@ def test_fast_dev_run(make_cfg, experiment):
     assert objs["model"].head_name == experiment.split("_")[1]
 
 
-@pytest.mark.slow
-def test_main_job_end_to_end_on_a_small_slice(make_cfg, tmp_path):
-    cfg = make_cfg([
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """The main job on a small slice, trained once for the tests below."""
+    from tests.conftest import compose_cfg
+
+    out = tmp_path_factory.mktemp("main_job")
+    cfg = compose_cfg(out, [
         "experiment=cws_crf", *TINY,
         "encoder.hidden_size=64", "encoder.intermediate_size=128",
         "data.max_train_chars=150000", "data.max_eval_sentences=null",
         "trainer.val_check_interval=0.5", "optimizer.lr=3e-3",
     ])
     metrics, objs = train(cfg)
-    out = Path(cfg.paths.output_dir)
+    return Path(cfg.paths.output_dir), metrics, objs
+
+
+@pytest.mark.slow
+def test_main_job_end_to_end_on_a_small_slice(trained_run):
+    out, metrics, objs = trained_run
     saved = json.loads((out / "metrics.json").read_text())
     # a real model beats the all-single-character baseline (PKU test F1 of "every char a word" ~ 0.26)
     assert saved["test"]["f1"] > 0.6
     assert saved["test"]["n_sentences"] == 1945
     pred = (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8").split("\n")
     raw = [line.rstrip("\r") for line in
-           __import__("lzma").open(ROOT / "data/cws/pku_sighan2005/pku_test.utf8.xz", "rt", encoding="utf-8").read().split("\n")]
+           lzma.open(ROOT / "data/cws/pku_sighan2005/pku_test.utf8.xz", "rt", encoding="utf-8").read().split("\n")]
     assert [p.replace("  ", "") for p in pred[:1945]] == [r.replace(" ", "") for r in raw[:1945]]
     assert any("  " in p for p in pred)
     csvs = sorted((out / "transitions").glob("*.csv"))
@@ -56,6 +66,36 @@ def test_main_job_end_to_end_on_a_small_slice(make_cfg, tmp_path):
     assert any(p.name.startswith("best") for p in (out / "checkpoints").iterdir())
     lr_cols = (out / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "lr-Adam/crf" in lr_cols and "lr-Adam/base" in lr_cols
+    assert (out / "vocab.txt").read_text(encoding="utf-8").count("\n") == len(objs["datamodule"].tokenizer)
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_test_metrics_of_the_best_checkpoint(trained_run, make_cfg, tmp_path):
+    from bertlab.evaluate import evaluate
+
+    out, metrics, _ = trained_run
+    best = metrics["test_checkpoint"]
+    cfg = make_cfg([f"ckpt_path={best}", "callbacks.rich_progress_bar=null"], config_name="eval")
+    got = evaluate(cfg)
+    assert got["test"]["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
+    assert (tmp_path / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8") == \
+        (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_predict_offsets_point_at_the_right_characters(trained_run):
+    from bertlab.predict import predict_texts
+    from bertlab.utils.checkpoint import load_run
+
+    out, _, _ = trained_run
+    model, dm, _ = load_run(str(out / "checkpoints" / "last.ckpt"))
+    texts = ["我爱北京天安门。", "", "ＡＢＣ 和 abc，“引号”" * 30, "鑫"]
+    recs = predict_texts(model, dm, texts)
+    assert [r["text"] for r in recs] == texts
+    for text, rec in zip(texts, recs):
+        assert "".join(w["word"] for w in rec["words"]) == "".join(text.split())
+        for w in rec["words"]:
+            assert text[w["start"]:w["end"]] == w["word"]
 
 
 def test_bad_input_is_one_line_and_nonzero_exit(tmp_path):

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.run_config import RunConfigInCheckpoint
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import (
@@ -55,7 +56,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model = hydra.utils.instantiate(cfg.model, **data_kwargs, _recursive_=False)
     if getattr(datamodule, "tokenizer", None) is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
-    callbacks = instantiate_list(cfg.get("callbacks"), "callback")
+    callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
     loggers = instantiate_list(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:

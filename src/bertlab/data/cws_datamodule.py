@@ -105,19 +105,22 @@ class CwsDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ reading
     def setup(self, stage: str | None = None) -> None:
-        if self.features:
+        """Read and tokenize. Training features only for fitting; a preset ``keep_ids``
+        (from a checkpoint) is used as is instead of being derived from the training data."""
+        fitting = stage in (None, "fit")
+        if "test" in self.features and (not fitting or "train" in self.features):
             return
         hp = self.hparams
-        self.tokenizer = CharTokenizer(hp.vocab_file)
         splits = load_cws_splits(list(hp.train_files), hp.test_gold_file, val_every=hp.val_every)
         self.stats = splits.stats()
         train = splits.train
         if hp.max_train_chars:
             train = self._subset(train, int(hp.max_train_chars), hp.seed)
-        if hp.trim_vocab != "none":
-            used = {self.tokenizer.char_id(ch) for words in train for w in words for ch in w}
-            self.keep_ids = trim_vocab(self.tokenizer.tokens, hp.trim_vocab, used)
-            self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        if self.keep_ids is None and hp.trim_vocab != "none":
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for words in train for w in words for ch in w}
+            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
+        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
         val, test_gold = splits.val, splits.test
         raw = read_raw_lines(hp.test_raw_file)
         if len(raw) != len(test_gold):
@@ -129,17 +132,19 @@ class CwsDataModule(pl.LightningDataModule):
             val, raw, test_gold = val[: hp.max_eval_sentences], raw[: hp.max_eval_sentences], test_gold[: hp.max_eval_sentences]
         self.train_words = read_word_list(hp.train_words_file)
 
-        self.features["train"] = self._train_features(train)
+        if fitting:
+            self.features["train"] = self._train_features(train)
+            self.stats.update(
+                train_features=len(self.features["train"]),
+                train_tokens=sum(len(f["input_ids"]) for f in self.features["train"]),
+                train_unk_tokens=sum(f["input_ids"].count(self.tokenizer.unk_id) for f in self.features["train"]),
+            )
         self.texts["val"] = ["".join(w) for w in val]
         self.texts["test"] = raw
         self.gold = {"val": val, "test": test_gold}
         for split in ("val", "test"):
             self.pieces[split], self.features[split] = self._eval_features(self.texts[split])
-        n_unk = sum(f["input_ids"].count(self.tokenizer.unk_id) for f in self.features["train"])
         self.stats.update(
-            train_features=len(self.features["train"]),
-            train_tokens=sum(len(f["input_ids"]) for f in self.features["train"]),
-            train_unk_tokens=n_unk,
             val_features=len(self.features["val"]),
             test_features=len(self.features["test"]),
             vocab_size=len(self.tokenizer),
@@ -208,6 +213,26 @@ class CwsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def set_predict_texts(self, texts: Sequence[str]) -> None:
+        """Raw texts to segment with ``predict_dataloader`` / ``decode("predict", ...)``."""
+        if self.tokenizer is None:
+            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.texts["predict"] = list(texts)
+        self.pieces["predict"], self.features["predict"] = self._eval_features(self.texts["predict"])
+
+    @staticmethod
+    def format_prediction(text: str, words: list[str]) -> dict[str, Any]:
+        """JSON-ready output: the words with [start, end) character offsets into ``text``."""
+        out, pos = [], 0
+        for w in words:
+            start = text.index(w[0], pos)  # skip whitespace between words
+            out.append({"word": w, "start": start, "end": start + len(w)})
+            pos = start + len(w)
+        return {"text": text, "words": out}
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -1,0 +1,60 @@
+"""Test a checkpoint: ``python -m bertlab.evaluate ckpt_path=<file.ckpt> [+data.key=value ...]``.
+
+The checkpoint carries its run config, so nothing else is needed; ``data.*`` overrides
+(e.g. another test file) are merged onto the saved data config. Writes metrics.json and
+the predictions into this evaluation's run folder and prints the summary table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from bertlab.utils.checkpoint import load_run
+from bertlab.utils.config import to_plain
+from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
+from bertlab.utils.summary import print_summary
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = os.path.join(repo_root(), "conf")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    start = time.time()
+    out_dir = cfg.paths.output_dir
+    os.makedirs(out_dir, exist_ok=True)
+    model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_list(cfg.get("logger"), "logger") or False,
+                                      callbacks=instantiate_list(cfg.get("callbacks"), "callback"))
+    trainer.test(model, datamodule=datamodule)
+    metrics = {"test": model.last_metrics.get("test", {}), "ckpt_path": cfg.ckpt_path,
+               "trained_as": saved.get("task_name"), "wall_seconds": time.time() - start}
+    outputs = model.last_outputs.get("test")
+    if outputs is not None and hasattr(datamodule, "save_outputs"):
+        metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
+    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, ensure_ascii=False, default=str)
+    print_summary(metrics, title=f"evaluate {cfg.ckpt_path}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+def cli() -> None:
+    import sys
+
+    precheck_overrides(CONFIG_DIR, "eval", sys.argv[1:])
+    main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,83 @@
+"""Run a checkpoint on raw text and print JSON, one object per input text:
+
+    python -m bertlab.predict ckpt_path=<file.ckpt> text="..."
+    python -m bertlab.predict ckpt_path=<file.ckpt> input=<file, one text a line> [output=<file.jsonl>]
+
+CWS gives words with [start, end) character offsets into the input text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from bertlab.data.io import open_text_lines
+from bertlab.utils.checkpoint import load_run
+from bertlab.utils.errors import ConfigError
+from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
+
+CONFIG_DIR = os.path.join(repo_root(), "conf")
+
+
+def predict_texts(model, datamodule, texts: list[str]) -> list[dict]:
+    """Predictions for raw texts, formatted by the task's DataModule."""
+    datamodule.set_predict_texts(texts)
+    preds: dict[int, list[int]] = {}
+    with torch.inference_mode():
+        for batch in datamodule.predict_dataloader():
+            preds.update(model.predict_step(batch, 0))
+    decoded = datamodule.decode("predict", preds)
+    return [datamodule.format_prediction(t, d) for t, d in zip(texts, decoded)]
+
+
+def predict(cfg: DictConfig) -> list[dict]:
+    if (cfg.get("text") is None) == (cfg.get("input") is None):
+        raise ConfigError("text", "give exactly one of text=... or input=<file>")
+    texts = [str(cfg.text)] if cfg.get("text") is not None else [line for _, line in open_text_lines(cfg.input)]
+    model, datamodule, _ = load_run(cfg.ckpt_path)
+    records = predict_texts(model, datamodule, texts)
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    if cfg.get("output"):
+        with open(cfg.output, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return records
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+FREE_TEXT_KEYS = ("text", "input", "output")
+
+
+def quote_free_text(argv: list[str]) -> list[str]:
+    """Hydra's override grammar rejects most non-ASCII text unquoted: quote free-text values."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key in FREE_TEXT_KEYS and not (value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) > 1):
+            # hydra: backslashes are literal except before a quote or at the end of the string
+            value = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+            value = "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value) + "'"
+        out.append(f"{key}{eq}{value}" if eq else arg)
+    return out
+
+
+def cli() -> None:
+    sys.argv[1:] = quote_free_text(sys.argv[1:])
+    precheck_overrides(CONFIG_DIR, "predict", sys.argv[1:])
+    main()
+
+
+if __name__ == "__main__":
+    cli()
