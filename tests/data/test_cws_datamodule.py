@@ -8,10 +8,10 @@ from bertlab.data.samplers import BucketBatchSampler
 
 def test_words_from_tags_uses_s_b_as_word_starts_and_spaces_as_boundaries():
     text = "我爱北京 天安门"
-    tags = {0: 0, 1: 0, 2: 1, 3: 3, 5: 1, 6: 2, 7: 3}
+    tags = [0, 0, 1, 3, None, 1, 2, 3]
     assert words_from_tags(text, tags) == ["我", "爱", "北京", "天安门"]
     # a bad model's tags (m after s, e at a start) still give words covering every char
-    assert "".join(words_from_tags("abcd", {0: 2, 1: 3, 2: 2, 3: 0})) == "abcd"
+    assert "".join(words_from_tags("abcd", [2, 3, 2, 0])) == "abcd"
 
 
 def test_bucket_sampler_covers_every_index_once_and_buckets_lengths():

@@ -1,0 +1,230 @@
+"""Character-level tagging DataModules: the machinery shared by CWS and NER.
+
+A task subclass only says how to read its splits and what predicted tags mean:
+
+- ``read_splits()`` -> training sentences as ``(text, tags)`` (one tag per character of a
+  text without whitespace) and, per evaluation split, the raw texts and their gold answers;
+- ``split_train(text, tags, max_chars)`` -> pieces that fit the model;
+- ``evaluate_tags(split, char_tags)`` -> (metrics, outputs) from predicted per-char tags;
+- ``format_prediction(text, char_tags)`` -> a JSON-ready dict for ``bertlab.predict``.
+
+This base class tokenizes (one token per character, :mod:`bertlab.data.tokenization`),
+trims the vocabulary, cuts evaluation texts longer than ``max_len - 2`` characters at
+punctuation (:func:`bertlab.data.cws.split_text`) and glues the predicted tags back onto
+the original text, so every input character and line is kept; batches are length-bucketed
+and dynamically padded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from bertlab.data.collate import pad_collate
+from bertlab.data.cws import split_text
+from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import trim_vocab
+from bertlab.utils.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Piece:
+    """A model input: characters [start, start+len(text)) of text number ``sent``."""
+
+    sent: int
+    start: int
+    text: str
+
+
+@dataclass
+class Splits:
+    train: list[tuple[str, list[int]]]
+    #: split name -> (texts, gold answers in the task's own form)
+    evals: dict[str, tuple[list[str], list[Any]]]
+    stats: dict[str, int]
+
+
+class CharTaggingDataModule(pl.LightningDataModule):
+    #: the tag of [CLS]/[SEP] and of characters without a prediction
+    boundary_tag: int = 0
+
+    def __init__(
+        self,
+        vocab_file: str,
+        max_len: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        max_train_chars: int | None = None,
+        max_eval_sentences: int | None = None,
+        pool_batches: int = 100,
+        num_workers: int = 0,
+        seed: int = 0,
+        trim_vocab: str = "none",
+    ):
+        super().__init__()
+        if max_len < 3:
+            raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
+        self.tokenizer: CharTokenizer | None = None
+        self.keep_ids: list[int] | None = None
+        self.features: dict[str, list[dict[str, Any]]] = {}
+        self.pieces: dict[str, list[Piece]] = {}
+        self.texts: dict[str, list[str]] = {}
+        self.gold: dict[str, list[Any]] = {}
+        self.stats: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ task hooks
+    def read_splits(self) -> Splits:
+        raise NotImplementedError
+
+    def split_train(self, text: str, tags: list[int], max_chars: int) -> list[tuple[str, list[int]]]:
+        raise NotImplementedError
+
+    def evaluate_tags(self, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
+        raise NotImplementedError
+
+    def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reading
+    def setup(self, stage: str | None = None) -> None:
+        """Read and tokenize. Training features only for fitting; a preset ``keep_ids``
+        (from a checkpoint) is used as is instead of being derived from the training data."""
+        fitting = stage in (None, "fit")
+        if "test" in self.features and (not fitting or "train" in self.features):
+            return
+        hp = self.hparams
+        splits = self.read_splits()
+        self.stats = dict(splits.stats)
+        train = splits.train
+        if hp.max_train_chars:
+            train = self._subset(train, int(hp.max_train_chars), hp.seed)
+        if self.keep_ids is None and hp.trim_vocab != "none":
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for text, _ in train for ch in text}
+            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
+        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        if fitting:
+            self.features["train"] = self._train_features(train)
+            self.stats.update(
+                train_features=len(self.features["train"]),
+                train_tokens=sum(len(f["input_ids"]) for f in self.features["train"]),
+                train_unk_tokens=sum(f["input_ids"].count(self.tokenizer.unk_id) for f in self.features["train"]),
+            )
+        for split, (texts, gold) in splits.evals.items():
+            if hp.max_eval_sentences:
+                texts, gold = texts[: hp.max_eval_sentences], gold[: hp.max_eval_sentences]
+            self.texts[split], self.gold[split] = list(texts), list(gold)
+            self.pieces[split], self.features[split] = self._eval_features(self.texts[split])
+            self.stats[f"{split}_features"] = len(self.features[split])
+        self.stats["vocab_size"] = len(self.tokenizer)
+        log.info("%s data: %s", type(self).__name__, self.stats)
+
+    @staticmethod
+    def _subset(sents: list[tuple[str, list[int]]], max_chars: int, seed: int) -> list[tuple[str, list[int]]]:
+        """A fixed random subset of whole training sentences with at most ``max_chars`` characters."""
+        order = list(range(len(sents)))
+        random.Random(seed).shuffle(order)
+        out, total = [], 0
+        for i in order:
+            n = len(sents[i][0])
+            if total + n > max_chars:
+                break
+            out.append(i)
+            total += n
+        return [sents[i] for i in sorted(out)]
+
+    def _train_features(self, sents: list[tuple[str, list[int]]]) -> list[dict[str, Any]]:
+        assert self.tokenizer is not None
+        feats = []
+        for text, tags in sents:
+            for piece, piece_tags in self.split_train(text, tags, self.hparams.max_len - 2):
+                enc = self.tokenizer.encode(piece)
+                labels = [self.boundary_tag, *piece_tags, self.boundary_tag]
+                if len(labels) != len(enc.ids):
+                    raise DataError("<train>", None, f"{len(piece_tags)} tags for {len(enc.ids) - 2} tokens in {piece[:30]!r}")
+                feats.append({"input_ids": enc.ids, "labels": labels, "index": len(feats)})
+        return feats
+
+    def _eval_features(self, texts: list[str]) -> tuple[list[Piece], list[dict[str, Any]]]:
+        assert self.tokenizer is not None
+        pieces, feats = [], []
+        for s, text in enumerate(texts):
+            start = 0
+            for chunk in split_text(text, self.hparams.max_len - 2) if text else []:
+                enc = self.tokenizer.encode(chunk)
+                if len(enc.ids) > 2:  # an all-space chunk has nothing to tag
+                    pieces.append(Piece(s, start, chunk))
+                    feats.append({"input_ids": enc.ids, "offsets": enc.offsets, "index": len(feats)})
+                start += len(chunk)
+        return pieces, feats
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        feats = self.features[split]
+        bs = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
+        sampler = BucketBatchSampler(
+            [len(f["input_ids"]) for f in feats], bs, shuffle=shuffle, pool_batches=self.hparams.pool_batches, seed=self.hparams.seed
+        )
+        assert self.tokenizer is not None
+        return DataLoader(
+            feats,
+            batch_sampler=sampler,
+            collate_fn=partial(pad_collate, pad_id=self.tokenizer.pad_id),
+            num_workers=self.hparams.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the model must know about the data (after setup): the kept vocab ids."""
+        self.setup("fit")
+        return {"vocab_keep_ids": self.keep_ids}
+
+    def set_predict_texts(self, texts: Sequence[str]) -> None:
+        """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
+        if self.tokenizer is None:
+            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.texts["predict"] = list(texts)
+        self.pieces["predict"], self.features["predict"] = self._eval_features(self.texts["predict"])
+
+    # ------------------------------------------------------------------ predictions
+    def char_tags(self, split: str, predictions: Mapping[int, Sequence[int]]) -> list[list[int | None]]:
+        """Feature index -> tags per token (with [CLS]/[SEP]) into one tag per character of every
+        text (None for whitespace; the boundary tag where a piece has no prediction)."""
+        out = [[None if ch.isspace() else self.boundary_tag for ch in text] for text in self.texts[split]]
+        for idx, tags in predictions.items():
+            piece = self.pieces[split][idx]
+            for off, tag in zip(self.features[split][idx]["offsets"], tags):
+                if off >= 0:
+                    out[piece.sent][piece.start + off] = int(tag)
+        return out
+
+    def decode(self, split: str, predictions: Mapping[int, Sequence[int]]) -> list[list[int | None]]:
+        return self.char_tags(split, predictions)
+
+    def score(self, split: str, predictions: Mapping[int, Sequence[int]]) -> tuple[dict[str, Any], list[Any]]:
+        """Metrics of ``split`` and the task's outputs from per-token tag predictions."""
+        missing = len(self.features[split]) - len(predictions)
+        if missing:
+            log.warning("%s: %d of %d inputs have no prediction (a limited eval run?)", split, missing, len(self.features[split]))
+        return self.evaluate_tags(split, self.char_tags(split, predictions))
