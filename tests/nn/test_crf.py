@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from bertlab.nn.crf import CRF, _viterbi_backpointers
+from bertlab.nn.crf import CRF, _viterbi_loop
 
 ROUTES = ("loop", "scan")
 
@@ -50,8 +50,8 @@ def brute_decode(em, trans, start, end, mask, first_tag=None, last_tag=None):
         score, paths = brute_scores(em, trans, start, end, mask[b], b)
         if first_tag is not None:
             score = score.masked_fill(paths[:, 0] != first_tag, -math.inf)
-        if last_tag is not None:
-            score = score.masked_fill(paths[:, -1] != last_tag, -math.inf)
+        if last_tag is not None and not (paths.shape[1] == 1 and first_tag is not None):
+            score = score.masked_fill(paths[:, -1] != last_tag, -math.inf)  # first_tag wins a conflict
         out[b, mask[b]] = paths[score.argmax()]
     return out
 
@@ -184,14 +184,20 @@ def test_ties_give_an_optimal_consistent_path(route):
     torch.testing.assert_close(path_score(em, *params(crf), mask, got), best)
 
 
-def test_backpointer_viterbi_matches_brute_force():
-    K, T = 3, 6
-    crf = make_crf(K, True, "loop")
-    em = torch.randn(5, T, K, dtype=torch.float64)
-    mask = ragged_mask(5, T)
-    got = _viterbi_backpointers(em, crf.transitions.detach(), crf.start_transitions.detach(),
-                                crf.end_transitions.detach(), mask.sum(1)).masked_fill(~mask, -1)
-    assert torch.equal(got, brute_decode(em, *params(crf), mask))
+def test_scan_falls_back_to_the_loop_on_ties(monkeypatch):
+    import bertlab.nn.crf as crf_module
+
+    calls = []
+    monkeypatch.setattr(crf_module, "_viterbi_loop", lambda *a: calls.append(len(a[0])) or _viterbi_loop(*a))
+    crf = make_crf(2, False, "scan")
+    with torch.no_grad():
+        crf.transitions.copy_(torch.tensor([[-1.0, 0.0], [0.0, -1.0]]))
+    em = torch.zeros(3, 2, 2, dtype=torch.float64)
+    em[2, 1, 0] = 0.5  # the third row has a unique best path, [1, 0]
+    # rows 0 and 1: [0, 1] and [1, 0] tie, so per-step argmaxes of the max-marginals give [0, 0]
+    got = crf.decode(em, torch.ones(3, 2, dtype=torch.bool))
+    assert calls == [2]
+    assert got.tolist() == [[1, 0], [1, 0], [1, 0]]  # back-trace: the first maximum wins
 
 
 # ---------------------------------------------------------------------- pytorch-crf
@@ -242,6 +248,21 @@ def test_large_emissions_are_stable(route):
     em.requires_grad_()
     crf.nll(em, tags, mask).backward()
     assert torch.isfinite(em.grad).all() and torch.isfinite(crf.transitions.grad).all()
+
+
+def test_default_route_agrees_with_both_routes():
+    for K, T in [(3, 40), (6, 40), (3, 5)]:  # the CPU choice flips between these
+        crf = make_crf(K, True, "auto", dtype=torch.float32, seed=K)
+        assert crf.route == "auto"
+        em = 2 * torch.randn(6, T, K)
+        mask = ragged_mask(6, T, seed=K)
+        tags = torch.randint(K, (6, T))
+        nll, paths = crf.nll(em, tags, mask, "none"), crf.decode(em, mask, 0, 0)
+        for route in ROUTES:
+            crf.route = route
+            torch.testing.assert_close(crf.nll(em, tags, mask, "none"), nll, rtol=1e-5, atol=1e-5)
+            assert torch.equal(crf.decode(em, mask, 0, 0), paths)
+        crf.route = "auto"
 
 
 # ---------------------------------------------------------------------- edge cases
