@@ -109,3 +109,13 @@ def test_bad_input_is_one_line_and_nonzero_exit(tmp_path):
     res = subprocess.run(cmd[:-1] + [f"encoder.pretrained={tmp_path}/nope"], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=300)
     assert res.returncode == 2 and "no such directory" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("overrides", [["experiment=ner_crf"], ["experiment=ner_crf", "data=ner_resume", "head=memm",
+                                                                  "~optimizer.lr_multipliers.crf",
+                                                                  "+optimizer.lr_multipliers.memm=10"]])
+def test_fast_dev_run_ner(make_cfg, overrides):
+    cfg = make_cfg([*overrides, "debug=fdr", *TINY])
+    metrics, objs = train(cfg)
+    assert objs["model"].hparams.num_tags == len(objs["datamodule"].labels)
+    assert "train/loss" in metrics

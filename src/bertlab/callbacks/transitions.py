@@ -1,4 +1,5 @@
-"""Saves the CRF transition matrix after every validation: CSV + heatmap PNG, sent to loggers."""
+"""Saves the learned transition matrix (CRF or MEMM head) after every validation: CSV +
+heatmap PNG, sent to the loggers. Tag names default to the DataModule's ``tag_names``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bertlab.reporting.plots import heatmap_png
 
 
 class TransitionHeatmap(pl.Callback):
-    def __init__(self, output_dir: str, tag_names: Sequence[str] | None = None, attr: str = "crf"):
+    def __init__(self, output_dir: str, tag_names: Sequence[str] | None = None, attr: str = "head"):
         self.output_dir = output_dir
         self.tag_names = list(tag_names) if tag_names else None
         self.attr = attr
@@ -26,7 +27,9 @@ class TransitionHeatmap(pl.Callback):
         if trans is None:
             return
         mat = trans.detach().float().cpu().numpy()
-        names = self.tag_names or [str(i) for i in range(mat.shape[0])]
+        names = self.tag_names or list(getattr(trainer.datamodule, "tag_names", None) or [])
+        if len(names) != mat.shape[0]:
+            names = [str(i) for i in range(mat.shape[0])]
         os.makedirs(self.output_dir, exist_ok=True)
         stem = os.path.join(self.output_dir, f"step{trainer.global_step:07d}")
         with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
@@ -34,7 +37,7 @@ class TransitionHeatmap(pl.Callback):
             w.writerow(["from\\to", *names])
             for name, row in zip(names, mat):
                 w.writerow([name, *(f"{x:.6f}" for x in row)])
-        title = f"CRF transitions (from rows, to columns), step {trainer.global_step}"
+        title = f"{type(head).__name__} transitions (from rows, to columns), step {trainer.global_step}"
         fig = heatmap_png(mat, names, names, stem + ".png", title=title)
         self.written.append(stem + ".png")
         for logger in trainer.loggers:

@@ -57,6 +57,8 @@ class Splits:
 class CharTaggingDataModule(pl.LightningDataModule):
     #: the tag of [CLS]/[SEP] and of characters without a prediction
     boundary_tag: int = 0
+    #: tag names in id order (a class attribute or a property of the subclass)
+    tag_names: Sequence[str] = ()
 
     def __init__(
         self,
@@ -198,7 +200,7 @@ class CharTaggingDataModule(pl.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): the kept vocab ids."""
         self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids}
+        return {"vocab_keep_ids": self.keep_ids, "num_tags": len(self.tag_names)}
 
     def set_predict_texts(self, texts: Sequence[str]) -> None:
         """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""

@@ -1,7 +1,9 @@
 """Tagging heads sharing one interface: ``nll(emissions, tags, mask, reduction)`` and
 ``decode(emissions, mask, first_tag=None, last_tag=None)``.
 
-The CRF (nn/crf.py) is the research subject; the softmax head is the per-token baseline.
+The CRF (nn/crf.py) is the research subject, the MEMM (nn/memm.py) bert4keras's cheaper
+sibling, and the softmax head the per-token baseline. The head is registered on the task
+under its type name, so ``optimizer.lr_multipliers: {crf: 100}`` (or ``{memm: 10}``) works.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class SoftmaxHead(nn.Module):
         return tags.masked_fill(~mask, -1)
 
 
-HEADS = ("crf", "softmax")
+HEADS = ("crf", "memm", "softmax")
 
 
 def build_tagging_head(cfg: Mapping[str, Any], num_tags: int) -> tuple[str, nn.Module]:
@@ -57,4 +59,8 @@ def build_tagging_head(cfg: Mapping[str, Any], num_tags: int) -> tuple[str, nn.M
         from bertlab.nn.crf import CRF
 
         return kind, CRF(num_tags, include_start_end=bool(cfg.get("include_start_end", False)))
+    if kind == "memm":
+        from bertlab.nn.memm import MEMM
+
+        return kind, MEMM(num_tags)
     return kind, SoftmaxHead(num_tags)
