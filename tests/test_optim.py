@@ -75,3 +75,23 @@ def test_piecewise_linear_matches_bert4keras():
     f = piecewise_linear({1000: 1, 2000: 0.1})
     assert f(0) == 0 and f(500) == pytest.approx(0.5) and f(1000) == 1
     assert f(1500) == pytest.approx(0.55) and f(2000) == pytest.approx(0.1) and f(10**6) == pytest.approx(0.1)
+
+
+def test_warmup_linear_decay_and_scheduler_errors():
+    from bertlab.optim import build_scheduler, warmup_linear_decay
+
+    f = warmup_linear_decay(10, 110, 0.0)
+    assert f(0) == 0 and f(5) == pytest.approx(0.5) and f(10) == 1 and f(60) == pytest.approx(0.5) and f(110) == 0
+    assert warmup_linear_decay(0, 100)(0) == 1.0
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ConfigError, match="scheduler.type"):
+        build_scheduler(opt, {"type": "warmup_linear"}, None)
+    with pytest.raises(ConfigError, match="unknown scheduler"):
+        build_scheduler(opt, {"type": "cosine"}, 10)
+    sched = build_scheduler(opt, {"type": "warmup_linear", "warmup_steps": 2}, 4)["scheduler"]
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0])

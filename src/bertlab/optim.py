@@ -91,11 +91,27 @@ def piecewise_linear(schedule: Mapping[int, float]):
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any] | None):
-    """None / ``{type: constant}`` -> None; ``{type: piecewise_linear, schedule: {step: factor}}``."""
+def warmup_linear_decay(warmup_steps: int, total_steps: int, final_factor: float = 0.0):
+    """Linear warm-up from 0 to 1 over ``warmup_steps``, then linear decay to ``final_factor``
+    at ``total_steps`` (the whole run, e.g. Lightning's ``estimated_stepping_batches``)."""
+    warmup_steps = max(0, int(warmup_steps))
+    total_steps = max(warmup_steps + 1, int(total_steps))
+    return piecewise_linear({0: 0.0 if warmup_steps else 1.0, warmup_steps: 1.0, total_steps: final_factor})
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any] | None, total_steps: int | None = None):
+    """None / ``{type: constant}`` -> None;
+    ``{type: piecewise_linear, schedule: {step: factor}}`` (bert4keras);
+    ``{type: warmup_linear, warmup_steps, final_factor}`` (decays over ``total_steps``)."""
     if not cfg or cfg.get("type", "constant") == "constant":
         return None
     if cfg["type"] == "piecewise_linear":
-        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, piecewise_linear(cfg["schedule"]))
-        return {"scheduler": sched, "interval": "step", "frequency": 1}
-    raise ConfigError("scheduler.type", f"unknown scheduler {cfg['type']!r} (constant | piecewise_linear)")
+        factor = piecewise_linear(cfg["schedule"])
+    elif cfg["type"] == "warmup_linear":
+        if not total_steps or total_steps <= 0:
+            raise ConfigError("scheduler.type", "warmup_linear needs a known number of training steps (trainer.max_steps or max_epochs)")
+        factor = warmup_linear_decay(cfg.get("warmup_steps", 0), total_steps, cfg.get("final_factor", 0.0))
+    else:
+        raise ConfigError("scheduler.type", f"unknown scheduler {cfg['type']!r} (constant | piecewise_linear | warmup_linear)")
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"scheduler": sched, "interval": "step", "frequency": 1}

@@ -116,5 +116,6 @@ class SequenceLabelingModule(pl.LightningModule):
     # --------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         opt = build_optimizer(self, self.hparams.optimizer)
-        sched = build_scheduler(opt, self.hparams.scheduler)
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
+        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
         return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
