@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench clean
+.PHONY: help install train test test-fast bench report clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end ones
 
 bench: $(STAMP)  ## CRF benchmark against pytorch-crf
 	$(PY) scripts/bench_crf.py $(ARGS)
+
+report: $(STAMP)  ## markdown table + PNG of a multirun folder (DIR=multirun/<date>/<time> [ARGS="--metric val/f1"])
+	@test -n "$(DIR)" || { echo "usage: make report DIR=<multirun folder>"; exit 2; }
+	$(PY) -m bertlab.report $(DIR) $(ARGS)
 
 clean:  ## remove logs and caches (not the venv)
 	rm -rf logs .pytest_cache

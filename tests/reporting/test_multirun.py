@@ -1,0 +1,120 @@
+"""Multirun report on a fabricated Hydra multirun folder (3 jobs, one failed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertlab.report import main
+from bertlab.reporting.multirun import build_report, render_markdown
+
+CSV_HEADER = "epoch,step,train/loss,val/f1,val/precision\n"
+
+
+def _job(root: Path, num: int, crf: str, history: list[tuple], metrics: dict | None) -> None:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(
+        f"- experiment=cws_crf\n- optimizer.lr_multipliers.crf={crf}\n", encoding="utf-8")
+    (job / ".hydra" / "config.yaml").write_text("seed: 1\n", encoding="utf-8")
+    (job / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    num: %d\n" % num, encoding="utf-8")
+    (job / "csv").mkdir()
+    lines = [CSV_HEADER] + [",".join("" if v is None else str(v) for v in row) + "\n" for row in history]
+    (job / "csv" / "metrics.csv").write_text("".join(lines), encoding="utf-8")
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+
+
+@pytest.fixture
+def multirun(tmp_path: Path) -> Path:
+    root = tmp_path / "multirun"
+    root.mkdir()
+    (root / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - experiment=cws_crf\n    - optimizer.lr_multipliers.crf=1,10,100\n",
+        encoding="utf-8")
+    # job 0: f1 0.50 -> 0.70 -> 0.65 (best in epoch 1, final 0.65)
+    _job(root, 0, "1", [(0, 9, 1.2, None, None), (0, 9, None, 0.5, 0.6), (1, 19, 0.8, None, None),
+                        (1, 19, None, 0.7, 0.72), (2, 29, None, 0.65, 0.7)],
+         {"val/f1": 0.65, "val/precision": 0.7, "train/loss": 0.8,
+          "test": {"f1": 0.61, "precision": 0.6, "recall": 0.62, "n_gold": 10}, "val_last": {"f1": 0.65}})
+    # job 1: failed in epoch 1 (partial CSV, no metrics.json)
+    _job(root, 1, "10", [(0, 9, None, 0.55, 0.5), (1, 12, 0.9, None, None)], None)
+    # job 2: f1 0.60 -> 0.80
+    _job(root, 2, "100", [(0, 9, None, 0.6, 0.6), (1, 19, None, 0.8, 0.81)],
+         {"val/f1": 0.8, "test": {"f1": 0.77, "precision": 0.75, "recall": 0.79}})
+    return root
+
+
+def test_build_report_rows(multirun):
+    report = build_report(multirun)
+    assert report.swept_keys == ["optimizer.lr_multipliers.crf"]
+    assert report.common == {"experiment": "cws_crf"}
+    assert report.mode == "max"
+    assert report.test_keys == ["f1", "precision", "recall"]  # counts (n_*) left out
+    r0, r1, r2 = report.rows
+    assert (r0["status"], r1["status"], r2["status"]) == ("ok", "failed", "ok")
+    assert r0["optimizer.lr_multipliers.crf"] == "1"
+    assert (r0["final"], r0["best"], r0["best_epoch"], r0["epoch1"]) == (0.65, 0.7, 1, 0.5)
+    assert (r1["final"], r1["best"], r1["best_epoch"], r1["epoch1"]) == (None, 0.55, 0, 0.55)
+    assert r1["test/f1"] is None
+    assert (r2["final"], r2["best"], r2["epoch1"], r2["test/f1"]) == (0.8, 0.8, 0.6, 0.77)
+
+
+def test_loss_metric_is_minimised(multirun):
+    report = build_report(multirun, metric="train/loss")
+    assert report.mode == "min"
+    assert (report.rows[0]["final"], report.rows[0]["best"], report.rows[0]["epoch1"]) == (0.8, 0.8, 1.2)
+    assert build_report(multirun, metric="test/f1").rows[2]["final"] == 0.77  # nested lookup
+
+
+def test_cli_writes_markdown_and_png(multirun, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(multirun), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| job | optimizer.lr_multipliers.crf | status | final val/f1 | best val/f1 |" in md
+    assert "| 0 | 1 | ok | 0.6500 | 0.7000 | 1 | 0.5000 | 0.6100 | 0.6000 | 0.6200 |" in md
+    assert "| 1 | 10 | failed | - | 0.5500 | 0 | 0.5500 | - | - | - |" in md
+    assert "job 1: no metrics.json" in md
+    assert "Best `val/f1`: 0.8000 (job 2" in md
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in capsys.readouterr().out
+    # default output folder: the multirun folder itself
+    assert main([str(multirun)]) == 0
+    assert (multirun / "report.md").is_file() and (multirun / "report.png").is_file()
+
+
+def test_not_a_multirun_folder_exits_2(tmp_path, multirun, capsys):
+    (tmp_path / "plain").mkdir()
+    assert main([str(tmp_path / "plain")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a Hydra multirun folder" in err[0]
+    assert main([str(tmp_path / "missing")]) == 2
+    assert main([str(multirun), "--metric", "val/f2"]) == 2
+    assert "val/f1" in capsys.readouterr().err  # lists the available metrics
+
+
+def test_module_entry_point(multirun, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bertlab.report", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("bertlab: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_markdown_without_swept_keys(tmp_path):
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "multirun.yaml").write_text("hydra: {}\n", encoding="utf-8")
+    _job(root, 0, "1", [(0, 9, None, 0.5, 0.5)], {"val/f1": 0.5})
+    report = build_report(root)
+    assert report.swept_keys == ["experiment", "optimizer.lr_multipliers.crf"]  # one job: all keys
+    assert "| 0 | cws_crf | 1 | ok | 0.5000 |" in render_markdown(report)
+
+
+def test_best_line_ignores_failed_jobs(multirun):
+    report = build_report(multirun)
+    report.rows[1]["best"] = 0.99  # a crashed job's partial history must not be "the best job"
+    assert "Best `val/f1`: 0.8000 (job 2" in render_markdown(report)
