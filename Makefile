@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report clean
+.PHONY: help install train test test-fast bench report reproduce-crf clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ bench: $(STAMP)  ## CRF benchmark against pytorch-crf
 report: $(STAMP)  ## markdown table + PNG of a multirun folder (DIR=multirun/<date>/<time> [ARGS="--metric val/f1"])
 	@test -n "$(DIR)" || { echo "usage: make report DIR=<multirun folder>"; exit 2; }
 	$(PY) -m bertlab.report $(DIR) $(ARGS)
+
+reproduce-crf: $(STAMP)  ## the CRF post's layer-1 table (5 runs, <= 5 min each) -> logs/crf_layer1/<time>/crf_layer1.md
+	$(PY) scripts/reproduce_crf.py $(ARGS)
 
 clean:  ## remove logs and caches (not the venv)
 	rm -rf logs .pytest_cache

@@ -19,9 +19,17 @@ class TransitionHeatmap(pl.Callback):
         self.attr = attr
         self.written: list[str] = []
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The matrix before training (step 0): the reference for how far training moved it."""
+        if trainer.is_global_zero and trainer.global_step == 0:
+            self._write(trainer, pl_module)
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        self._write(trainer, pl_module)
+
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         head = getattr(pl_module, self.attr, None)
         trans = getattr(head, "transitions", None)
         if trans is None:

@@ -1,0 +1,37 @@
+"""scripts/reproduce_crf.py: the layer-1 rows as one real multirun, tabulated (tiny model)."""
+
+import importlib.util
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("reproduce_crf", ROOT / "scripts" / "reproduce_crf.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
+    mod = _load()
+    out = tmp_path / "sweep"
+    tiny = ["encoder.hidden_size=32", "encoder.num_attention_heads=2", "encoder.intermediate_size=64",
+            "data.max_train_chars=6000", "data.max_eval_sentences=30", "trainer.max_epochs=2",
+            "trainer.limit_train_batches=4", "callbacks.rich_progress_bar=null", "threads=1"]
+    rc = mod.main(["--rows", "crf1,crf2,softmax", "--out", str(out), *tiny])
+    assert rc == 0
+    md = (out / "crf_layer1.md").read_text(encoding="utf-8")
+    lines = [line for line in md.splitlines() if line.startswith("| CRF-") or line.startswith("| Softmax")]
+    assert [line.split("|")[1].strip() for line in lines[:3]] == ["CRF-1", "CRF-2", "Softmax"]
+    crf1, crf2, soft = (line.split("|") for line in lines[:3])
+    assert crf1[4].strip() == "0.001" and crf2[4].strip() == "0.01" and soft[4].strip() == "-"
+    # 2 epochs x 4 steps: head lr x steps = 0.008 (x1) and 0.08 (x10); the matrix moved, by at most ~lr/step
+    assert crf1[10].strip() == "0.008" and crf2[10].strip() == "0.08"
+    moved1, moved2 = float(crf1[9]), float(crf2[9])
+    assert 0 < moved1 <= 0.008 * 1.5 and moved1 < moved2 <= 0.08 * 1.5
+    assert "x10 to s" in md  # the side-by-side matrices
