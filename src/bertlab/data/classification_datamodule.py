@@ -1,0 +1,227 @@
+"""Sentence classification DataModule: the sentiment corpus (data/sentiment/sentiment.zip).
+
+Splits: the corpus's train / valid / test become ``train`` / ``val`` / ``test``. Texts are
+tokenized one token per character (:class:`bertlab.data.tokenization.CharTokenizer`, as
+every task here) and truncated to ``max_len`` tokens with [CLS] and [SEP] (bert4keras's
+``maxlen``). ``max_train_examples`` keeps a FIXED random subset of the training split,
+drawn with ``subset_seed`` (not the run's seed), so that every arm and seed of a
+comparison trains on the same examples.
+
+Predictions are ``{feature index: label id}``; ``score`` gives accuracy (over the examples
+that have a prediction), ``decode``/``format_prediction`` serve ``bertlab.predict`` and
+any caller that wants labels for raw texts (e.g. a control-accuracy judge).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from bertlab.data.collate import pad_collate
+from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.sentiment import read_sentiment
+from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import trim_vocab
+from bertlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: our split name -> the corpus's
+SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
+
+
+def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    batch = pad_collate(features, pad_id=pad_id)
+    if "label" in features[0]:
+        batch["label"] = torch.as_tensor([f["label"] for f in features], dtype=torch.long)
+    return batch
+
+
+class ClassificationDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        path: str,
+        vocab_file: str,
+        label_names: Sequence[str] = ("negative", "positive"),
+        max_len: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        max_train_examples: int | None = None,
+        subset_seed: int = 0,
+        max_eval_examples: int | None = None,
+        pool_batches: int = 100,
+        num_workers: int = 0,
+        seed: int = 0,
+        trim_vocab: str = "none",
+        max_train_chars: int | None = None,
+        max_eval_sentences: int | None = None,
+    ):
+        """``max_train_chars`` / ``max_eval_sentences``: the size limits of the tagging tasks,
+        accepted so the shared ``debug`` presets apply here too (a character budget for the
+        training subset; the same as ``max_eval_examples``)."""
+        super().__init__()
+        if max_len < 3:
+            raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
+        if len(label_names) < 2:
+            raise ConfigError("data.label_names", f"need at least 2 labels, got {list(label_names)}")
+        if max_train_examples is not None and int(max_train_examples) < 1:
+            raise ConfigError("data.max_train_examples", f"must be >= 1 or null, got {max_train_examples}")
+        self.save_hyperparameters(logger=False)
+        self.tokenizer: CharTokenizer | None = None
+        self.keep_ids: list[int] | None = None
+        self.texts: dict[str, list[str]] = {}
+        self.labels: dict[str, list[int]] = {}
+        self.features: dict[str, list[dict[str, Any]]] = {}
+        self.stats: dict[str, int] = {}
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.hparams.label_names)
+
+    # ------------------------------------------------------------------ reading
+    def read_split(self, split: str) -> list[tuple[str, int]]:
+        rows = read_sentiment(self.hparams.path, SPLIT_FILES[split])
+        bad = next((lab for _, lab in rows if not 0 <= lab < len(self.label_names)), None)
+        if bad is not None:
+            raise ConfigError("data.label_names", f"label {bad} in {self.hparams.path} has no name in {self.label_names}")
+        return rows
+
+    @staticmethod
+    def subset(rows: list[tuple[str, int]], size: int, seed: int) -> list[tuple[str, int]]:
+        """A fixed random subset of ``size`` rows, kept in file order."""
+        if size >= len(rows):
+            return list(rows)
+        keep = sorted(random.Random(seed).sample(range(len(rows)), size))
+        return [rows[i] for i in keep]
+
+    @staticmethod
+    def char_budget(rows: list[tuple[str, int]], max_chars: int, seed: int) -> list[tuple[str, int]]:
+        """A fixed random subset of whole examples with at most ``max_chars`` characters, in file order."""
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        keep, total = [], 0
+        for i in order:
+            if total + len(rows[i][0]) > max_chars:
+                break
+            keep.append(i)
+            total += len(rows[i][0])
+        return [rows[i] for i in sorted(keep)]
+
+    def setup(self, stage: str | None = None) -> None:
+        fitting = stage in (None, "fit")
+        if "test" in self.features and (not fitting or "train" in self.features):
+            return
+        hp = self.hparams
+        train = self.read_split("train") if fitting or (self.keep_ids is None and hp.trim_vocab != "none") else []
+        if hp.max_train_examples:
+            train = self.subset(train, int(hp.max_train_examples), hp.subset_seed)
+        if hp.max_train_chars:
+            train = self.char_budget(train, int(hp.max_train_chars), hp.subset_seed)
+        if self.keep_ids is None and hp.trim_vocab != "none":
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for text, _ in train for ch in text if not ch.isspace()}
+            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
+        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        splits = {"val": self.read_split("val"), "test": self.read_split("test")}
+        if fitting:
+            splits = {"train": train, **splits}
+        for split, rows in splits.items():
+            limit = hp.max_eval_examples or hp.max_eval_sentences
+            if split != "train" and limit:
+                rows = rows[: int(limit)]
+            self._store(split, [t for t, _ in rows], [lab for _, lab in rows])
+            self.stats[f"{split}_examples"] = len(rows)
+        if fitting:
+            feats = self.features["train"]
+            self.stats.update(train_tokens=sum(len(f["input_ids"]) for f in feats),
+                              train_truncated=sum(f["truncated"] for f in feats))
+        self.stats["vocab_size"] = len(self.tokenizer)
+        log.info("classification data: %s", self.stats)
+
+    def _encode(self, text: str, index: int) -> dict[str, Any]:
+        assert self.tokenizer is not None
+        ids = self.tokenizer.encode(text).ids
+        limit = self.hparams.max_len
+        truncated = len(ids) > limit
+        if truncated:  # keep [CLS] + the first max_len - 2 characters + [SEP]
+            ids = ids[: limit - 1] + [self.tokenizer.sep_id]
+        return {"input_ids": ids, "index": index, "truncated": truncated}
+
+    def _store(self, split: str, texts: list[str], labels: list[int] | None) -> None:
+        self.texts[split] = list(texts)
+        feats = [self._encode(t, i) for i, t in enumerate(texts)]
+        if labels is not None:
+            self.labels[split] = list(labels)
+            for f, lab in zip(feats, labels):
+                f["label"] = int(lab)
+        self.features[split] = feats
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        feats = self.features[split]
+        bs = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
+        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], bs, shuffle=shuffle,
+                                     pool_batches=self.hparams.pool_batches, seed=self.hparams.seed)
+        assert self.tokenizer is not None
+        return DataLoader(feats, batch_sampler=sampler, num_workers=self.hparams.num_workers,
+                          collate_fn=partial(classification_collate, pad_id=self.tokenizer.pad_id))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the model must know about the data (after setup): kept vocab ids, label count."""
+        self.setup("fit")
+        return {"vocab_keep_ids": self.keep_ids, "num_labels": len(self.label_names)}
+
+    # ------------------------------------------------------------------ predictions
+    def set_predict_texts(self, texts: Sequence[str]) -> None:
+        """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
+        if self.tokenizer is None:
+            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self._store("predict", list(texts), None)
+
+    def decode(self, split: str, predictions: Mapping[int, int]) -> list[int | None]:
+        """One predicted label id per text of ``split`` (None where there is no prediction)."""
+        return [None if predictions.get(i) is None else int(predictions[i]) for i in range(len(self.texts[split]))]
+
+    def format_prediction(self, text: str, label: int | None) -> dict[str, Any]:
+        name = None if label is None else self.label_names[label]
+        return {"text": text, "label": label, "label_name": name}
+
+    def score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
+        """Accuracy over the examples of ``split`` that have a prediction, and the predicted labels."""
+        pred = self.decode(split, predictions)
+        gold = self.labels[split]
+        pairs = [(p, g) for p, g in zip(pred, gold) if p is not None]
+        if len(pairs) < len(gold):
+            log.warning("%s: %d of %d examples have no prediction (a limited eval run?)", split, len(gold) - len(pairs), len(gold))
+        correct = sum(p == g for p, g in pairs)
+        metrics = {"acc": correct / len(pairs) if pairs else 0.0, "n_examples": len(pairs), "n_correct": correct}
+        return metrics, pred
+
+    def save_outputs(self, split: str, outputs: list[int | None], out_dir: str) -> list[str]:
+        """``text<TAB>predicted<TAB>gold`` per example, in corpus order (the corpus's own format + a column)."""
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{split}_labels.tsv")
+        with open(path, "w", encoding="utf-8") as f:
+            for text, p, g in zip(self.texts[split], outputs, self.labels[split]):
+                f.write(f"{text}\t{'' if p is None else p}\t{g}\n")
+        return [path]

@@ -1,0 +1,165 @@
+"""Sentence classification: encoder -> [CLS] vector -> dropout -> Dense(num_labels) softmax.
+
+The sentiment example of the ALBERT post (bert4keras: ``Lambda(lambda x: x[:, 0])`` then
+``Dense(2, softmax)``, cross-entropy averaged over the batch). Options from config:
+
+- ``encoder.albert_unshared``: one independent block per layer, each a copy of the shared
+  ALBERT block (:func:`bertlab.nn.albert.unshare_albert`; a no-op when the encoder factory
+  already did it);
+- ``init``: an init law (or ``{module pattern: law}``, :mod:`bertlab.nn.init`) for the
+  freshly built weights: the classifier always, the whole encoder too when it is not
+  loaded from a checkpoint (``encoder.pretrained: null``);
+- ``orthogonality``: ``{kind: none|som|soft|biggan, patterns: [...], weight, gamma,
+  lambda1, lambda2, max_rows}``, a regulariser on the chosen Linear layers added to the
+  loss (:class:`bertlab.nn.orthogonality.OrthogonalityPenalty`), logged as
+  ``train/orthogonality``.
+
+The DataModule turns predicted label ids into metrics (``datamodule.score``: accuracy) and
+outputs. Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the
+epoch, validation excluded).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from bertlab.nn.albert import unshare_albert
+from bertlab.nn.encoders import build_encoder
+from bertlab.nn.init import apply_init
+from bertlab.nn.orthogonality import OrthogonalityPenalty
+from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.utils.config import to_plain
+
+ORTHOGONALITY_KEYS = ("kind", "patterns", "weight", "gamma", "lambda1", "lambda2", "max_rows", "detach_inputs")
+
+
+class ClassificationModule(pl.LightningModule):
+    def __init__(
+        self,
+        encoder: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        num_labels: int = 2,
+        dropout: float = 0.1,
+        init: str | Mapping[str, str] | None = None,
+        orthogonality: Mapping[str, Any] | None = None,
+        vocab_keep_ids: list[int] | None = None,
+    ):
+        super().__init__()
+        encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids = (
+            to_plain(x) for x in (encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids)
+        )
+        self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
+                                   "num_labels": num_labels, "dropout": dropout, "init": init,
+                                   "orthogonality": orthogonality, "vocab_keep_ids": vocab_keep_ids})
+        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
+        if encoder.get("albert_unshared"):
+            unshare_albert(self.encoder)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.encoder.config.hidden_size, num_labels)
+        if init is not None:
+            fresh = self if not encoder.get("pretrained") else self.classifier
+            apply_init(fresh, init, std=getattr(self.encoder.config, "initializer_range", 0.02))
+        orth = dict(orthogonality or {})
+        unknown = sorted(set(orth) - set(ORTHOGONALITY_KEYS))
+        if unknown:
+            from bertlab.utils.errors import ConfigError
+
+            raise ConfigError(f"model.orthogonality.{unknown[0]}", f"unknown key; known: {list(ORTHOGONALITY_KEYS)}")
+        self.orthogonality = OrthogonalityPenalty(self, **{"kind": "none", **orth})
+        self._preds: dict[str, dict[int, int]] = {}
+        self.last_outputs: dict[str, list[Any]] = {}
+        self.last_metrics: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, float]] = []  # one row per validation: epoch, step, val/acc
+        self._epoch_start = 0.0
+        self._val_seconds = 0.0
+        self._val_start: float | None = None
+        self.train()  # from_pretrained returns eval-mode modules: dropout must be on while fitting
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        if self.training:
+            self.orthogonality.set_mask(mask)
+        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask.long()).last_hidden_state
+        return self.classifier(self.dropout(hidden[:, 0]))  # shape: [B, num_labels]
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        bs = batch["input_ids"].size(0)
+        loss = nn.functional.cross_entropy(self(batch), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if self.orthogonality.active:
+            penalty = self.orthogonality()
+            self.log("train/orthogonality", penalty.detach(), batch_size=bs)
+            loss = loss + penalty
+        return loss
+
+    # --------------------------------------------------------------- evaluation
+    def _predict(self, batch: Mapping[str, torch.Tensor]) -> list[int]:
+        return self(batch).argmax(-1).tolist()
+
+    def _eval_step(self, split: str, batch: Mapping[str, torch.Tensor]) -> None:
+        preds = self._preds.setdefault(split, {})
+        for idx, label in zip(batch["index"].tolist(), self._predict(batch)):
+            preds[idx] = label
+
+    def _eval_end(self, split: str) -> None:
+        preds = self._preds.pop(split, {})
+        dm = self.trainer.datamodule
+        if dm is None or not hasattr(dm, "score"):
+            return
+        metrics, outputs = dm.score(split, preds)
+        self.last_metrics[split] = metrics
+        self.last_outputs[split] = outputs
+        self.log(f"{split}/acc", float(metrics["acc"]), prog_bar=True)
+        if split == "val" and not self.trainer.sanity_checking:
+            self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val/acc": float(metrics["acc"])})
+
+    def on_validation_epoch_start(self) -> None:
+        self._preds["val"] = {}
+        self._val_start = time.perf_counter()
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+        if self._val_start is not None:
+            self._val_seconds += time.perf_counter() - self._val_start
+            self._val_start = None
+
+    def on_test_epoch_start(self) -> None:
+        self._preds["test"] = {}
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def predict_step(self, batch, batch_idx):
+        """``{feature index: predicted label id}``."""
+        return dict(zip(batch["index"].tolist(), self._predict(batch)))
+
+    # --------------------------------------------------------------- timing
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+        self._val_seconds = 0.0
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._epoch_start - self._val_seconds
+        self.log("train/epoch_seconds", seconds)
+        if self.history and self.history[-1]["epoch"] == self.current_epoch:
+            self.history[-1]["train/epoch_seconds"] = seconds
+
+    # --------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        opt = build_optimizer(self, self.hparams.optimizer)
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
+        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}

@@ -1,0 +1,120 @@
+"""Sentiment classification DataModule: splits, fixed subset, truncation, batches, scoring, predict protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bertlab.data.classification_datamodule import ClassificationDataModule
+from bertlab.data.sentiment import read_sentiment
+from bertlab.utils.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+ZIP = str(ROOT / "data/sentiment/sentiment.zip")
+VOCAB = str(ROOT / "data/vocab/bert-base-chinese/vocab.txt")
+
+
+def make(**kw) -> ClassificationDataModule:
+    return ClassificationDataModule(path=ZIP, vocab_file=VOCAB, **kw)
+
+
+@pytest.fixture(scope="module")
+def full():
+    dm = make(max_len=64)
+    dm.setup("fit")
+    return dm
+
+
+def test_splits_and_labels_are_the_corpus(full):
+    assert full.stats["train_examples"] == 16883 and full.stats["val_examples"] == 2111
+    assert full.stats["test_examples"] == 2111
+    valid = read_sentiment(ZIP, "valid")
+    assert full.texts["val"] == [t for t, _ in valid] and full.labels["val"] == [lab for _, lab in valid]
+    assert set(full.labels["train"]) == {0, 1}
+
+
+def test_truncation_keeps_cls_first_chars_and_sep(full):
+    tok = full.tokenizer
+    for f, text in zip(full.features["train"][:300], full.texts["train"][:300]):
+        ids = f["input_ids"]
+        assert len(ids) <= 64 and ids[0] == tok.cls_id and ids[-1] == tok.sep_id
+        chars = [c for c in text if not c.isspace()]
+        assert f["truncated"] == (len(chars) > 62)
+        assert ids[1:-1] == [tok.char_id(c) for c in chars[:62]]
+    assert full.stats["train_truncated"] > 0
+
+
+def test_fixed_subset_is_the_same_for_every_run_seed():
+    a, b, c = make(max_train_examples=500, seed=1), make(max_train_examples=500, seed=2), \
+        make(max_train_examples=500, seed=1, subset_seed=7)
+    for dm in (a, b, c):
+        dm.setup("fit")
+    assert len(a.texts["train"]) == 500 and a.texts["train"] == b.texts["train"]
+    assert a.texts["train"] != c.texts["train"]
+    train = set(read_sentiment(ZIP, "train"))
+    assert all(pair in train for pair in zip(a.texts["train"], a.labels["train"]))
+    rows = [(str(i), i % 2) for i in range(1000)]
+    sub = ClassificationDataModule.subset(rows, 50, seed=3)
+    idx = [int(t) for t, _ in sub]
+    assert len(set(idx)) == 50 and idx == sorted(idx)  # distinct rows, file order kept
+    assert ClassificationDataModule.subset(rows, 5000, seed=3) == rows
+
+
+def test_batches_carry_labels_and_indices():
+    dm = make(max_train_examples=100, max_eval_examples=30, batch_size=8, eval_batch_size=16)
+    dm.setup("fit")
+    seen = []
+    for batch in dm.val_dataloader():
+        assert batch["input_ids"].shape == batch["attention_mask"].shape
+        assert batch["label"].shape == (batch["input_ids"].shape[0],)
+        for i, lab in zip(batch["index"].tolist(), batch["label"].tolist()):
+            assert dm.labels["val"][i] == lab
+            seen.append(i)
+    assert sorted(seen) == list(range(30))
+    assert sum(b["input_ids"].shape[0] for b in dm.train_dataloader()) == 100
+
+
+def test_score_decode_and_predict_protocol():
+    dm = make(max_eval_examples=4)
+    dm.setup("test")
+    gold = dm.labels["test"]
+    preds = {0: gold[0], 1: 1 - gold[1], 2: gold[2]}  # example 3 has no prediction
+    metrics, outputs = dm.score("test", preds)
+    assert metrics == {"acc": 2 / 3, "n_examples": 3, "n_correct": 2}
+    assert outputs == [gold[0], 1 - gold[1], gold[2], None]
+    dm.set_predict_texts(["很好", "", "太差了 !"])
+    batches = list(dm.predict_dataloader())
+    assert sorted(i for b in batches for i in b["index"].tolist()) == [0, 1, 2]
+    assert "label" not in batches[0]
+    decoded = dm.decode("predict", {0: 1, 1: 0, 2: 0})
+    assert [dm.format_prediction(t, d) for t, d in zip(dm.texts["predict"], decoded)] == [
+        {"text": "很好", "label": 1, "label_name": "positive"},
+        {"text": "", "label": 0, "label_name": "negative"},
+        {"text": "太差了 !", "label": 0, "label_name": "negative"},
+    ]
+
+
+def test_save_outputs(tmp_path):
+    dm = make(max_eval_examples=3)
+    dm.setup("test")
+    (path,) = dm.save_outputs("test", [1, 0, None], str(tmp_path))
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t")[1:] for line in lines] == [["1", str(dm.labels["test"][0])], ["0", str(dm.labels["test"][1])],
+                                                        ["", str(dm.labels["test"][2])]]
+
+
+def test_trimmed_vocab_and_model_kwargs():
+    dm = make(max_train_examples=200, trim_vocab="corpus")
+    kw = dm.model_kwargs()
+    assert kw["num_labels"] == 2 and kw["vocab_keep_ids"] is not None
+    assert len(dm.tokenizer) == len(kw["vocab_keep_ids"]) < 21128
+
+
+def test_bad_config_is_one_clear_error():
+    with pytest.raises(ConfigError, match="data.max_len"):
+        make(max_len=2)
+    with pytest.raises(ConfigError, match="data.label_names"):
+        make(label_names=["only"])
+    with pytest.raises(ConfigError, match="data.max_train_examples"):
+        make(max_train_examples=0)
