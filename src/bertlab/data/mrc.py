@@ -1,0 +1,338 @@
+"""Readers for multi-passage reading comprehension (the MLM reading-comprehension post).
+
+The native format is WebQA / SogouQA as bert4keras uses them: a JSON list (or JSON lines)
+of ``{"id", "question", "passages": [{"passage", "answer"}]}``, an empty ``answer`` meaning
+"the answer is not in this passage". A question's gold answer set is the distinct non-empty
+passage answers, in passage order.
+
+CMRC 2018 (SQuAD-style JSON) is converted into that format:
+
+- **split by context**: ``split_of_context(context)`` = sha1 of the UTF-8 context text as an
+  integer, mod 10: 0 -> test, 1 -> val, else train (the same rule as the pretraining
+  corpus, so pretraining never sees an evaluation context); all questions of a context
+  stay together, so no passage is in two splits;
+- **windows**: a context is cut into windows of at most ``window`` tokens (a token is a
+  non-whitespace character, as :class:`bertlab.data.tokenization.CharTokenizer` makes them)
+  starting every ``stride`` tokens, the last window ending at the context's end; the
+  windows become the question's passages (the exact context substring, so offsets map
+  back). A window's answer is the first gold answer (annotator order) whose span lies
+  inside it, else empty. Any span of at most ``window - stride + 1`` tokens lies inside
+  some window;
+- gold answers: every annotator answer (distinct texts); an answer with
+  ``answer_start == -1`` (CMRC marks answers not copied from the context that way) is kept
+  for scoring only; an ``answer_start`` that is off by a few characters is moved to the
+  nearest occurrence of the text (counted); an answer whose text is not in the context at
+  all, with ``answer_start >= 0``, is a DataError, and so is a question none of whose
+  answers is in its context.
+
+Counts of everything dropped or repaired are kept in the readers' ``stats``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bertlab.data.io import open_binary
+from bertlab.metrics.reading_comprehension import score_answer
+from bertlab.utils.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def _split_of_context(context: str) -> str:
+    """sha1(utf-8 text) mod 10: 0 -> test, 1 -> val, else train."""
+    h = int(hashlib.sha1(context.encode("utf-8")).hexdigest(), 16) % 10
+    return "test" if h == 0 else "val" if h == 1 else "train"
+
+
+try:  # one rule for the whole project: the pretraining corpus owns it when present
+    from bertlab.data.pretraining_corpus import cmrc_split_of_context as split_of_context  # type: ignore
+except ImportError:  # pragma: no cover - depends on which helpers have landed
+    split_of_context = _split_of_context
+
+
+@dataclass
+class Passage:
+    text: str
+    #: the answer found in this passage ("" = none)
+    answer: str = ""
+    #: char offset of ``answer`` in ``text`` when known (CMRC windows), else None
+    answer_start: int | None = None
+    #: char offset of this passage in its source context (CMRC windows), else None
+    context_start: int | None = None
+
+
+@dataclass
+class MrcQuestion:
+    id: str
+    question: str
+    passages: list[Passage]
+    #: the gold answer set (distinct, in order); empty = a no-answer question
+    answers: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- native format
+def _load_json_records(path: str) -> list[tuple[int | None, Any]]:
+    """(line or None, record) for a JSON list file or a JSON-lines file."""
+    with open_binary(path) as fh:
+        try:
+            raw = fh.read().decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise DataError(path, None, f"not valid UTF-8 (byte offset {err.start})") from None
+        except (EOFError, OSError) as err:
+            raise DataError(path, None, f"cannot read (corrupt or truncated compressed file?): {err}") from None
+    stripped = raw.lstrip()
+    if not stripped:
+        raise DataError(path, None, "file is empty")
+    first = next(ln for ln in raw.splitlines() if ln.strip())
+    try:  # JSON lines when the first line alone is a whole object
+        json_lines = isinstance(json.loads(first), dict) and first.strip() != stripped.strip()
+    except json.JSONDecodeError:
+        json_lines = False
+    if not json_lines:  # one JSON document: a list of records (WebQA/SogouQA) or one object (SQuAD)
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise DataError(path, err.lineno, f"malformed JSON: {err.msg} (column {err.colno})") from None
+        return [(None, rec) for rec in data] if isinstance(data, list) else [(None, data)]
+    out = []  # JSON lines: one record a line
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise DataError(path, lineno, f"malformed JSON: {err.msg} (column {err.colno})") from None
+    return out
+
+
+def _where(i: int, rec: Any) -> str:
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    return f"record {i + 1}" + (f" (id {rid!r})" if rid is not None else "")
+
+
+def read_native(path: str, stats: Counter | None = None, skip_bad_records: bool = False) -> list[MrcQuestion]:
+    """Read a WebQA/SogouQA-format file. Questions without (non-empty) passages are dropped
+    and counted; empty passages are dropped and counted. A record that is not an object or
+    lacks 'question'/'passages' is a DataError, or with ``skip_bad_records`` dropped,
+    counted and logged (the shipped WebQA sample's last record is cut off)."""
+    stats = stats if stats is not None else Counter()
+    questions = []
+    for i, (lineno, rec) in enumerate(_load_json_records(path)):
+        where = _where(i, rec)
+        missing = [k for k in ("question", "passages") if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            what = f"missing field {missing[0]!r}" if isinstance(rec, dict) else f"expected an object, got {type(rec).__name__}"
+            if not skip_bad_records:
+                raise DataError(path, lineno, f"{where}: {what}")
+            log.warning("%s: %s: %s (skipped)", path, where, what)
+            stats["bad_records_skipped"] += 1
+            continue
+        if not isinstance(rec["question"], str) or not isinstance(rec["passages"], list):
+            raise DataError(path, lineno, f"{where}: 'question' must be a string and 'passages' a list")
+        passages = []
+        for j, p in enumerate(rec["passages"]):
+            if not isinstance(p, dict) or "passage" not in p:
+                raise DataError(path, lineno, f"{where}: passage {j + 1} lacks the field 'passage'")
+            text, ans = p["passage"], p.get("answer", "")
+            if not isinstance(text, str) or not isinstance(ans, str):
+                raise DataError(path, lineno, f"{where}: passage {j + 1}: 'passage' and 'answer' must be strings")
+            if not text.strip():
+                stats["empty_passages_dropped"] += 1
+                continue
+            if ans.strip() and "".join(ans.split()) not in "".join(text.split()):
+                stats["passage_answers_not_in_passage"] += 1
+            passages.append(Passage(text, ans.strip()))
+        if not passages:
+            stats["questions_without_passages_dropped"] += 1
+            continue
+        answers = list(dict.fromkeys(p.answer for p in passages if p.answer))
+        if not answers:
+            stats["questions_without_answer"] += 1
+        questions.append(MrcQuestion(str(rec.get("id", f"{path}#{i + 1}")), rec["question"], passages, answers))
+    stats["questions"] += len(questions)
+    return questions
+
+
+# ---------------------------------------------------------------------------- CMRC 2018
+def token_positions(text: str) -> list[int]:
+    """Char offsets of the tokens of ``text`` (every non-whitespace character)."""
+    return [i for i, ch in enumerate(text) if not ch.isspace()]
+
+
+def window_starts(n_tokens: int, window: int, stride: int) -> list[int]:
+    """Token starts of the windows: 0, stride, 2*stride, ... until a window reaches the end."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    starts = [0]
+    while starts[-1] + window < n_tokens:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
+def _locate(context: str, text: str, start: int) -> int | None:
+    """The answer's char start: ``start`` when it matches, else the nearest occurrence."""
+    if 0 <= start and context[start : start + len(text)] == text:
+        return start
+    occ, i = [], context.find(text)
+    while i >= 0:
+        occ.append(i)
+        i = context.find(text, i + 1)
+    return min(occ, key=lambda o: abs(o - start)) if occ else None
+
+
+def cmrc_question_windows(
+    context: str, spans: Sequence[tuple[str, int]], window: int, stride: int
+) -> list[Passage]:
+    """The windows of one context as passages; ``spans`` are the located gold answers
+    (text, char start) in priority order. A window's answer is the first span inside it."""
+    pos = token_positions(context)
+    if not pos:
+        return []
+    passages = []
+    for s in window_starts(len(pos), window, stride):
+        e = min(s + window, len(pos))
+        c0, c1 = pos[s], pos[e - 1] + 1  # the window's char range [c0, c1)
+        ans, a_start = "", None
+        for text, a in spans:
+            if a >= c0 and a + len(text) <= c1:
+                ans, a_start = text, a - c0
+                break
+        passages.append(Passage(context[c0:c1], ans, a_start, c0))
+    return passages
+
+
+def read_cmrc(
+    path: str, window: int = 255, stride: int = 128, stats: Counter | None = None
+) -> dict[str, list[MrcQuestion]]:
+    """CMRC 2018 / SQuAD JSON -> {"train", "val", "test"} lists of windowed questions."""
+    stats = stats if stats is not None else Counter()
+    records = _load_json_records(path)
+    if len(records) != 1 or not isinstance(records[0][1], dict) or "data" not in records[0][1]:
+        raise DataError(path, None, "not SQuAD-style JSON: expected one object with a 'data' list")
+    out: dict[str, list[MrcQuestion]] = {s: [] for s in SPLITS}
+    for a_i, article in enumerate(records[0][1]["data"]):
+        for p_i, para in enumerate(article.get("paragraphs", []) if isinstance(article, dict) else []):
+            where = f"article {a_i + 1}, paragraph {p_i + 1}"
+            if not isinstance(para, dict) or "context" not in para or "qas" not in para:
+                raise DataError(path, None, f"{where}: missing field 'context' or 'qas'")
+            context = para["context"]
+            split = split_of_context(context)
+            stats[f"{split}_contexts"] += 1
+            for qa in para["qas"]:
+                qid = qa.get("id", "?") if isinstance(qa, dict) else "?"
+                if not isinstance(qa, dict) or "question" not in qa or "answers" not in qa:
+                    raise DataError(path, None, f"{where}, question {qid!r}: missing field 'question' or 'answers'")
+                spans, texts = [], []
+                for ans in qa["answers"]:
+                    if not isinstance(ans, dict) or "text" not in ans or "answer_start" not in ans:
+                        raise DataError(path, None, f"question {qid!r}: an answer lacks 'text' or 'answer_start'")
+                    text, start = str(ans["text"]).strip(), int(ans["answer_start"])
+                    if not text:
+                        stats["empty_answers_dropped"] += 1
+                        continue
+                    texts.append(text)
+                    loc = _locate(context, text, start)
+                    if loc is None:
+                        if start >= 0:
+                            raise DataError(path, None, f"question {qid!r}: answer {text[:40]!r} (answer_start "
+                                                        f"{start}) is not in its context")
+                        stats["answers_not_in_context_scoring_only"] += 1
+                        continue
+                    if loc != start:
+                        stats["answer_starts_repaired"] += 1
+                    spans.append((text, loc))
+                if not spans:
+                    raise DataError(path, None, f"question {qid!r}: none of its answers occurs in its context")
+                passages = cmrc_question_windows(context, spans, window, stride)
+                stats["windows"] += len(passages)
+                if not any(p.answer for p in passages):
+                    stats["answers_in_no_window"] += 1
+                out[split].append(MrcQuestion(str(qid), str(qa["question"]), passages, list(dict.fromkeys(texts))))
+    for s in SPLITS:
+        stats[f"{s}_questions"] += len(out[s])
+    return out
+
+
+def split_of_question(question: MrcQuestion) -> str:
+    """The split of a native-format question without fixed splits: the same hash rule on
+    its question text."""
+    return split_of_context(question.question)
+
+
+# ---------------------------------------------------------------------------- bounds/baselines
+def layout_oracle(question: MrcQuestion, max_answer_tokens: int) -> str:
+    """The best answer a decoder can give under the layout: a run of at most
+    ``max_answer_tokens`` tokens of one passage. A gold answer that lies in a passage and
+    fits is perfect; otherwise the candidates are, per passage and gold answer, the longest
+    piece of the answer inside the passage cut to its first ``max_answer_tokens`` tokens,
+    and the best (Acc, F1) candidate is returned. (A lower bound of the true ceiling: it
+    does not search every run of the passage.)"""
+    golds = ["".join(g.split()) for g in question.answers]
+    compacts = ["".join(p.text.split()) for p in question.passages]
+    for g in golds:
+        if g and len(g) <= max_answer_tokens and any(g in c for c in compacts):
+            return g
+    best, best_key = "", (-1.0, -1.0)
+    for c in compacts:
+        for g in golds:
+            piece = g if g in c else _longest_common_substring(c, g)
+            piece = piece[:max_answer_tokens]
+            if piece:
+                key = score_answer(piece, question.answers)
+                if key > best_key:
+                    best, best_key = piece, key
+    return best
+
+
+def _longest_common_substring(a: str, b: str) -> str:
+    """Longest common substring (dynamic programming, O(len(a) * len(b)))."""
+    if not a or not b:
+        return ""
+    prev = [0] * (len(b) + 1)
+    best_len, best_end = 0, 0
+    for i in range(1, len(a) + 1):
+        cur = [0] * (len(b) + 1)
+        ai = a[i - 1]
+        for j in range(1, len(b) + 1):
+            if ai == b[j - 1]:
+                cur[j] = prev[j - 1] + 1
+                if cur[j] > best_len:
+                    best_len, best_end = cur[j], i
+        prev = cur
+    return a[best_end - best_len : best_end]
+
+
+def overlap_baseline(question: MrcQuestion) -> str:
+    """Trivial baseline: among the passage token runs as long as the first gold answer, the
+    one sharing the most characters (multiset) with the question; ties -> first."""
+    if not question.answers:
+        return ""
+    n = len("".join(question.answers[0].split()))
+    q = Counter("".join(question.question.split()))
+    best, best_overlap = "", -1
+    for p in question.passages:
+        toks = "".join(p.text.split())
+        if len(toks) < n:
+            continue
+        win = Counter(toks[:n])
+        ov = sum((win & q).values())
+        for i in range(len(toks) - n + 1):
+            if i:
+                out, inn = toks[i - 1], toks[i + n - 1]
+                if out != inn:
+                    ov -= min(win[out], q[out]) - min(win[out] - 1, q[out])
+                    win[out] -= 1
+                    ov += min(win[inn] + 1, q[inn]) - min(win[inn], q[inn])
+                    win[inn] += 1
+            if ov > best_overlap:
+                best, best_overlap = toks[i : i + n], ov
+    return best

@@ -1,0 +1,431 @@
+"""DataModule for reading comprehension by MLM (non-autoregressive answer decoding).
+
+Input of one (question, passage) pair, all segment 0 (the post's layout)::
+
+    [CLS] [MASK] x M [SEP] question (<= max_question_len tokens) [SEP] passage (<= max_passage_len) [SEP]
+
+Targets (training) at the M mask positions: the answer tokens, then [SEP], then -100
+(padding, excluded from the loss); an answer longer than M - 1 tokens is cut to M - 1
+(counted). Training draws ONE random passage per question per step; its answer is, with
+``answer_rule: first_found`` (the post), the first gold answer of the question whose tokens
+occur in that passage, else the empty answer ([SEP] only); with ``answer_rule: passage`` it
+is the passage's own answer (CMRC windows: the gold span inside the window, by position).
+
+Evaluation feeds every passage of a question (a question's passages always share one
+batch, so one forward pass covers them); the model decodes each passage
+(:mod:`bertlab.decoding.constrained`), and :meth:`decode` votes across passages and maps
+the winning tokens back to the passage text through the kept character offsets.
+
+Tokens are characters (:class:`~bertlab.data.tokenization.CharTokenizer`, whitespace
+skipped). Sources: ``source: cmrc2018`` (SQuAD JSON converted and split by context, see
+:mod:`bertlab.data.mrc`) or ``source: native`` (WebQA/SogouQA files; ``val_files`` /
+``test_files`` or, when absent, the same hash rule on the question text).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bertlab.data.mrc import SPLITS, MrcQuestion, Passage, layout_oracle, overlap_baseline, read_cmrc, read_native, split_of_question
+from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import trim_vocab
+from bertlab.decoding.constrained import best_answer
+from bertlab.metrics.reading_comprehension import reading_comprehension_scores
+from bertlab.utils.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class EncodedPassage:
+    ids: list[int]
+    #: char offset in the passage text of every token
+    offsets: list[int]
+    #: training target: answer ids (no [SEP]); empty = no answer in this passage
+    answer_ids: list[int]
+
+
+@dataclass
+class EncodedQuestion:
+    question_ids: list[int]
+    passages: list[EncodedPassage]
+
+
+class _TrainSet(Dataset):
+    """Item i = question i with one passage drawn at random at every access."""
+
+    def __init__(self, dm: MrcDataModule, questions: list[EncodedQuestion], seed: int):
+        self.dm, self.questions, self.rng = dm, questions, random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        q = self.questions[i]
+        p = q.passages[self.rng.randrange(len(q.passages))]
+        return self.dm.build_feature(q.question_ids, p, with_target=True, index=i)
+
+
+class MrcDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        vocab_file: str,
+        source: str = "cmrc2018",
+        data_dir: str = ".",
+        files: Sequence[str] = (),
+        val_files: Sequence[str] | None = None,
+        test_files: Sequence[str] | None = None,
+        max_answer_len: int = 32,
+        max_question_len: int = 63,
+        max_passage_len: int = 255,
+        window_stride: int = 128,
+        answer_rule: str = "first_found",
+        skip_bad_records: bool = False,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        max_train_questions: int | None = None,
+        max_eval_questions: int | None = None,
+        max_train_chars: int | None = None,
+        max_eval_sentences: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        trim_vocab: str = "none",
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if source not in ("cmrc2018", "native"):
+            raise ConfigError("data.source", f"must be cmrc2018 or native, got {source!r}")
+        if answer_rule not in ("first_found", "passage"):
+            raise ConfigError("data.answer_rule", f"must be first_found or passage, got {answer_rule!r}")
+        if max_answer_len < 2:
+            raise ConfigError("data.max_answer_len", f"must be >= 2 (an answer token and [SEP]), got {max_answer_len}")
+        for key in ("max_question_len", "max_passage_len", "window_stride"):
+            if int(getattr(self.hparams, key)) < 1:
+                raise ConfigError(f"data.{key}", "must be >= 1")
+        if not files:
+            raise ConfigError("data.files", "no input files")
+        self.tokenizer: CharTokenizer | None = None
+        self.keep_ids: list[int] | None = None
+        self.questions: dict[str, list[MrcQuestion]] = {}
+        self.encoded: dict[str, list[EncodedQuestion]] = {}
+        self.features: dict[str, list[dict[str, Any]]] = {}
+        #: feature index -> (question index, passage index) per evaluation split
+        self.refs: dict[str, list[tuple[int, int]]] = {}
+        self.stats: dict[str, Any] = {}
+        self.bounds: dict[str, dict[str, float]] = {}
+        self._counts: Counter = Counter()
+        self._train_set: _TrainSet | None = None
+
+    # ------------------------------------------------------------------ reading
+    def _path(self, f: str) -> str:
+        return f if os.path.isabs(f) else os.path.join(self.hparams.data_dir, f)
+
+    def read_questions(self) -> dict[str, list[MrcQuestion]]:
+        hp, counts = self.hparams, self._counts
+        out: dict[str, list[MrcQuestion]] = {s: [] for s in SPLITS}
+        if hp.source == "cmrc2018":
+            for f in hp.files:
+                for split, qs in read_cmrc(self._path(f), hp.max_passage_len, hp.window_stride, counts).items():
+                    out[split] += qs
+            return out
+        fixed = {"val": hp.val_files, "test": hp.test_files}
+        for f in hp.files:
+            for q in read_native(self._path(f), counts, hp.skip_bad_records):
+                split = "train" if all(fixed.values()) else split_of_question(q)
+                if fixed.get(split):  # that split comes from its own files
+                    split = "train"
+                out[split].append(q)
+        for split, files in fixed.items():
+            for f in files or ():
+                out[split] += read_native(self._path(f), counts, hp.skip_bad_records)
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.encoded:
+            return
+        hp = self.hparams
+        self.questions = self.read_questions()
+        train = self.questions["train"]
+        if hp.max_train_questions or hp.max_train_chars:
+            order = list(range(len(train)))
+            random.Random(hp.seed).shuffle(order)
+            keep, chars = [], 0
+            for i in order:
+                if hp.max_train_questions and len(keep) >= hp.max_train_questions:
+                    break
+                n = sum(len(p.text) for p in train[i].passages)
+                if hp.max_train_chars and chars + n > hp.max_train_chars and keep:
+                    break
+                keep.append(i)
+                chars += n
+            self.questions["train"] = [train[i] for i in sorted(keep)]
+        max_eval = hp.max_eval_questions or hp.max_eval_sentences
+        if max_eval:
+            for s in ("val", "test"):
+                self.questions[s] = self.questions[s][: int(max_eval)]
+        if not self.questions["train"]:
+            raise DataError(",".join(hp.files), None, "no training questions")
+        if self.keep_ids is None and hp.trim_vocab != "none":
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for q in self.questions["train"] for text in self._texts(q) for ch in text
+                    if not ch.isspace()}
+            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
+        self._make_tokenizer()
+        for split in SPLITS:
+            self.encoded[split] = [self.encode_question(q, with_targets=split == "train") for q in self.questions[split]]
+            if split != "train":
+                self.refs[split], self.features[split] = self._eval_features(self.encoded[split])
+                self.bounds[split] = self._bounds(split)
+        self.stats = {**dict(self._counts), **{f"{s}_questions_used": len(self.questions[s]) for s in SPLITS},
+                      "vocab_size": len(self.tokenizer),
+                      **{f"{s}_{k}": v for s, b in self.bounds.items() for k, v in b.items()}}
+        log.info("MRC data: %s", self.stats)
+        if self._counts["passages_truncated"]:
+            log.warning("%d passages longer than %d tokens were truncated", self._counts["passages_truncated"], hp.max_passage_len)
+
+    @staticmethod
+    def _texts(q: MrcQuestion) -> list[str]:
+        return [q.question, *(p.text for p in q.passages), *q.answers]
+
+    def _make_tokenizer(self) -> None:
+        self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        if "[MASK]" not in self.tokenizer.vocab:
+            raise DataError(self.hparams.vocab_file, None, "vocab lacks the special token [MASK]")
+
+    @property
+    def mask_id(self) -> int:
+        assert self.tokenizer is not None
+        return self.tokenizer.vocab["[MASK]"]
+
+    # ------------------------------------------------------------------ features
+    def _ids(self, text: str) -> tuple[list[int], list[int]]:
+        assert self.tokenizer is not None
+        enc = self.tokenizer.encode(text)
+        return enc.ids[1:-1], enc.offsets[1:-1]
+
+    def encode_question(self, q: MrcQuestion, with_targets: bool) -> EncodedQuestion:
+        hp = self.hparams
+        q_ids, _ = self._ids(q.question)
+        if len(q_ids) > hp.max_question_len:
+            self._counts["questions_truncated"] += 1
+            q_ids = q_ids[: hp.max_question_len]
+        gold_ids = [self._ids(a)[0] for a in q.answers]
+        passages = []
+        for p in q.passages:
+            ids, offs = self._ids(p.text)
+            if len(ids) > hp.max_passage_len:
+                self._counts["passages_truncated"] += 1
+                ids, offs = ids[: hp.max_passage_len], offs[: hp.max_passage_len]
+            ans: list[int] = []
+            if with_targets:
+                ans = self._target_answer(p, ids, offs, gold_ids)
+                if len(ans) > hp.max_answer_len - 1:
+                    self._counts["train_answers_cut_to_max_answer_len"] += 1
+                    ans = ans[: hp.max_answer_len - 1]
+            passages.append(EncodedPassage(ids, offs, ans))
+        return EncodedQuestion(q_ids, passages)
+
+    def _target_answer(self, p: Passage, ids: list[int], offs: list[int], gold_ids: list[list[int]]) -> list[int]:
+        if self.hparams.answer_rule == "passage":
+            if not p.answer:
+                return []
+            if p.answer_start is not None:  # by position
+                a0, a1 = p.answer_start, p.answer_start + len(p.answer)
+                span = [i for i, o in enumerate(offs) if a0 <= o < a1]
+                return [ids[i] for i in span] if span and offs[-1] >= a1 - 1 else []
+            cands = [self._ids(p.answer)[0]]
+        else:
+            cands = gold_ids
+        for a in cands:
+            if a and _contains(ids, a):
+                return list(a)
+        return []
+
+    def build_feature(self, q_ids: list[int], p: EncodedPassage, with_target: bool, index: int) -> dict[str, Any]:
+        assert self.tokenizer is not None
+        m, cls, sep = self.hparams.max_answer_len, self.tokenizer.cls_id, self.tokenizer.sep_id
+        input_ids = [cls] + [self.mask_id] * m + [sep] + q_ids + [sep] + p.ids + [sep]
+        feat: dict[str, Any] = {"input_ids": input_ids, "index": index, "passage": p.ids}
+        if with_target:
+            target = p.answer_ids + [sep]
+            feat["labels"] = target + [IGNORE] * (m - len(target))
+        return feat
+
+    def _eval_features(self, encoded: list[EncodedQuestion]) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        refs, feats = [], []
+        for qi, q in enumerate(encoded):
+            for pj, p in enumerate(q.passages):
+                feats.append(self.build_feature(q.question_ids, p, with_target=False, index=len(feats)))
+                refs.append((qi, pj))
+        return refs, feats
+
+    def _bounds(self, split: str) -> dict[str, float]:
+        """The layout's ceiling (oracle answers of <= M - 1 tokens) and the trivial baseline."""
+        qs = self.questions[split]
+        if not qs:
+            return {}
+        golds = [q.answers for q in qs]
+        oracle = reading_comprehension_scores([layout_oracle(q, self.hparams.max_answer_len - 1) for q in qs], golds)
+        base = reading_comprehension_scores([overlap_baseline(q) for q in qs], golds)
+        return {**{f"oracle_{k}": oracle[k] for k in ("acc", "f1", "final")},
+                **{f"baseline_{k}": base[k] for k in ("acc", "f1", "final")}}
+
+    # ------------------------------------------------------------------ loaders
+    def collate(self, feats: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        assert self.tokenizer is not None
+        longest = max(len(f["input_ids"]) for f in feats)
+        ids = torch.full((len(feats), longest), self.tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(feats), longest), dtype=torch.bool)
+        for i, f in enumerate(feats):
+            ids[i, : len(f["input_ids"])] = torch.as_tensor(f["input_ids"])
+            mask[i, : len(f["input_ids"])] = True
+        batch: dict[str, Any] = {"input_ids": ids, "attention_mask": mask,
+                                 "index": torch.as_tensor([f["index"] for f in feats]),
+                                 "passages": [f["passage"] for f in feats]}
+        if "labels" in feats[0]:
+            batch["labels"] = torch.as_tensor([f["labels"] for f in feats], dtype=torch.long)
+        return batch
+
+    def _question_batches(self, split: str) -> list[list[int]]:
+        """Whole questions per batch, at most eval_batch_size features (one big question alone)."""
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        last_q = None
+        group: list[int] = []
+        for i, (qi, _) in enumerate(self.refs[split] + [(-1, -1)]):
+            if qi != last_q and group:
+                if cur and len(cur) + len(group) > self.hparams.eval_batch_size:
+                    batches.append(cur)
+                    cur = []
+                cur = cur + group
+                group = []
+            if qi >= 0:
+                group.append(i)
+            last_q = qi
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def train_dataloader(self) -> DataLoader:
+        if self._train_set is None:  # one dataset, so its passage draws go on across epochs
+            self._train_set = _TrainSet(self, self.encoded["train"], self.hparams.seed)
+        return DataLoader(self._train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=self.collate,
+                          num_workers=self.hparams.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(self.features[split], batch_sampler=self._question_batches(split), collate_fn=self.collate,
+                          num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        self.setup("fit")
+        assert self.tokenizer is not None
+        return {"vocab_keep_ids": self.keep_ids, "max_answer_len": self.hparams.max_answer_len,
+                "sep_id": self.tokenizer.sep_id, "mask_id": self.mask_id}
+
+    # ------------------------------------------------------------------ prediction
+    def set_predict_texts(self, inputs: Sequence[Any]) -> None:
+        """Inputs for ``predict_dataloader``: dicts ``{"question", "passages": [str | {"passage"}]}``
+        (or such a dict as a JSON string)."""
+        if self.tokenizer is None:
+            self._make_tokenizer()
+        qs = []
+        for i, rec in enumerate(inputs):
+            if isinstance(rec, str):
+                try:
+                    rec = json.loads(rec)
+                except json.JSONDecodeError as err:
+                    raise DataError("<predict input>", i + 1, f"expected a JSON object with 'question' and 'passages': {err.msg}") from None
+            if not isinstance(rec, Mapping) or "question" not in rec or not rec.get("passages"):
+                raise DataError("<predict input>", i + 1, "needs a 'question' and a non-empty list 'passages'")
+            ps = [Passage(p["passage"] if isinstance(p, Mapping) else str(p)) for p in rec["passages"]]
+            ps = [p for p in ps if p.text.strip()]
+            if not ps:
+                raise DataError("<predict input>", i + 1, "every passage is empty")
+            qs.append(MrcQuestion(str(rec.get("id", i)), str(rec["question"]), ps, []))
+        self.questions["predict"] = qs
+        self.encoded["predict"] = [self.encode_question(q, with_targets=False) for q in qs]
+        self.refs["predict"], self.features["predict"] = self._eval_features(self.encoded["predict"])
+
+    def _candidate_text(self, split: str, feat_idx: int, pred: Mapping[str, Any]) -> str:
+        qi, pj = self.refs[split][feat_idx]
+        p = self.encoded[split][qi].passages[pj]
+        toks, start = list(pred["tokens"]), int(pred["start"])
+        if not toks:
+            return ""
+        if start >= 0:
+            text = self.questions[split][qi].passages[pj].text
+            return text[p.offsets[start] : p.offsets[start + len(toks) - 1] + 1]
+        assert self.tokenizer is not None  # not a passage run (unconstrained decoding)
+        return "".join(self.tokenizer.tokens[t].removeprefix("##") for t in toks)
+
+    def decode(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Per question: the voted answer, its vote score and every passage's candidate."""
+        per_q: list[list[tuple[int, Mapping[str, Any]]]] = [[] for _ in self.questions[split]]
+        for idx in sorted(predictions):
+            per_q[self.refs[split][idx][0]].append((idx, predictions[idx]))
+        out = []
+        for cands in per_q:
+            texts = {}
+            listing = []
+            for idx, pred in cands:
+                key = tuple(pred["tokens"])
+                text = self._candidate_text(split, idx, pred)
+                texts.setdefault(key, text)
+                listing.append({"passage": self.refs[split][idx][1], "answer": text, "score": float(pred["score"])})
+            key, score = best_answer((tuple(pred["tokens"]), float(pred["score"])) for _, pred in cands)
+            out.append({"answer": texts[key] if key is not None else "", "score": score, "candidates": listing})
+        return out
+
+    def score(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+        missing = len(self.features[split]) - len(predictions)
+        decoded = self.decode(split, predictions)
+        qs = self.questions[split]
+        answered = [i for i, q in enumerate(qs) if any(self.refs[split][j][0] == i for j in predictions)]
+        if missing:
+            log.warning("%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions "
+                        "that have one", split, missing, len(self.features[split]), len(answered))
+        metrics: dict[str, Any] = reading_comprehension_scores(
+            [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered])
+        metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
+        metrics.update(self.bounds.get(split, {}))
+        outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
+        return metrics, outputs
+
+    def format_prediction(self, record: Any, decoded: Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(record, str):
+            record = json.loads(record)
+        return {"question": record["question"], **decoded}
+
+    def save_outputs(self, split: str, outputs: list[Any], out_dir: str) -> list[str]:
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{split}_answers.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for rec in outputs:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return [path]
+
+
+def _contains(seq: Sequence[int], sub: Sequence[int]) -> bool:
+    n = len(sub)
+    return any(seq[i] == sub[0] and list(seq[i : i + n]) == list(sub) for i in range(len(seq) - n + 1))
