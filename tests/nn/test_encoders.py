@@ -51,3 +51,80 @@ def test_missing_checkpoint_path_is_one_clear_error(make_cfg, tmp_path):
     (tmp_path / "notamodel").mkdir()
     with pytest.raises(CheckpointError, match="could not be loaded"):
         build_encoder(cfg | {"pretrained": str(tmp_path / "notamodel")})
+
+
+# ----------------------------------------------------------------------- ALBERT
+ALBERT = {"model_type": "albert", "pretrained": None, "num_layers": 4, "hidden_size": 64, "num_attention_heads": 2,
+          "intermediate_size": 128, "embedding_size": 16}
+
+
+def test_fresh_albert_is_factorised_with_one_shared_block(make_cfg):
+    cfg = dict(make_cfg().encoder) | ALBERT  # the default config_file is BERT's json: only shared keys are used
+    enc, head = build_encoder(cfg, vocab_size=500, with_mlm_head=True)
+    assert type(enc).__name__ == "AlbertModel" and type(head).__name__ == "AlbertMLMHead"
+    assert enc.config.model_type == "albert" and enc.config.num_hidden_layers == 4
+    assert enc.embeddings.word_embeddings.weight.shape == (500, 16)  # factorised: 16-d embedding
+    assert enc.encoder.embedding_hidden_mapping_in.weight.shape == (64, 16)
+    assert len(enc.encoder.albert_layer_groups) == 1 and len(enc.encoder.albert_layer_groups[0].albert_layers) == 1
+    deeper, _ = build_encoder(cfg | {"num_layers": 8}, vocab_size=500)
+    # one shared block: depth costs no parameters
+    assert sum(p.numel() for p in deeper.parameters()) == sum(p.numel() for p in enc.parameters())
+    assert head.decoder.weight is enc.embeddings.word_embeddings.weight  # tied like HF's model
+    enc.eval()
+    ids = torch.randint(5, 500, (2, 7))
+    assert enc(input_ids=ids).last_hidden_state.shape == (2, 7, 64)
+    default, _ = build_encoder(dict(make_cfg().encoder) | {"model_type": "albert", "num_layers": 2}, vocab_size=100)
+    assert default.config.embedding_size == 128 and default.config.hidden_size == 256  # encoder.model_type=albert alone
+
+
+def _save_bert(tmp_path, name="ckpt", vocab_rows=None, **kw):
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, **kw)
+    model = BertForMaskedLM(config)
+    path = tmp_path / name
+    model.save_pretrained(path)
+    rows = 60 if vocab_rows is None else vocab_rows
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(0x4E00 + i) for i in range(rows - 5)]) + "\n",
+                                    encoding="utf-8")
+    return path, model
+
+
+def test_bad_checkpoints_are_one_clear_error_naming_path_and_problem(make_cfg, tmp_path):
+    import json
+
+    cfg = dict(make_cfg().encoder) | {"num_layers": None}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"empty.*no config\.json"):
+        build_encoder(cfg | {"pretrained": str(tmp_path / "empty")})
+    path, _ = _save_bert(tmp_path, "gpt")
+    conf = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps(conf | {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(CheckpointError, match=r"gpt.*model_type 'gpt2', not a BERT or ALBERT checkpoint"):
+        build_encoder(cfg | {"pretrained": str(path)})
+    path, _ = _save_bert(tmp_path, "badvocab", vocab_rows=50)
+    with pytest.raises(CheckpointError, match=r"badvocab.*vocab\.txt has 50 tokens but its embedding has 60 rows"):
+        build_encoder(cfg | {"pretrained": str(path)}, with_mlm_head=True)
+    path, _ = _save_bert(tmp_path, "noweights")
+    (path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="noweights.*could not be loaded"):
+        build_encoder(cfg | {"pretrained": str(path)})
+    # a weights file of another architecture under a BERT config
+    from safetensors.torch import save_file
+
+    path, _ = _save_bert(tmp_path, "foreign")
+    save_file({"transformer.h.0.attn.weight": torch.zeros(2, 2)}, str(path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="foreign.*encoder weights are missing"):
+        build_encoder(cfg | {"pretrained": str(path)})
+
+
+def test_checkpoint_type_comes_from_its_config_and_weights_load_as_float32(make_cfg, tmp_path):
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    model = AlbertForMaskedLM(AlbertConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=3,
+                                           num_attention_heads=2, intermediate_size=32)).eval()
+    model.half().save_pretrained(tmp_path / "alb")
+    cfg = dict(make_cfg().encoder) | {"num_layers": None}  # model_type: bert in the config
+    enc, head = build_encoder(cfg | {"pretrained": str(tmp_path / "alb")}, with_mlm_head=True)
+    assert type(enc).__name__ == "AlbertModel" and enc.embeddings.word_embeddings.weight.dtype == torch.float32
+    torch.testing.assert_close(enc.embeddings.word_embeddings.weight, model.albert.embeddings.word_embeddings.weight.float())

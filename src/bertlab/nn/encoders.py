@@ -9,6 +9,17 @@ The same code path serves (a) a fresh model from a config (the shipped bert-base
 config with width/depth overrides; the offline default) and (b) a real checkpoint by local
 directory or hub name (``bert-base-chinese``, ``hfl/chinese-roberta-wwm-ext``,
 ``voidful/albert_chinese_tiny``) through ``from_pretrained`` (offline unless HF_HUB_OFFLINE=0).
+
+A checkpoint's own ``config.json`` decides its architecture: ``model_type`` ``bert``
+(bert-base-chinese, chinese-roberta-wwm-ext, the small BERT pretrained here) or ``albert``
+(albert_chinese_tiny with its BertTokenizer vocab.txt, the small ALBERT pretrained here),
+whatever ``encoder.model_type`` says. Weights are always loaded in float32 (the shipped
+checkpoints are stored in fp16). Anything else is one :class:`CheckpointError` naming the
+path and the problem: a missing path, no config.json, another model type, a vocab.txt whose
+size differs from the embedding, encoder weights missing from the weights file.
+
+A fresh ``model_type: albert`` is ALBERT proper: factorised embedding (``embedding_size``,
+128 by default) and ONE transformer block shared by all ``num_layers`` layers.
 """
 
 from __future__ import annotations
@@ -93,7 +104,15 @@ def build_config(cfg: Mapping[str, Any], vocab_size: int):
     if config_file:
         if not os.path.isfile(str(config_file)):
             raise ConfigError("encoder.config_file", f"no such file: {config_file}")
-        config = config_cls.from_json_file(str(config_file))
+        import json
+
+        with open(str(config_file), encoding="utf-8") as f:
+            raw = json.load(f)
+        # the shipped file is BERT's: for another model type keep only the shared keys
+        # (vocab/hidden sizes, dropouts, activation, ...), never its model_type
+        raw.pop("model_type", None)
+        raw.pop("architectures", None)
+        config = config_cls(**raw)
     else:
         config = config_cls()
     for key in FRESH_KEYS + DROPOUT_KEYS:
@@ -131,6 +150,65 @@ def slice_vocab(model: nn.Module, keep_ids: list[int]) -> None:
     model.config.vocab_size = len(keep_ids)
 
 
+
+def _count_lines(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+def checkpoint_model_type(name: str, offline: bool = True, requested: str | None = None) -> str:
+    """The architecture (``bert`` or ``albert``) of a checkpoint, read from its config.json,
+    after checking that its vocab.txt (when it ships one) matches its embedding size.
+
+    ``name`` is a local directory or a hub name (looked up in the local cache when offline).
+    Raises one :class:`CheckpointError` naming ``name`` and the problem.
+    """
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: no config.json in that directory "
+                              "(not a Hugging Face BERT/ALBERT checkpoint)")
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path, local_files_only=offline)
+    except (OSError, ValueError, KeyError, EnvironmentError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded{hint}: {first}") from err
+    found = getattr(config, "model_type", None)
+    if found not in ("bert", "albert"):
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: its config.json says model_type "
+                              f"{found!r}, not a BERT or ALBERT checkpoint")
+    if requested and requested != found and not (requested == "roberta" and found == "bert"):
+        log.warning("encoder.model_type=%s but %s is a %s checkpoint: loading it as %s", requested, name, found, found)
+    vocab = os.path.join(path, "vocab.txt")
+    if os.path.isfile(vocab):
+        n = _count_lines(vocab)
+        if n != config.vocab_size:
+            raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: its vocab.txt has {n} tokens "
+                                  f"but its embedding has {config.vocab_size} rows (vocab_size in config.json)")
+    return found
+
+
+def _check_loading_info(name: str, info: Mapping[str, Any], base_attr: str | None) -> None:
+    """Encoder weights missing from the file = the wrong kind of checkpoint: an error. A missing
+    MLM head (a checkpoint saved without one) is only a warning: the head starts random."""
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids") and ".pooler." not in f".{k}"]
+    if base_attr is None:
+        encoder_missing, head_missing = missing, []
+    else:
+        encoder_missing = [k for k in missing if k.startswith(base_attr + ".")]
+        head_missing = [k for k in missing if not k.startswith(base_attr + ".")]
+    if encoder_missing:
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: {len(encoder_missing)} encoder "
+                              f"weights are missing from its weights file (e.g. {encoder_missing[0]})")
+    if head_missing:
+        log.warning("%s has no MLM head weights (%s, ...): the MLM head starts from random values", name, head_missing[0])
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: weights of the wrong shape ({mismatched[0]})")
+
+
 def build_encoder(
     cfg: Mapping[str, Any],
     vocab_size: int | None = None,
@@ -163,27 +241,32 @@ def build_encoder(
         return base_cls(config, add_pooling_layer=False), None
 
     name = str(pretrained)
-    if _looks_local(name) and not os.path.isdir(os.path.expanduser(name)):
+    path = os.path.expanduser(name)
+    if _looks_local(name) and not os.path.isdir(path):
         raise CheckpointError(f"encoder.pretrained: no such directory: {name}")
     offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+    model_type = checkpoint_model_type(name, offline, requested=model_type)
+    _, base_cls, mlm_cls, base_attr, head_attr = _model_classes(model_type)
     overrides = {k: cfg[k] for k in DROPOUT_KEYS if cfg.get(k) is not None}
     try:
-        if with_mlm_head:
-            full = mlm_cls.from_pretrained(os.path.expanduser(name), local_files_only=offline, **overrides)
-            if keep_ids is not None:
-                slice_vocab(full, keep_ids)
-            encoder, head = getattr(full, base_attr), getattr(full, head_attr)
-        else:
-            encoder = base_cls.from_pretrained(
-                os.path.expanduser(name), local_files_only=offline, add_pooling_layer=False, **overrides
-            )
-            if keep_ids is not None:
-                slice_vocab(encoder, keep_ids)
-            head = None
-    except (OSError, ValueError, EnvironmentError) as err:
+        import torch
+
+        cls = mlm_cls if with_mlm_head else base_cls
+        kwargs = {} if with_mlm_head else {"add_pooling_layer": False}
+        full, info = cls.from_pretrained(
+            path, local_files_only=offline, dtype=torch.float32, output_loading_info=True, **kwargs, **overrides
+        )
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
         raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded as a {model_type} model{hint}: {first}") from err
+    _check_loading_info(name, info, base_attr if with_mlm_head else None)
+    if keep_ids is not None:
+        slice_vocab(full, keep_ids)
+    if with_mlm_head:
+        encoder, head = getattr(full, base_attr), getattr(full, head_attr)
+    else:
+        encoder, head = full, None
     _truncate_layers(encoder, num_layers, model_type)
     if vocab_size is not None and vocab_size != encoder.config.vocab_size:
         raise CheckpointError(
