@@ -123,3 +123,11 @@ def test_a_short_run_learns_and_its_checkpoint_predicts(make_cfg, tmp_path):
     want = objs["model"].last_outputs["test"][:40]  # the test run used the same (best) checkpoint
     assert preds == want and [r["text"] for r in recs] == texts
     assert Path(saved["prediction_files"][0]).is_file()
+
+
+def test_fast_dev_run_of_the_orthogonality_experiment(make_cfg):
+    cfg = make_cfg(["experiment=orthogonality_sentiment", *TINY_BERT[2:], "debug=fdr"])
+    metrics, objs = train(cfg)
+    pen = objs["model"].orthogonality
+    assert pen.kind == "som" and pen.weight == 1e-8 and len(pen.layers) == 3  # layer 0: intermediate, attention.output and output dense
+    assert metrics["train/orthogonality"] > 0
