@@ -1,0 +1,439 @@
+"""DataModule for triple extraction (LIC2019 / DuIE; methods.md section 5).
+
+Reading: :mod:`bertlab.data.triples`. Tokenization: :class:`~bertlab.data.tokenization.CharTokenizer`
+(one token per non-space character, with its character offset into the text), texts cut
+to ``max_len`` tokens ([CLS] + ``max_len - 2`` characters + [SEP]; cut texts are counted).
+
+Span location as in the post: the token ids of a subject (an object) are searched in the
+token ids of the (cut) text and the FIRST occurrence is taken. A training triple whose
+subject or object is not found is dropped from training, and counted: ``not_found`` (not
+in the text at all, e.g. a gold string that differs from the text) or ``beyond_max_len``
+(only in the part cut off); a training text with no locatable triple is dropped (counted).
+Evaluation always scores against ALL gold triples of a record (also the unlocatable ones,
+whose counts are reported with the metrics), so nothing is silently left out.
+
+Splits (fixed, documented rule): ``eval_file`` records (after ``eval_slice``) are cut in
+two: the FIRST ``val_records`` (200) select checkpoints (``val``), the rest (800 for
+LIC2019 dev) are the reported ``test`` split. ``train_slice`` / ``eval_slice`` (``[start,
+end)`` record indices) let one file give both (the DuIE 2.0 sample has a train file only).
+``overfit_records: N`` trains on the first N training records and evaluates on the SAME
+records; its metrics carry ``evaluated_on: training records (overfit check)``.
+
+One subject per training example per step, sampled as in the post: a start uniformly from
+the gold subject starts, an end uniformly from the gold subject ends >= that start (so the
+pair is not always a real subject; then all object labels are 0; "not a bug" says the
+post). ``subject_sampling: gold`` samples a real subject instead. The random choice is a
+function of (seed, epoch, example) only, so it does not depend on batch order or resumes.
+
+Predictions are token spans; :meth:`decode` maps them back to character offsets of the
+original text (never detokenizing ids), :meth:`format_prediction` gives the JSON of
+``bertlab.predict``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections import Counter
+from functools import partial
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from bertlab.data.collate import pad_collate
+from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.triples import TripleRecord, read_schema, read_triples
+from bertlab.data.vocab import trim_vocab
+from bertlab.metrics.triples import dictionary_baseline, triple_scores
+from bertlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: a located triple in token positions: (subject start, subject end, predicate id, object start, object end)
+TokenTriple = tuple[int, int, int, int, int]
+
+
+def search(pattern: Sequence[int], sequence: Sequence[int]) -> int:
+    """First index of ``pattern`` as a contiguous run in ``sequence``; -1 if absent (or empty)."""
+    n = len(pattern)
+    if n == 0:
+        return -1
+    first = pattern[0]
+    for i in range(len(sequence) - n + 1):
+        if sequence[i] == first and list(sequence[i : i + n]) == list(pattern):
+            return i
+    return -1
+
+
+def encode_cut(tokenizer: CharTokenizer, text: str, max_len: int) -> tuple[list[int], list[int], list[int]]:
+    """(ids cut to ``max_len`` with [SEP] kept last, their char offsets, the full ids)."""
+    enc = tokenizer.encode(text)
+    if len(enc.ids) <= max_len:
+        return enc.ids, enc.offsets, enc.ids
+    ids = enc.ids[: max_len - 1] + [tokenizer.sep_id]
+    offsets = enc.offsets[: max_len - 1] + [-1]
+    return ids, offsets, enc.ids
+
+
+def span_ids(tokenizer: CharTokenizer, span: str) -> list[int]:
+    return tokenizer.encode(span).ids[1:-1]
+
+
+def locate_triples(
+    tokenizer: CharTokenizer,
+    ids: Sequence[int],
+    full_ids: Sequence[int],
+    spo_list: Sequence[tuple[str, str, str]],
+    predicate_id: Mapping[str, int],
+) -> tuple[dict[tuple[int, int], list[tuple[int, int, int]]], Counter]:
+    """``{(s_start, s_end): [(o_start, o_end, p), ...]}`` (inclusive token positions in
+    ``ids``) and counts ``located`` / ``not_found`` / ``beyond_max_len``."""
+    spoes: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    counts: Counter = Counter()
+    for s, p, o in spo_list:
+        s_ids, o_ids = span_ids(tokenizer, s), span_ids(tokenizer, o)
+        s_idx, o_idx = search(s_ids, ids), search(o_ids, ids)
+        if s_idx == -1 or o_idx == -1:
+            in_full = search(s_ids, full_ids) != -1 and search(o_ids, full_ids) != -1
+            counts["beyond_max_len" if in_full and len(full_ids) > len(ids) else "not_found"] += 1
+            continue
+        key = (s_idx, s_idx + len(s_ids) - 1)
+        obj = (o_idx, o_idx + len(o_ids) - 1, predicate_id[p])
+        spoes.setdefault(key, [])
+        if obj not in spoes[key]:
+            spoes[key].append(obj)
+        counts["located"] += 1
+    return spoes, counts
+
+
+def sample_subject(subjects: Sequence[tuple[int, int]], rng: random.Random, mode: str = "post") -> tuple[int, int]:
+    """One (start, end) to condition the object head on (see module doc)."""
+    if mode == "gold":
+        return subjects[rng.randrange(len(subjects))]
+    starts = [s for s, _ in subjects]
+    start = starts[rng.randrange(len(starts))]
+    ends = [e for _, e in subjects if e >= start]
+    return start, ends[rng.randrange(len(ends))]
+
+
+class TripleCollator:
+    """Pads a training batch and draws one subject per example (see module doc).
+
+    Output: input_ids [B, T], attention_mask [B, T] (bool), subject_labels [B, T, 2],
+    subject_ids [B, 2], object_labels [B, T, P, 2], index [B].
+    """
+
+    def __init__(self, pad_id: int, num_predicates: int, seed: int = 0, sampling: str = "post",
+                 epoch_fn: Callable[[], int] | None = None):
+        self.pad_id, self.num_predicates, self.seed, self.sampling = pad_id, num_predicates, seed, sampling
+        self.epoch_fn = epoch_fn
+
+    def __call__(self, feats: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = pad_collate([{"input_ids": f["input_ids"], "index": f["index"]} for f in feats], pad_id=self.pad_id)
+        bsz, length = batch["input_ids"].shape
+        epoch = self.epoch_fn() if self.epoch_fn else 0
+        subject_labels = torch.zeros(bsz, length, 2)
+        subject_ids = torch.zeros(bsz, 2, dtype=torch.long)
+        object_labels = torch.zeros(bsz, length, self.num_predicates, 2)
+        for b, f in enumerate(feats):
+            spoes = f["spoes"]
+            for s, e in spoes:
+                subject_labels[b, s, 0] = 1
+                subject_labels[b, e, 1] = 1
+            rng = random.Random(f"{self.seed}:{epoch}:{f['index']}")
+            start, end = sample_subject(list(spoes), rng, self.sampling)
+            subject_ids[b, 0], subject_ids[b, 1] = start, end
+            for o_start, o_end, p in spoes.get((start, end), []):
+                object_labels[b, o_start, p, 0] = 1
+                object_labels[b, o_end, p, 1] = 1
+        batch.update(subject_labels=subject_labels, subject_ids=subject_ids, object_labels=object_labels)
+        return batch
+
+
+class _EpochBatchSampler(BucketBatchSampler):
+    """A BucketBatchSampler that follows the trainer's epoch (Lightning only calls
+    ``set_epoch`` on a DataLoader's samplers, not on its batch sampler)."""
+
+    epoch_fn: Callable[[], int] | None = None
+
+    def __iter__(self):
+        if self.epoch_fn is not None:
+            self.set_epoch(self.epoch_fn())
+        return super().__iter__()
+
+
+class TripleDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        train_file: str,
+        eval_file: str,
+        schema_file: str,
+        vocab_file: str,
+        train_slice: Sequence[int] | None = None,
+        eval_slice: Sequence[int] | None = None,
+        val_records: int = 200,
+        max_len: int = 128,
+        batch_size: int = 64,
+        eval_batch_size: int = 64,
+        max_train_records: int | None = None,
+        max_eval_records: int | None = None,
+        overfit_records: int | None = None,
+        subject_sampling: str = "post",
+        pool_batches: int = 100,
+        num_workers: int = 0,
+        seed: int = 0,
+        trim_vocab: str = "none",
+        baseline: bool = True,
+        max_train_chars: int | None = None,
+        max_eval_sentences: int | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if max_len < 3:
+            raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
+        if subject_sampling not in ("post", "gold"):
+            raise ConfigError("data.subject_sampling", f"must be 'post' or 'gold', got {subject_sampling!r}")
+        if val_records < 1:
+            raise ConfigError("data.val_records", f"must be >= 1, got {val_records}")
+        self.tokenizer: CharTokenizer | None = None
+        self.keep_ids: list[int] | None = None
+        self.predicates: list[str] = []
+        self.predicate_id: dict[str, int] = {}
+        self.features: dict[str, list[dict[str, Any]]] = {}
+        self.records: dict[str, list[TripleRecord]] = {}
+        self.stats: dict[str, Any] = {}
+        self.evaluated_on: str = "held-out records"
+        self._train_spo: list[list[tuple[str, str, str]]] = []
+        self._baseline: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ reading
+    def _read_schema(self) -> None:
+        if not self.predicates:
+            self.predicates = read_schema(self.hparams.schema_file)
+            self.predicate_id = {p: i for i, p in enumerate(self.predicates)}
+
+    @staticmethod
+    def _slice(records: list[TripleRecord], sl: Sequence[int] | None, key: str) -> list[TripleRecord]:
+        if sl is None:
+            return records
+        if len(sl) != 2:
+            raise ConfigError(key, f"expected [start, end), got {list(sl)}")
+        return records[int(sl[0]) : int(sl[1]) if sl[1] is not None else None]
+
+    def setup(self, stage: str | None = None) -> None:
+        fitting = stage in (None, "fit")
+        if "test" in self.features and (not fitting or "train" in self.features):
+            return
+        hp = self.hparams
+        self._read_schema()
+        stats: Counter = Counter()
+        train, tstats = read_triples(hp.train_file, self.predicates)
+        train = self._slice(train, hp.train_slice, "data.train_slice")
+        if hp.overfit_records:
+            train = train[: int(hp.overfit_records)]
+            evals = {"val": train, "test": train}
+            self.evaluated_on = "training records (overfit check)"
+        else:
+            if hp.max_train_records:
+                train = train[: int(hp.max_train_records)]
+            if hp.max_train_chars:  # the debug configs' budget knob: first records up to N characters
+                total, keep = 0, 0
+                for r in train:
+                    total += len(r.text)
+                    if total > int(hp.max_train_chars):
+                        break
+                    keep += 1
+                train = train[: max(1, keep)]
+            if os.path.abspath(hp.eval_file) == os.path.abspath(hp.train_file) and hp.eval_slice is None:
+                raise ConfigError("data.eval_slice", "eval_file is the training file: give train_slice and eval_slice")
+            ev, _ = read_triples(hp.eval_file, self.predicates)
+            ev = self._slice(ev, hp.eval_slice, "data.eval_slice")
+            if len(ev) <= hp.val_records:
+                raise ConfigError("data.val_records", f"{hp.val_records} selection records leave no test record of {len(ev)}")
+            evals = {"val": ev[: hp.val_records], "test": ev[hp.val_records :]}
+            limit = hp.max_eval_records or hp.max_eval_sentences
+            if limit:
+                evals = {k: v[: int(limit)] for k, v in evals.items()}
+        stats["object_slots_ignored"] = tstats.get("object_slots_ignored", 0)
+        self._train_spo = [r.spo_list for r in train]
+        if self.keep_ids is None and hp.trim_vocab != "none":
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for r in train for ch in r.text}
+            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
+        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        if fitting:
+            self.records["train"] = train
+            self.features["train"], tr = self._train_features(train)
+            stats.update({f"train_{k}": v for k, v in tr.items()})
+        for split, recs in evals.items():
+            self.records[split] = recs
+            self.features[split], ev_stats = self._eval_features(recs)
+            stats.update({f"{split}_{k}": v for k, v in ev_stats.items()})
+        stats["num_predicates"] = len(self.predicates)
+        stats["vocab_size"] = len(self.tokenizer)
+        self.stats = dict(stats)
+        log.info("%s data: %s", type(self).__name__, self.stats)
+        for split in ("train", "val", "test"):
+            lost = self.stats.get(f"{split}_triples_not_found", 0) + self.stats.get(f"{split}_triples_beyond_max_len", 0)
+            if lost:
+                log.warning("%s: %d of %d gold triples cannot be located in the %d-token inputs (%d not found, %d beyond max_len)%s",
+                            split, lost, self.stats.get(f"{split}_triples", 0), hp.max_len,
+                            self.stats.get(f"{split}_triples_not_found", 0), self.stats.get(f"{split}_triples_beyond_max_len", 0),
+                            ": dropped from training" if split == "train" else ": kept in the gold set (scored as missed)")
+
+    def _train_features(self, records: list[TripleRecord]) -> tuple[list[dict[str, Any]], Counter]:
+        assert self.tokenizer is not None
+        feats: list[dict[str, Any]] = []
+        c: Counter = Counter(records=len(records))
+        for r in records:
+            ids, _, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
+            c["texts_cut"] += len(full) > len(ids)
+            spoes, counts = locate_triples(self.tokenizer, ids, full, r.spo_list, self.predicate_id)
+            c["triples"] += len(r.spo_list)
+            c["triples_located"] += counts["located"]
+            c["triples_not_found"] += counts["not_found"]
+            c["triples_beyond_max_len"] += counts["beyond_max_len"]
+            if not spoes:
+                c["records_dropped_no_triple"] += 1
+                continue
+            feats.append({"input_ids": ids, "spoes": spoes, "index": len(feats)})
+        c["features"] = len(feats)
+        c["tokens"] = sum(len(f["input_ids"]) for f in feats)
+        return feats, c
+
+    def _eval_features(self, records: list[TripleRecord]) -> tuple[list[dict[str, Any]], Counter]:
+        assert self.tokenizer is not None
+        feats: list[dict[str, Any]] = []
+        c: Counter = Counter(records=len(records))
+        for i, r in enumerate(records):
+            ids, offsets, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
+            c["texts_cut"] += len(full) > len(ids)
+            if r.spo_list:
+                _, counts = locate_triples(self.tokenizer, ids, full, r.spo_list, self.predicate_id)
+                c["triples"] += len(r.spo_list)
+                c["triples_not_found"] += counts["not_found"]
+                c["triples_beyond_max_len"] += counts["beyond_max_len"]
+            feats.append({"input_ids": ids, "offsets": offsets, "index": i})
+        return feats, c
+
+    # ------------------------------------------------------------------ loaders
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.current_epoch) if trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.tokenizer is not None
+        feats = self.features["train"]
+        sampler = _EpochBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.batch_size, shuffle=True,
+                                     pool_batches=self.hparams.pool_batches, seed=self.hparams.seed)
+        sampler.epoch_fn = self._epoch
+        collate = TripleCollator(self.tokenizer.pad_id, len(self.predicates), self.hparams.seed,
+                                 self.hparams.subject_sampling, epoch_fn=self._epoch)
+        return DataLoader(feats, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        assert self.tokenizer is not None
+        feats = self.features[split]
+        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.eval_batch_size, shuffle=False)
+        pad = self.tokenizer.pad_id
+        return DataLoader([{"input_ids": f["input_ids"], "index": f["index"]} for f in feats], batch_sampler=sampler,
+                          collate_fn=partial(pad_collate, pad_id=pad), num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        self.setup("fit")
+        return {"vocab_keep_ids": self.keep_ids, "num_predicates": len(self.predicates)}
+
+    # ------------------------------------------------------------------ predictions
+    def set_predict_texts(self, texts: Sequence[str]) -> None:
+        """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
+        self._read_schema()
+        if self.tokenizer is None:
+            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.records["predict"] = [TripleRecord(t, []) for t in texts]
+        self.features["predict"], _ = self._eval_features(self.records["predict"])
+
+    def decode(self, split: str, predictions: Mapping[int, Sequence[TokenTriple]]) -> list[list[dict[str, Any]]]:
+        """Token-span triples per record -> triples with [start, end) character offsets into
+        the record's text; spans on [CLS]/[SEP] are dropped, duplicates removed."""
+        out: list[list[dict[str, Any]]] = []
+        for i, rec in enumerate(self.records[split]):
+            offsets = self.features[split][i]["offsets"]
+            seen, triples = set(), []
+            for s0, s1, p, o0, o1 in predictions.get(i, []):
+                n = len(offsets)
+                if not all(0 <= k < n and offsets[k] >= 0 for k in (s0, s1, o0, o1)) or s1 < s0 or o1 < o0:
+                    continue
+                ss, se, os_, oe = offsets[s0], offsets[s1] + 1, offsets[o0], offsets[o1] + 1
+                key = (ss, se, p, os_, oe)
+                if key in seen:
+                    continue
+                seen.add(key)
+                triples.append({"subject": rec.text[ss:se], "predicate": self.predicates[p], "object": rec.text[os_:oe],
+                                "subject_span": [ss, se], "object_span": [os_, oe]})
+            out.append(triples)
+        return out
+
+    def format_prediction(self, text: str, triples: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": text, "spo_list": triples}
+        ids = self.tokenizer.encode(text).ids if self.tokenizer is not None else []
+        if len(ids) > self.hparams.max_len:
+            out["truncated_at_char"] = self.tokenizer.encode(text).offsets[self.hparams.max_len - 2] + 1
+        return out
+
+    def baseline_scores(self, split: str) -> dict[str, Any]:
+        """The dictionary-match baseline on ``split`` (see metrics.triples.dictionary_baseline)."""
+        if split not in self._baseline:
+            recs = self.records[split]
+            pred = dictionary_baseline(self._train_spo, [r.text for r in recs])
+            self._baseline[split] = triple_scores(pred, [r.spo_list for r in recs])
+        return self._baseline[split]
+
+    def score(self, split: str, predictions: Mapping[int, Sequence[TokenTriple]]) -> tuple[dict[str, Any], list[Any]]:
+        recs = self.records[split]
+        missing = len(recs) - len(predictions)
+        if missing:
+            log.warning("%s: %d of %d records have no prediction (a limited eval run?)", split, missing, len(recs))
+        decoded = self.decode(split, predictions)
+        pred = [[(t["subject"], t["predicate"], t["object"]) for t in d] for d in decoded]
+        metrics = triple_scores(pred, [r.spo_list for r in recs])
+        metrics["n_gold_not_found"] = self.stats.get(f"{split}_triples_not_found", 0)
+        metrics["n_gold_beyond_max_len"] = self.stats.get(f"{split}_triples_beyond_max_len", 0)
+        metrics["evaluated_on"] = self.evaluated_on
+        if split == "test" and self.hparams.baseline and not self.hparams.overfit_records:
+            base = self.baseline_scores(split)
+            metrics.update({f"baseline_{k}": base[k] for k in ("precision", "recall", "f1")})
+        return metrics, decoded
+
+    def save_outputs(self, split: str, outputs: list[Any], out_dir: str) -> list[str]:
+        """One JSON line per record: text, gold, predicted, new (pred - gold), lack (gold - pred)."""
+        from bertlab.metrics.triples import triple_key
+
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{split}_triples.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for rec, pred in zip(self.records[split], outputs):
+                gold_keys = {triple_key(t): t for t in rec.spo_list}
+                pred_keys = {triple_key((t["subject"], t["predicate"], t["object"])): t for t in pred}
+                f.write(json.dumps({
+                    "text": rec.text,
+                    "spo_list": [list(t) for t in rec.spo_list],
+                    "spo_list_pred": pred,
+                    "new": [pred_keys[k] for k in pred_keys if k not in gold_keys],
+                    "lack": [list(gold_keys[k]) for k in gold_keys if k not in pred_keys],
+                }, ensure_ascii=False) + "\n")
+        return [path]
