@@ -2,8 +2,14 @@
 
     python -m bertlab.predict ckpt_path=<file.ckpt> text="..."
     python -m bertlab.predict ckpt_path=<file.ckpt> input=<file, one text a line> [output=<file.jsonl>]
+    python -m bertlab.predict ckpt_path=<file.ckpt> task=mrc question="..." passages='["...","..."]'
 
-CWS gives words with [start, end) character offsets into the input text.
+CWS gives words with [start, end) character offsets into the input text. Reading
+comprehension (``question=`` + ``passages=``, or ``input=`` with one JSON object
+``{"question", "passages"}`` a line) gives the voted answer, its score and every passage's
+candidate. The task's DataModule decides the input and output format
+(``set_predict_texts`` / ``decode`` / ``format_prediction``); ``task=`` (optional) checks
+that the checkpoint is of that task.
 """
 
 from __future__ import annotations
@@ -36,11 +42,31 @@ def predict_texts(model, datamodule, texts: list[str]) -> list[dict]:
     return [datamodule.format_prediction(t, d) for t, d in zip(texts, decoded)]
 
 
+#: task=... -> a substring of the checkpoint's LightningModule path
+TASK_MODULES = {"cws": "sequence_labeling", "ner": "sequence_labeling", "mrc": "mlm_reading_comprehension"}
+
+
+def _inputs(cfg: DictConfig) -> list:
+    """The raw inputs: texts (text= / input=) or question records (question= + passages=)."""
+    given = [k for k in ("text", "input", "question") if cfg.get(k) is not None]
+    if len(given) != 1:
+        raise ConfigError("text", "give exactly one of text=..., input=<file> or question=... with passages=[...]")
+    if given[0] == "question":
+        passages = cfg.get("passages")
+        if isinstance(passages, str):
+            passages = [passages]
+        if not passages:
+            raise ConfigError("passages", "question=... needs passages=['...', ...] (a non-empty list)")
+        return [{"question": str(cfg.question), "passages": [str(p) for p in passages]}]
+    if cfg.get("passages") is not None:
+        raise ConfigError("passages", "passages=... goes with question=...")
+    return [str(cfg.text)] if given[0] == "text" else [line for _, line in open_text_lines(cfg.input)]
+
+
 def predict(cfg: DictConfig) -> list[dict]:
-    if (cfg.get("text") is None) == (cfg.get("input") is None):
-        raise ConfigError("text", "give exactly one of text=... or input=<file>")
-    texts = [str(cfg.text)] if cfg.get("text") is not None else [line for _, line in open_text_lines(cfg.input)]
-    model, datamodule, _ = load_run(cfg.ckpt_path)
+    texts = _inputs(cfg)
+    task = cfg.get("task")
+    model, datamodule, _ = load_run(cfg.ckpt_path, expect_task=TASK_MODULES.get(task, task) if task else None)
     records = predict_texts(model, datamodule, texts)
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
     if cfg.get("output"):
@@ -57,18 +83,28 @@ def main(cfg: DictConfig) -> None:
     predict(cfg)
 
 
-FREE_TEXT_KEYS = ("text", "input", "output")
+FREE_TEXT_KEYS = ("text", "input", "output", "question")
+FREE_TEXT_LIST_KEYS = ("passages",)
+
+
+def _quote(value: str) -> str:
+    # hydra: backslashes are literal except before a quote or at the end of the string
+    value = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value) + "'"
 
 
 def quote_free_text(argv: list[str]) -> list[str]:
-    """Hydra's override grammar rejects most non-ASCII text unquoted: quote free-text values."""
+    """Hydra's override grammar rejects most non-ASCII text unquoted: quote free-text values
+    (and the items of an unquoted list ``passages=[a,b]``, split at ASCII commas)."""
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key in FREE_TEXT_LIST_KEYS and not any(q in value for q in "'\""):
+            items = value[1:-1].split(",") if value.startswith("[") and value.endswith("]") else [value]
+            out.append(f"{key}=[" + ",".join(_quote(v) for v in items) + "]")
+            continue
         if eq and key in FREE_TEXT_KEYS and not (value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) > 1):
-            # hydra: backslashes are literal except before a quote or at the end of the string
-            value = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
-            value = "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value) + "'"
+            value = _quote(value)
         out.append(f"{key}{eq}{value}" if eq else arg)
     return out
 
