@@ -1,0 +1,42 @@
+"""Guards for how Lightning's DDP launching meets Hydra's multirun."""
+
+from __future__ import annotations
+
+import os
+
+from omegaconf import DictConfig
+
+from bertlab.utils.errors import ConfigError
+
+#: strategies whose Lightning launcher re-runs the script (``sys.argv``) for ranks > 0
+RELAUNCHING = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
+
+
+def check_ddp_launch(cfg: DictConfig, multirun: bool | None = None) -> None:
+    """Stop with one clear line when a local Hydra multirun would use a DDP strategy that
+    re-runs the script: Lightning re-launches ``python -m bertlab.train <argv>`` for rank 1,
+    and with ``-m`` in argv that child starts a whole new sweep. Fine under SLURM (SLURM
+    starts the processes, Lightning launches nothing) and in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    trainer = cfg.get("trainer") or {}
+    strategy = trainer.get("strategy")
+    strategy = strategy if isinstance(strategy, str) else None
+    devices = trainer.get("devices", 1)
+    n = devices if isinstance(devices, int) else (len(devices) if isinstance(devices, (list, tuple)) else 2)
+    n *= int(trainer.get("num_nodes", 1) or 1)
+    if strategy not in RELAUNCHING or n <= 1:
+        return
+    if multirun is None:  # from Hydra's runtime config
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if not multirun:
+        return
+    if "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ:
+        return  # processes started by SLURM (or we are already a launched rank)
+    raise ConfigError(
+        "trainer.strategy",
+        f"'{strategy}' with {n} processes inside a local multirun (-m): Lightning would re-run the "
+        "command for each rank and start a new sweep. Submit the sweep to SLURM "
+        "(hydra/launcher=slurm_ddp or slurm_ddp_cpu), or run each job as a single run",
+    )
