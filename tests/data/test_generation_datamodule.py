@@ -91,7 +91,7 @@ def test_datamodule_features_labels_and_trimmed_vocab(tmp_path):
 
 
 def test_shipped_corpus_sizes_and_vocab():
-    dm = GenerationDataModule(ZIP, VOCAB, max_eval_texts=50)
+    dm = GenerationDataModule(ZIP, VOCAB, max_eval_sentences=50)
     dm.setup("fit")
     assert dm.stats["train_texts"] == 16883 and dm.stats["val_texts"] == 2111
     assert dm.stats["train_chunks"] == 24823 and max(len(t) for t in dm.texts["train"]) <= 126

@@ -110,8 +110,8 @@ class GenerationDataModule(pl.LightningDataModule):
         max_len: int = 128,
         batch_size: int = 32,
         eval_batch_size: int = 64,
-        max_train_texts: int | None = None,
-        max_eval_texts: int | None = None,
+        max_train_chars: int | None = None,
+        max_eval_sentences: int | None = None,
         label_names: Sequence[str] = ("negative", "positive"),
         pool_batches: int = 100,
         num_workers: int = 0,
@@ -132,12 +132,24 @@ class GenerationDataModule(pl.LightningDataModule):
         self.stats: dict[str, int] = {}
 
     # ------------------------------------------------------------------ reading
-    def _read(self, split: str, limit: int | None) -> tuple[list[str], list[int], int]:
-        rows = read_sentiment(self.hparams.data_file, SPLIT_FILES[split])
+    def _read(self, split: str) -> tuple[list[str], list[int], int]:
+        """Chunks and labels of a split (a fixed random subset of whole texts when
+        ``max_train_chars`` / ``max_eval_sentences`` say so), and its number of texts."""
+        hp = self.hparams
+        rows = read_sentiment(hp.data_file, SPLIT_FILES[split])
         n_texts = len(rows)
-        if limit and limit < len(rows):
-            keep = sorted(random.Random(self.hparams.seed).sample(range(len(rows)), int(limit)))
-            rows = [rows[i] for i in keep]
+        order = list(range(len(rows)))
+        random.Random(hp.seed).shuffle(order)
+        if split == "train" and hp.max_train_chars:
+            keep, total = [], 0
+            for i in order:
+                total += len(rows[i][0])
+                if total > hp.max_train_chars:
+                    break
+                keep.append(i)
+            rows = [rows[i] for i in sorted(keep)]
+        elif split != "train" and hp.max_eval_sentences and hp.max_eval_sentences < len(rows):
+            rows = [rows[i] for i in sorted(order[: int(hp.max_eval_sentences)])]
         texts, labels = [], []
         for text, label in rows:
             for chunk in segment_text(text, self.hparams.max_len - 2):
@@ -153,7 +165,7 @@ class GenerationDataModule(pl.LightningDataModule):
         hp = self.hparams
         need_train = fitting or (self.keep_ids is None and hp.trim_vocab != "none")
         if need_train and "train" not in self.texts:
-            self.texts["train"], self.labels["train"], self.stats["train_texts"] = self._read("train", hp.max_train_texts)
+            self.texts["train"], self.labels["train"], self.stats["train_texts"] = self._read("train")
         if self.keep_ids is None and hp.trim_vocab != "none":
             full = CharTokenizer(hp.vocab_file)
             used = {full.char_id(ch) for text in self.texts["train"] for ch in text if not ch.isspace()}
@@ -162,7 +174,7 @@ class GenerationDataModule(pl.LightningDataModule):
         splits = (["train"] if fitting else []) + ["val", "test"]
         for split in splits:
             if split != "train":
-                self.texts[split], self.labels[split], self.stats[f"{split}_texts"] = self._read(split, hp.max_eval_texts)
+                self.texts[split], self.labels[split], self.stats[f"{split}_texts"] = self._read(split)
             self.features[split] = self._encode(self.texts[split], self.labels[split])
             self.stats[f"{split}_chunks"] = len(self.features[split])
             self.stats[f"{split}_tokens"] = sum(len(f["input_ids"]) for f in self.features[split])
@@ -224,6 +236,18 @@ class GenerationDataModule(pl.LightningDataModule):
             t = tok.tokens[int(i)]
             out.append(t[2:] if t.startswith("##") else t)
         return "".join(out)
+
+    def save_outputs(self, split: str, outputs: list[dict[str, Any]], out_dir: str) -> list[str]:
+        """The generated samples of ``split``, one JSON object a line (label, label_name, text)."""
+        import json
+        import os
+
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{split}_samples.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for rec in outputs:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return [path]
 
     def label_id(self, label: int | str) -> int:
         """A label given as 0/1 or by name (``negative``/``positive``); ValueError otherwise."""
