@@ -3,6 +3,21 @@
 ``train(cfg)`` is a plain function (tests call it with a composed config); ``main`` only
 wraps it with ``@hydra.main`` and returns the metric named by ``optimized_metric`` so that
 sweepers can optimise it.
+
+Reliability (docs/reliability.md):
+
+* the run folder gets ``status.json`` (``running`` -> ``done`` / ``failed`` with a one-line
+  reason) and ``metrics.json`` is written atomically, last, and only by a finished run;
+* checkpoints are written atomically (:class:`bertlab.utils.checkpoint_io.AtomicCheckpointIO`)
+  and hold everything a resume needs (sampler position, random-number states:
+  :class:`bertlab.callbacks.resume_state.ResumeState`): ``ckpt_path=last`` resumes this run
+  folder (``hydra.run.dir=<run folder>``; a fresh start when it has no checkpoint yet, and
+  nothing to do when it already finished), ``ckpt_path=<run folder>`` its newest complete
+  checkpoint, ``ckpt_path=<file>`` that file;
+* exit status: 0 success; 2 a user error (bad override, config value, data, checkpoint:
+  one ``bertlab: error:`` line); 1 a crash (traceback). In a multirun a failing job never
+  stops the others: it is recorded as failed (status.json, one line on stderr), returns
+  NaN to the sweeper, and the command exits 1 after all jobs ran.
 """
 
 from __future__ import annotations
@@ -10,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -18,16 +34,24 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
+from bertlab.data.samplers import make_resumable
 from bertlab.nn.encoders import resolve_vocab_file
+from bertlab.utils.atomic import atomic_write_json
+from bertlab.utils.checkpoint import LAST, check_resume_checkpoint, resolve_resume_path
+from bertlab.utils.checkpoint_io import AtomicCheckpointIO
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import (
     exit_on_user_error,
+    find_user_error,
     instantiate_list,
     precheck_overrides,
     register_resolvers,
     repo_root,
+    validate_config,
 )
+from bertlab.utils.run_status import RunStatus, is_finished, one_line
 from bertlab.utils.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -41,30 +65,78 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def _resumable_train_loader(datamodule: Any) -> None:
+    """Make the DataModule's training loader save its position in checkpoints (see
+    bertlab.data.samplers.make_resumable); loaders that are already stateful are kept."""
+    original = getattr(datamodule, "train_dataloader", None)
+    if original is None or getattr(original, "_bertlab_resumable", False):
+        return
+
+    def train_dataloader():
+        return make_resumable(original())
+
+    train_dataloader._bertlab_resumable = True  # type: ignore[attr-defined]
+    datamodule.train_dataloader = train_dataloader
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit and/or test as the config says; returns (metrics, objects)."""
-    start = time.time()
+    """Fit and/or test as the config says; returns (metrics, objects).
+
+    Writes ``status.json`` (running, then done or failed) and, only when everything else is
+    done, ``metrics.json`` (atomically) into ``cfg.paths.output_dir``."""
     out_dir = cfg.paths.output_dir
+    validate_config(cfg)
     os.makedirs(out_dir, exist_ok=True)
+    if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir):
+        log.info("%s already finished (status.json done): nothing to resume", out_dir)
+        with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
+            return json.load(f), {"cfg": cfg}
+    status = RunStatus(out_dir, task_name=cfg.get("task_name"))
+    status.running()
+    try:
+        stale = os.path.join(out_dir, "metrics.json")
+        if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
+            os.remove(stale)
+        metrics, objects = _train(cfg, out_dir)
+    except BaseException as err:
+        user = find_user_error(err)
+        status.failed(str(user) if user is not None else one_line(err))
+        raise
+    status.done(test_checkpoint=metrics.get("test_checkpoint"))
+    return metrics, objects
+
+
+def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    start = time.time()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out_dir)
+    if ckpt_path is not None:
+        check_resume_checkpoint(ckpt_path, cfg.model._target_)
+        log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
+    elif str(cfg.get("ckpt_path")) == LAST:
+        log.info("ckpt_path=last: no checkpoint in %s yet, starting afresh", out_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    _resumable_train_loader(datamodule)
     data_kwargs = datamodule.model_kwargs() if hasattr(datamodule, "model_kwargs") else {}
     model = hydra.utils.instantiate(cfg.model, **data_kwargs, _recursive_=False)
     if getattr(datamodule, "tokenizer", None) is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
+    if not any(isinstance(c, ResumeState) for c in callbacks):
+        callbacks.append(ResumeState(seed=cfg.get("seed")))
     loggers = instantiate_list(cfg.get("logger"), "logger")
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     for lg in loggers:
         lg.log_hyperparams(to_plain(cfg))
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if "val" in model.last_metrics:
             metrics["val_last"] = model.last_metrics["val"]
@@ -75,7 +147,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         if cfg.get("train", True):
             test_ckpt = best if best and os.path.isfile(best) else None
         else:
-            test_ckpt = cfg.get("ckpt_path")
+            test_ckpt = ckpt_path
         if cfg.get("train", True) and test_ckpt is None:
             log.warning("no best checkpoint: testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
@@ -89,11 +161,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics["train_tokens_per_s"] = throughput.tokens_per_s
         metrics["train_padding_fraction"] = throughput.padding_fraction
     metrics["test_checkpoint"] = test_ckpt
+    if ckpt_path is not None and cfg.get("train", True):
+        metrics["resumed_from"] = ckpt_path
     metrics["data_stats"] = getattr(datamodule, "stats", {})
     metrics["wall_seconds"] = time.time() - start
-    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, ensure_ascii=False, default=_json_default)
     print_summary(metrics, title=f"{cfg.get('task_name', 'train')}: {out_dir}")
+    # the very last thing a run does: a complete metrics.json marks a finished run
+    atomic_write_json(os.path.join(out_dir, "metrics.json"), json.loads(json.dumps(metrics, default=_json_default)))
     return metrics, {"cfg": cfg, "model": model, "datamodule": datamodule, "trainer": trainer}
 
 
@@ -105,20 +179,55 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
     return float(metrics[name])
 
 
+#: failures of the jobs of a multirun run in this process (reported by ``cli`` at the end)
+FAILED_JOBS: list[str] = []
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # no hydra context (train called directly)
+        return False
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """One job: train, then the objective. In a multirun a failure is recorded (status.json,
+    one line on stderr, FAILED_JOBS) and NaN returned, so the sweep goes on."""
+    if not _is_multirun():
+        metrics, _ = train(cfg)
+        return metric_value(metrics, cfg.get("optimized_metric"))
+    try:
+        metrics, _ = train(cfg)
+        return metric_value(metrics, cfg.get("optimized_metric"))
+    except Exception as err:  # noqa: BLE001  a job's failure must not stop the sweep
+        user = find_user_error(err)
+        if user is None:
+            log.exception("job failed")  # the traceback goes to the job's log file
+        msg = f"{cfg.paths.output_dir}: {user if user is not None else one_line(err)}"
+        print(f"bertlab: error: job failed: {msg}", file=sys.stderr, flush=True)
+        FAILED_JOBS.append(msg)
+        return float("nan")
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    metrics, _ = train(cfg)
-    return metric_value(metrics, cfg.get("optimized_metric"))
+    return run_job(cfg)
 
 
 def cli() -> None:
-    """Entry point: one-line errors for bad overrides, then hydra."""
-    import sys
-
+    """Entry point: one-line errors for bad overrides, then hydra; exit status 1 when a job
+    of a multirun failed (after all jobs ran)."""
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
     main()
+    if FAILED_JOBS:
+        print(f"bertlab: error: {len(FAILED_JOBS)} job(s) of the multirun failed (see their status.json)",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

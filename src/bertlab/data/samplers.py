@@ -5,6 +5,14 @@ length and cut into batches, and the batches are shuffled. Every epoch draws a n
 from ``seed + epoch``, so runs are reproducible, and the sampler's position (epoch, batches
 handed out) is a ``state_dict`` so a resumed run continues with exactly the batches an
 uninterrupted run would have seen.
+
+Lightning saves and restores a training DataLoader's position only when the loader itself
+has ``state_dict`` / ``load_state_dict`` (its ``_Stateful`` protocol; the state is loaded in
+``fit_loop.setup_data`` before the first batch is drawn). A plain ``DataLoader`` restarts
+the epoch from its first batch on resume, so :class:`ResumableDataLoader` is a DataLoader
+whose state is the position of its (batch) sampler, counted in batches *delivered* to the
+training loop (not the indices worker processes have prefetched), and
+:func:`make_resumable` turns a plain DataLoader with such a sampler into one.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
-from torch.utils.data import Sampler
+from typing import Any
+
+from torch.utils.data import DataLoader, Sampler
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -34,9 +44,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self._yielded = 0  # batches of the current epoch handed out so far
         self._resume_at = 0  # batches to skip at the next __iter__ (after load_state_dict)
+        self._resume_epoch: int | None = None  # ... if that __iter__ is for this epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def start_offset(self) -> int:
+        """How many batches of this epoch the next ``__iter__`` skips (a restored position)."""
+        return self._resume_at if self._resume_epoch == self.epoch else 0
 
     def batches(self) -> list[list[int]]:
         idx = list(range(len(self.lengths)))
@@ -58,7 +74,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches()
-        start, self._resume_at = self._resume_at, 0
+        start = self.start_offset
+        self._resume_at, self._resume_epoch = 0, None
         self._yielded = start
         for batch in batches[start:]:
             self._yielded += 1
@@ -70,8 +87,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("seed", self.seed) != self.seed:
             raise ValueError(f"sampler state is for seed {state['seed']}, this sampler has seed {self.seed}")
-        self.epoch = int(state["epoch"])
-        self._resume_at = int(state["yielded"])
+        epoch, yielded = int(state["epoch"]), int(state["yielded"])
+        if yielded >= len(self):  # saved at the end of an epoch: the next one starts afresh
+            epoch, yielded = epoch + 1, 0
+        self.epoch, self._resume_epoch, self._resume_at = epoch, epoch, yielded
 
     def __len__(self) -> int:
         if not self.shuffle:
@@ -80,3 +99,56 @@ class BucketBatchSampler(Sampler[list[int]]):
         n = len(self.lengths)
         full, rest = divmod(n, pool)
         return full * -(-pool // self.batch_size) + -(-rest // self.batch_size)
+
+
+def _position_source(loader: DataLoader) -> Any:
+    """The loader's batch sampler (or sampler) if it can save its position, else None."""
+    for obj in (loader.batch_sampler, loader.sampler):
+        if obj is not None and callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None)):
+            return obj
+    return None
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose mid-epoch position is saved in Lightning checkpoints.
+
+    ``state_dict()`` is the sampler's state with ``yielded`` set to the number of batches this
+    loader has *delivered* in the current pass (plus the batches skipped when it resumed), so
+    batches that worker processes fetched ahead are drawn again after a resume.
+    """
+
+    def __iter__(self):
+        source = _position_source(self)
+        if source is None:
+            return super().__iter__()
+        # read where the sampler starts now: a position loaded after this call (but before
+        # the first batch) must not be counted from 0
+        self.__dict__["_bertlab_delivered"] = getattr(source, "start_offset", 0)
+        return self._counting(super().__iter__())
+
+    def _counting(self, it):
+        for batch in it:
+            self.__dict__["_bertlab_delivered"] += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        source = _position_source(self)
+        if source is None:
+            return {}
+        state = dict(source.state_dict())
+        if "yielded" in state:
+            state["yielded"] = int(self.__dict__.get("_bertlab_delivered", 0))
+        return {"sampler": state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        source = _position_source(self)
+        if source is not None and state.get("sampler"):
+            source.load_state_dict(state["sampler"])
+
+
+def make_resumable(loader: Any) -> Any:
+    """Make a plain DataLoader whose sampler saves its position a :class:`ResumableDataLoader`
+    (in place: the class is swapped, nothing is rebuilt); anything else is returned as is."""
+    if type(loader) is DataLoader and _position_source(loader) is not None:
+        loader.__class__ = ResumableDataLoader
+    return loader

@@ -1,5 +1,6 @@
 """Rebuild a trained model and its DataModule from one checkpoint file (see
-callbacks/run_config.py), with clear errors for missing, corrupt or foreign files."""
+callbacks/run_config.py), with clear errors for missing, corrupt or foreign files; find
+the checkpoint to resume a run from (``ckpt_path=last`` / a run folder)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,74 @@ from omegaconf import OmegaConf
 
 from bertlab.callbacks.run_config import CKPT_KEY
 from bertlab.nn.encoders import resolve_vocab_file
+from bertlab.utils.atomic import is_temp_file
 from bertlab.utils.errors import CheckpointError
+
+LAST = "last"
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """A cheap integrity check: a checkpoint file (torch's zip format) whose end-of-archive
+    record is present, i.e. not truncated by a kill mid-write; never a temporary file."""
+    return os.path.isfile(path) and not is_temp_file(path) and zipfile.is_zipfile(path)
+
+
+def checkpoint_dir(run_dir: str) -> str:
+    """Where bertlab.train keeps a run's checkpoints (``<run>/checkpoints``; the folder itself
+    if it holds .ckpt files directly)."""
+    sub = os.path.join(run_dir, "checkpoints")
+    return sub if os.path.isdir(sub) else run_dir
+
+
+def find_last_checkpoint(folder: str) -> str | None:
+    """The newest complete checkpoint of a run: ``last.ckpt`` (or ``last-v<N>.ckpt``) if
+    complete, else any other complete ``*.ckpt``, newest first; None if there is none.
+    Temporary and truncated files (a kill during a save) are skipped."""
+    folder = checkpoint_dir(folder)
+    if not os.path.isdir(folder):
+        return None
+    files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".ckpt") and not is_temp_file(f)]
+    files.sort(key=lambda p: (os.path.basename(p).startswith(LAST), os.path.getmtime(p)), reverse=True)
+    for path in files:
+        if is_complete_checkpoint(path):
+            return path
+    return None
+
+
+def resolve_resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
+    """The checkpoint ``train`` should resume from.
+
+    * ``None`` -> None (a fresh run);
+    * ``"last"`` -> the newest complete checkpoint of *this* run folder (``run_dir``, e.g.
+      ``hydra.run.dir=<old run>``), or None (a fresh start) when it has none yet, so the
+      same command starts a run and resumes it after a kill;
+    * a folder -> the newest complete checkpoint in it (or in its ``checkpoints/``);
+      CheckpointError when there is none;
+    * a file -> itself, once checked complete (CheckpointError otherwise).
+    """
+    if ckpt_path is None or str(ckpt_path) == "":
+        return None
+    ckpt_path = str(ckpt_path)
+    if ckpt_path == LAST:
+        return find_last_checkpoint(run_dir)
+    if os.path.isdir(ckpt_path):
+        found = find_last_checkpoint(ckpt_path)
+        if found is None:
+            raise CheckpointError(f"ckpt_path: no complete checkpoint (*.ckpt) in {checkpoint_dir(ckpt_path)}")
+        return found
+    if not os.path.isfile(ckpt_path):
+        raise CheckpointError(f"ckpt_path: no such file: {ckpt_path}")
+    if not is_complete_checkpoint(ckpt_path):
+        raise CheckpointError(f"ckpt_path: {ckpt_path} is not a complete checkpoint (truncated, a temporary file, or not a torch checkpoint)")
+    return ckpt_path
+
+
+def check_resume_checkpoint(path: str, model_target: str) -> None:
+    """Refuse to resume a run from a checkpoint of another task (another LightningModule)."""
+    ckpt = read_checkpoint(path)
+    saved = ckpt[CKPT_KEY].get("config", {}).get("model", {}).get("_target_")
+    if saved and saved != model_target:
+        raise CheckpointError(f"ckpt_path: {path} is a {saved.rsplit('.', 1)[-1]} checkpoint, this run trains a {model_target.rsplit('.', 1)[-1]}")
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from bertlab.utils.errors import BertlabError
+from bertlab.utils.errors import BertlabError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,14 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            compose(config_name=config_name, overrides=plain)
+            cfg = compose(config_name=config_name, overrides=plain)
+            groups = [o for o in plain if _is_group_override(config_dir, o)]
+            base = compose(config_name=config_name, overrides=groups) if len(groups) < len(plain) else cfg
+        check_override_types(base, cfg, [o for o in plain if o not in groups])
+        validate_config(cfg)
+    except ConfigError as err:
+        print(f"bertlab: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
     except HydraException as err:
         text = f"{err}\n{err.__cause__ or ''}"
         key = None
@@ -121,3 +130,129 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
         sys.exit(2)
     finally:
         GlobalHydra.instance().clear()
+
+
+# --------------------------------------------------------------------------- validation
+def _is_group_override(config_dir: str, override: str) -> bool:
+    """``data=ner_resume`` / ``+experiment=x`` choose a config group (a folder of conf/)."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return "=" in override and os.path.isdir(os.path.join(config_dir, key.replace(".", "/").replace("@", "/").split("/@")[0]))
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+
+
+_MISSING = object()
+
+
+def _select(cfg: DictConfig, key: str) -> tuple[bool, Any]:
+    """(found, value); an interpolation that cannot be resolved here (``${hydra:...}``) counts
+    as not found."""
+    value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_resolution_failure=False)
+    if value is _MISSING:
+        return False, None
+    return True, value
+
+
+#: keys whose values legitimately take several types (Lightning's "warn", "auto", time strings)
+MIXED_TYPE_KEYS = ("trainer.deterministic", "trainer.devices", "trainer.accelerator", "trainer.strategy",
+                   "trainer.val_check_interval", "trainer.precision", "trainer.num_nodes", "trainer.fast_dev_run",
+                   "trainer.limit_*", "trainer.overfit_batches", "trainer.max_time", "trainer.profiler")
+
+
+def check_override_types(base: DictConfig, cfg: DictConfig, overrides: list[str]) -> None:
+    """A command-line value must have the type of the key's default: an integer for an integer
+    key (``trainer.max_epochs=abc`` is refused), a number for a float key, a boolean for a
+    boolean key; ``null`` is always accepted (disables an option). Keys whose default is null
+    or a string, new keys (``+key=``) and interpolations are not checked here."""
+    from omegaconf import ListConfig
+
+    for ov in overrides:
+        if "=" not in ov or ov.startswith(("~", "+")):
+            continue
+        key = ov.split("=", 1)[0]
+        if any(fnmatch.fnmatchcase(key, pat) for pat in MIXED_TYPE_KEYS):
+            continue
+        found_old, old = _select(base, key)
+        found_new, new = _select(cfg, key)
+        if not found_old or not found_new or old is None or new is None:
+            continue
+        if isinstance(old, bool):
+            ok = isinstance(new, bool)
+        elif isinstance(old, int):
+            ok = isinstance(new, int) and not isinstance(new, bool)
+        elif isinstance(old, float):
+            ok = isinstance(new, (int, float)) and not isinstance(new, bool)
+        elif isinstance(old, (DictConfig, ListConfig)):
+            ok = isinstance(new, (DictConfig, ListConfig))
+            if not ok:
+                raise ConfigError(key, f"expected a {'list' if isinstance(old, ListConfig) else 'mapping'}, got {new!r}")
+        else:
+            ok = True
+        if not ok:
+            raise ConfigError(key, f"expected {_type_name(old)} (like its default {old!r}), got {new!r}")
+
+
+#: (key pattern, kind, low, high, inclusive low): checked on the composed config of every
+#: task. kind "int" or "number"; a missing key or a null value is not checked.
+RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
+    ("data.batch_size", "int", 1, math.inf, True),
+    ("data.eval_batch_size", "int", 1, math.inf, True),
+    ("data.max_len", "int", 3, math.inf, True),
+    ("data.num_workers", "int", 0, math.inf, True),
+    ("data.pool_batches", "int", 1, math.inf, True),
+    ("data.max_train_chars", "int", 1, math.inf, True),
+    ("data.max_eval_sentences", "int", 1, math.inf, True),
+    ("seed", "int", 0, 2**32 - 1, True),
+    ("threads", "int", 1, math.inf, True),
+    ("trainer.max_epochs", "int", -1, math.inf, True),
+    ("trainer.max_steps", "int", -1, math.inf, True),
+    ("trainer.accumulate_grad_batches", "int", 1, math.inf, True),
+    ("trainer.log_every_n_steps", "int", 1, math.inf, True),
+    ("trainer.check_val_every_n_epoch", "int", 1, math.inf, True),
+    ("trainer.gradient_clip_val", "number", 0, math.inf, True),
+    ("optimizer.lr", "number", 0, math.inf, False),
+    ("optimizer.weight_decay", "number", 0, math.inf, True),
+    ("encoder.num_layers", "int", 1, math.inf, True),
+    ("encoder.hidden_size", "int", 1, math.inf, True),
+    ("encoder.num_attention_heads", "int", 1, math.inf, True),
+    ("encoder.intermediate_size", "int", 1, math.inf, True),
+    ("*dropout*", "number", 0, 1, True),
+    ("callbacks.*.every_n_train_steps", "int", 0, math.inf, True),
+    ("callbacks.model_checkpoint.save_top_k", "int", -1, math.inf, True),
+]
+
+
+def _leaves(node: DictConfig, prefix: str = ""):
+    for key in node.keys():
+        full = f"{prefix}{key}"
+        if full == "hydra":
+            continue
+        value = OmegaConf.select(node, str(key), default=None, throw_on_resolution_failure=False)
+        if isinstance(value, DictConfig):
+            yield from _leaves(value, full + ".")
+        else:
+            yield full, value
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
+    with a :class:`ConfigError` naming the key, before anything is read or written."""
+    for key, value in _leaves(cfg):
+        for pattern, kind, low, high, incl in RANGE_RULES:
+            if not (key == pattern or ("*" in pattern and fnmatch.fnmatchcase(key, pattern))):
+                continue
+            if value is None:
+                break
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+                if kind == "int" and isinstance(value, float) and value.is_integer():
+                    pass
+                else:
+                    raise ConfigError(key, f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+            lo_ok = value >= low if incl else value > low
+            if not lo_ok or value > high:
+                lo = f"{'>=' if incl else '>'} {low:g}"
+                rng = lo if high == math.inf else f"{lo} and <= {high:.10g}"
+                raise ConfigError(key, f"must be {rng}, got {value!r}")
+            break
