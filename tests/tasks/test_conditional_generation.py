@@ -182,3 +182,42 @@ def test_generate_cli_and_function_on_a_tiny_checkpoint(tiny_ckpt, tmp_path):
     torch.save(ck, other)
     res = _cli(f"ckpt_path={other}")
     assert res.returncode == 2 and "not a conditional_generation one" in res.stderr
+
+
+@pytest.mark.slow
+def test_control_accuracy_with_a_tiny_trained_classification_checkpoint(tmp_path_factory, make_cfg):
+    """End to end: a tiny sentence classifier (tasks/classification.py) trained on a slice of the
+    corpus judges the samples of a cond_gen run through model.control_classifier_ckpt."""
+    from bertlab.tasks.conditional_generation import load_control_classifier
+    from tests.conftest import compose_cfg
+
+    out = tmp_path_factory.mktemp("classifier")
+    cls_cfg = compose_cfg(out, ["experiment=sentiment_cls", "encoder.pretrained=null", "encoder.model_type=bert",
+                                "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
+                                "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null",
+                                "data.max_train_examples=300", "data.max_eval_examples=50", "trainer.max_epochs=1",
+                                "scheduler=constant", "optimizer.lr=1e-3"])
+    train(cls_cfg)
+    ckpt = str(out / "checkpoints" / "last.ckpt")
+    judge = load_control_classifier(ckpt, ["negative", "positive"])
+    labels = judge(["很好很满意", "太差了", ""])
+    assert len(labels) == 3 and set(labels) <= {0, 1}
+    cfg = make_cfg(["experiment=cond_gen", "debug=fdr", *TINY, f"model.control_classifier_ckpt={ckpt}"])
+    metrics, objs = train(cfg)
+    acc = metrics["test"]["control_acc"]
+    samples = objs["model"].last_outputs["test"]
+    # the metric is exactly the share of samples the judge assigns to their own label
+    want = sum(p == s["label"] for p, s in zip(judge([s["text"] for s in samples]), samples)) / len(samples)
+    assert acc == pytest.approx(want)
+    with pytest.raises(CheckpointError, match="not a classification one"):
+        load_control_classifier(_lm_ckpt_for_error(tmp_path_factory), ["negative", "positive"])
+
+
+def _lm_ckpt_for_error(tmp_path_factory):
+    from tests.conftest import compose_cfg
+
+    out = tmp_path_factory.mktemp("lm_for_error")
+    cfg = compose_cfg(out, ["experiment=cond_gen", *TINY, "trainer.max_steps=1", "trainer.val_check_interval=1",
+                            "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "test=false"])
+    train(cfg)
+    return str(out / "checkpoints" / "last.ckpt")
