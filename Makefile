@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf clean
+.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,15 @@ report: $(STAMP)  ## markdown table + PNG of a multirun folder (DIR=multirun/<da
 
 reproduce-crf: $(STAMP)  ## the CRF post's layer-1 table (5 runs, <= 5 min each) -> logs/crf_layer1/<time>/crf_layer1.md
 	$(PY) scripts/reproduce_crf.py $(ARGS)
+
+reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
+	$(PY) -m bertlab.train experiment=triples hydra.run.dir=logs/reproduce/triples/scratch $(ARGS)
+	$(PY) -m bertlab.train experiment=triples_overfit hydra.run.dir=logs/reproduce/triples/overfit $(ARGS)
+	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=triples encoder.pretrained=data/pretrained/bert_small hydra.run.dir=logs/reproduce/triples/pretrained $(ARGS); fi
+	$(PY) -m bertlab.reporting.triples_table scratch=logs/reproduce/triples/scratch $$([ -d logs/reproduce/triples/pretrained ] && echo pretrained=logs/reproduce/triples/pretrained) overfit=logs/reproduce/triples/overfit --out logs/reproduce/triples/results.md
+
+reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
+	$(PY) scripts/reproduce_albert.py --out docs/albert_unshared.md $(if $(ARGS),-- $(ARGS))
 
 clean:  ## remove logs and caches (not the venv)
 	rm -rf logs .pytest_cache
