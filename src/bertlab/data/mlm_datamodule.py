@@ -163,8 +163,9 @@ def pack_sequences(
 class MixedBatchSampler(Sampler[list[int]]):
     """Indices ``0..n_single-1`` are single texts (length-bucketed batches), the next
     ``n_packed`` are packed sequences. Step ``i`` of an epoch is packed exactly when
-    ``floor((i + 1) f) > floor(i f)`` (``f = packed_fraction``), so any window of steps holds
-    the share ``f`` of packed steps up to one. An epoch is one pass over the single texts
+    ``ceil((i + 1) f) > ceil(i f)`` (``f = packed_fraction``): the first step is packed (a
+    run meets its largest batches at once) and any window of steps holds the share ``f`` of
+    packed steps up to one. An epoch is one pass over the single texts
     (``ceil(n_bucket_batches / (1 - f))`` steps); packed batches cycle through a reshuffled
     order whenever they run out. ``f = 1``: one pass over the packed sequences."""
 
@@ -200,7 +201,7 @@ class MixedBatchSampler(Sampler[list[int]]):
 
     @staticmethod
     def is_packed_step(i: int, fraction: float) -> bool:
-        return math.floor((i + 1) * fraction + 1e-9) > math.floor(i * fraction + 1e-9)
+        return math.ceil((i + 1) * fraction - 1e-9) > math.ceil(i * fraction - 1e-9)
 
     def _packed_batches(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed * 7919 + self.epoch)

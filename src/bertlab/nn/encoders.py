@@ -67,6 +67,8 @@ def resolve_vocab_file(cfg: Mapping[str, Any]) -> str:
         cand = os.path.join(str(pretrained), "vocab.txt")
         if os.path.isfile(cand):
             return cand
+        log.warning("%s has no vocab.txt: using encoder.vocab_file=%s, check that it is the checkpoint's vocab",
+                    pretrained, cfg.get("vocab_file"))
     vocab = cfg.get("vocab_file")
     if not vocab:
         raise ConfigError("encoder.vocab_file", "no vocab: set encoder.vocab_file or point encoder.pretrained at a directory with vocab.txt")
