@@ -129,7 +129,7 @@ def test_hard_killed_job_is_reported_failed_and_the_other_result_is_kept(slurm_c
     assert proc.returncode != 0
     assert "FAILED" in err or "has not produced any output" in err, err[-2000:]
     states = _sacct(array)
-    assert states[f"{array}_1"] in ("FAILED", "CANCELLED") and states[f"{array}_0"] == "COMPLETED"
+    assert states[f"{array}_1"].split()[0] in ("FAILED", "CANCELLED") and states[f"{array}_0"] == "COMPLETED"
     assert json.loads((sweep / "0" / "metrics.json").read_text())["test"]["n_sentences"] == 20
     assert not (sweep / "1" / "metrics.json").exists()
 
@@ -143,8 +143,7 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
 
     sweep = tmp_path / "sweep"
     longer = [a for a in TINY if not a.startswith("trainer.limit_train_batches")] + [
-        "trainer.limit_train_batches=400", "data.max_train_chars=60000", "trainer.max_epochs=1",
-        "trainer.val_check_interval=400", "callbacks.throughput=null"]
+        "data.max_train_chars=60000", "trainer.max_epochs=15", "callbacks.throughput=null"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *longer, "seed=3", f"hydra.sweep.dir={sweep}"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -154,8 +153,11 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
         job = None
         while time.time() - start < 120:
             time.sleep(1)
-            if (sweep / ".submitit").is_dir() and any("_" in p.name for p in (sweep / ".submitit").iterdir()):
-                job = f"{_array_id(sweep)}_0"
+            # one job: submitted as a plain job (no array), folder .submitit/<jobid>
+            subs = [p.name for p in (sweep / ".submitit").glob("[0-9]*")
+                    if (p / f"{p.name}_submitted.pkl").is_file()] if (sweep / ".submitit").is_dir() else []
+            if subs:
+                job = subs[0]
                 err = sweep / ".submitit" / job / f"{job}_0_log.err"
                 # training is under way once the progress bar has shown a few steps
                 if err.is_file() and "Epoch 0:   " in err.read_text(errors="replace"):
@@ -167,11 +169,13 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
     finally:
         if proc.poll() is None:
             proc.kill()
+        if job and proc.returncode != 0:
+            subprocess.run(["scancel", job])
     assert proc.returncode == 0, err_text[-3000:]
     hpc = sweep / "0" / "hpc_ckpt_1.ckpt"
     assert hpc.is_file()
     step = torch.load(hpc, map_location="cpu", weights_only=False)["global_step"]
-    assert 0 < step < 400
+    assert step > 0
     log = (sweep / ".submitit" / job / f"{job}_0_log.out").read_text(errors="replace")
     log += (sweep / ".submitit" / job / f"{job}_0_log.err").read_text(errors="replace")
     assert "Requeued SLURM job" in log or "requeue" in log.lower()
