@@ -88,9 +88,10 @@ def short_run(request, tmp_path_factory):
     from tests.conftest import compose_cfg
 
     tmp = tmp_path_factory.mktemp(request.param)
-    cfg = compose_cfg(tmp, [f"experiment={request.param}", *TINY, "trainer.max_steps=4", "trainer.val_check_interval=2",
+    cfg = compose_cfg(tmp, [f"experiment={request.param}", *TINY, "trainer.max_steps=5", "trainer.val_check_interval=3",
                             "model.export_fp16=false", f"export_dir={tmp}/exported"])
     metrics, objs = train(cfg)
+    objs["metrics"] = metrics
     return tmp, cfg, objs
 
 
@@ -117,9 +118,14 @@ def test_export_loads_through_build_encoder_with_identical_mlm_logits(short_run)
     # the card and the curves
     card = (out / "CARD.md").read_text(encoding="utf-8")
     facts = json.loads((out / "card.json").read_text(encoding="utf-8"))
-    assert facts["steps"] == 4 and facts["tokens_seen"] == module.tokens_seen > 0 and facts["packed_steps"] >= 1
+    # the run's final val/* metrics are those of the final weights (step 5; Lightning validated at step 3 only)
+    assert objs["metrics"]["val/mlm_acc"] == pytest.approx(facts["heldout_trained_weights"]["mlm_acc"])
+    assert objs["metrics"]["val_last"]["step"] == 5
+    val_steps = [r["step"] for r in module.history if r["split"] == "val"]
+    assert val_steps == [3, 5]
+    assert facts["steps"] == 5 and facts["tokens_seen"] == module.tokens_seen > 0 and facts["packed_steps"] >= 1
     assert facts["heldout_exported_weights"] == facts["heldout_trained_weights"]  # fp32: identical
-    assert "steps: 4" in card and f"{module.tokens_seen:,}" in card and "held-out MLM" in card
+    assert "steps: 5" in card and f"{module.tokens_seen:,}" in card and "held-out MLM" in card
     assert (out / "mlm_curves.png").stat().st_size > 5000
     # a BertTokenizer reads the exported directory and agrees with bertlab's tokenizer on Chinese
     from transformers import AutoTokenizer

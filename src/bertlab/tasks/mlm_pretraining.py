@@ -74,6 +74,7 @@ class MlmPretrainingModule(pl.LightningModule):
         self._t_fit: float | None = None
         self._window = [0.0, 0, 0]  # train nll sum, correct, targets since the last history row
         self._val = [0.0, 0, 0]
+        self._final: dict[str, float] | None = None
 
     # --------------------------------------------------------------- the model
     def mlm_logits(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,9 +152,27 @@ class MlmPretrainingModule(pl.LightningModule):
         if self._t_fit is not None:
             self.train_seconds += time.time() - self._t_fit
             self._t_fit = None
+        loader = self._final_loader(None)
+        if loader is not None and not self.trainer.fast_dev_run:
+            self._final_validation(loader)
         if self.hparams.export_on_fit_end and self.trainer.is_global_zero:
             out = self.hparams.export_dir or os.path.join(self.hparams.output_dir or self.trainer.default_root_dir, "pretrained")
             self.export_pretrained(out, fp16=self.hparams.export_fp16)
+
+    def _final_validation(self, loader) -> None:
+        """Held-out MLM metrics of the final weights (training rarely ends on a validation
+        step): they become the run's last val/* metrics, in the loggers and the curves."""
+        final = self.heldout_metrics(loader)
+        self.last_metrics["val"] = final | {"step": self.global_step}
+        values = {"val/mlm_loss": final["mlm_loss"], "val/mlm_acc": final["mlm_acc"]}
+        self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
+        for lg in self.loggers:
+            lg.log_metrics(values, step=self.global_step)
+            lg.save()
+        if not any(r["split"] == "val" and r["step"] == self.global_step for r in self.history):
+            self.history.append({"step": self.global_step, "tokens": self.tokens_seen, "split": "val",
+                                 "mlm_loss": final["mlm_loss"], "mlm_acc": final["mlm_acc"]})
+        self._final = final
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         elapsed = time.time() - self._t_fit if self._t_fit is not None else 0.0
@@ -226,7 +245,8 @@ class MlmPretrainingModule(pl.LightningModule):
                 "max_position_embeddings", "embedding_size") if hasattr(self.encoder.config, k)},
         }
         if loader is not None:
-            facts["heldout_trained_weights"] = self.heldout_metrics(loader)
+            final = getattr(self, "_final", None)
+            facts["heldout_trained_weights"] = final if final is not None else self.heldout_metrics(loader)
             # the exported file, read back as a user will read it (fp16 rounding included)
             loaded = MlmPretrainingModule(dict(self.hparams.encoder) | {"pretrained": out_dir, "num_layers": None},
                                           self.hparams.optimizer, export_on_fit_end=False)
@@ -234,6 +254,7 @@ class MlmPretrainingModule(pl.LightningModule):
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:
             facts["held_out_texts"] = getattr(dm, "stats", {}).get("val_texts")
+        self._final = None  # used once: a later export re-measures
         with open(os.path.join(out_dir, "card.json"), "w", encoding="utf-8") as f:
             json.dump(facts, f, indent=2, ensure_ascii=False)
         return facts
