@@ -32,6 +32,8 @@ TINY_RUN = [
     "scheduler=warmup_linear", "scheduler.warmup_steps=20",  # a schedule whose position matters
     "callbacks.rich_progress_bar=null", "callbacks.transition_heatmap=null", "logger=csv",
     f"callbacks.resume_checkpoint.every_n_train_steps={CKPT_EVERY}",
+    # EMA weights (their own state in the checkpoint) must come back exactly too
+    "+callbacks.ema._target_=bertlab.callbacks.ema.EMA", "+callbacks.ema.decay=0.9",
 ]
 
 
@@ -130,7 +132,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
     assert got["global_step"] == want["global_step"] > KILL_AT
     diffs = {k: _max_abs_diff(got[k], want[k], k) for k in want if k != "global_step"}
     print("max abs diff per state:", diffs)
-    assert set(got) == set(want)
+    assert set(got) == set(want) and "callback:EMA" in want
     assert max(diffs.values()) <= 1e-6, diffs
 
     m_got, m_want = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, ref_dir))
@@ -153,3 +155,68 @@ class TraceSteps(pl.Callback):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             fh.write(f"{trainer.global_step} ep{trainer.current_epoch} b{batch_idx} idx={batch['index'].tolist()} "
                      f"loss={loss:.8f} lr={lr:.8g}\n")
+
+
+# --------------------------------------------------------------------------- atomic checkpoints
+_DIE_MID_SAVE = r"""
+import io, os, signal, sys, torch
+import bertlab.utils.checkpoint_io as cio
+path = sys.argv[1]
+saver = cio.AtomicCheckpointIO()
+saver.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "global_step": 1}, path)
+orig = cio.atomic_write
+def dying(target, write, fsync=True):
+    def half(fh):
+        buf = io.BytesIO(); write(buf); data = buf.getvalue()
+        fh.write(data[: len(data) // 2]); fh.flush(); os.fsync(fh.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of writing the checkpoint
+    return orig(target, half, fsync)
+cio.atomic_write = dying
+saver.save_checkpoint({"state_dict": {"w": torch.ones(100000)}, "global_step": 2}, path)
+"""
+
+
+def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint(tmp_path):
+    from bertlab.utils.atomic import is_temp_file
+    from bertlab.utils.checkpoint import find_last_checkpoint, is_complete_checkpoint, resolve_resume_path
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    res = subprocess.run([sys.executable, "-c", _DIE_MID_SAVE, str(last)], env=ENV, cwd=ROOT, capture_output=True, timeout=120)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    leftovers = [p for p in last.parent.iterdir() if p != last]
+    assert len(leftovers) == 1 and is_temp_file(leftovers[0]) and leftovers[0].stat().st_size > 0
+    assert not is_complete_checkpoint(str(leftovers[0]))  # the half-written bytes
+    ckpt = torch.load(last, weights_only=True)  # the previous checkpoint, whole
+    assert ckpt["global_step"] == 1 and torch.equal(ckpt["state_dict"]["w"], torch.zeros(1000))
+    assert find_last_checkpoint(str(tmp_path)) == str(last) == resolve_resume_path("last", str(tmp_path))
+
+
+def test_a_failed_save_removes_its_temporary_file_and_a_truncated_file_is_refused(tmp_path, monkeypatch):
+    import bertlab.utils.checkpoint_io as cio
+    from bertlab.utils.checkpoint import find_last_checkpoint, resolve_resume_path
+    from bertlab.utils.errors import CheckpointError
+
+    path = tmp_path / "last.ckpt"
+    saver = cio.AtomicCheckpointIO()
+    saver.save_checkpoint({"global_step": 1}, str(path))
+
+    def disk_full(fh):
+        fh.write(b"PK\x03\x04 partial")
+        raise OSError(28, "No space left on device")
+
+    orig = cio.atomic_write
+    monkeypatch.setattr(cio, "atomic_write", lambda target, write, fsync=True: orig(target, disk_full, fsync))
+    with pytest.raises(OSError, match="No space"):
+        saver.save_checkpoint({"global_step": 2}, str(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(path, weights_only=True)["global_step"] == 1
+    # a checkpoint truncated by a non-atomic writer (e.g. a copy) is never picked or accepted
+    blob = path.read_bytes()
+    (tmp_path / "newer.ckpt").write_bytes(blob[: len(blob) // 2])
+    assert find_last_checkpoint(str(tmp_path)) == str(path)
+    path.unlink()
+    assert find_last_checkpoint(str(tmp_path)) is None and resolve_resume_path("last", str(tmp_path)) is None
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
+        resolve_resume_path(str(tmp_path / "newer.ckpt"), str(tmp_path))
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        resolve_resume_path(str(tmp_path), str(tmp_path))
