@@ -119,3 +119,46 @@ def test_fast_dev_run_ner(make_cfg, overrides):
     metrics, objs = train(cfg)
     assert objs["model"].hparams.num_tags == len(objs["datamodule"].labels)
     assert "train/loss" in metrics
+
+
+@pytest.mark.slow
+def test_a_failing_job_of_a_multirun_does_not_stop_the_others(tmp_path):
+    """Job 0 has a missing data file: it is recorded as failed (status.json, one stderr line,
+    no metrics.json); job 1 still runs and keeps its results; the sweep exits 1; the report
+    marks job 0 failed."""
+    from bertlab.reporting.multirun import build_report
+    from bertlab.utils.run_status import read_status
+
+    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    gold = ROOT / "data/cws/pku_sighan2005/pku_test_gold.utf8.xz"
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "bertlab.train", "-m", "experiment=cws_crf", "debug=fdr", *TINY, "logger=csv",
+           f"data.test_gold_file={tmp_path}/missing.txt,{gold}", f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
+    assert res.returncode == 1, res.stderr[-3000:]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
+    assert errors[0] == f"bertlab: error: job failed: {sweep}/0: {tmp_path}/missing.txt: file not found", res.stderr[-3000:]
+    assert "1 job(s) of the multirun failed" in errors[-1] and "Traceback" not in res.stderr
+    failed, ok = read_status(sweep / "0"), read_status(sweep / "1")
+    assert failed["status"] == "failed" and failed["error"] == f"{tmp_path}/missing.txt: file not found"
+    assert not (sweep / "0" / "metrics.json").exists()
+    assert ok["status"] == "done" and json.loads((sweep / "1" / "metrics.json").read_text())["test"]
+    report = build_report(sweep, metric="train/loss")
+    assert [r["status"] for r in report.rows] == ["failed", "ok"]
+
+
+def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path):
+    """train() writes status.json running -> done, metrics.json last; a failing run says failed
+    with the one-line reason and leaves no metrics.json (even one from an earlier attempt)."""
+    from bertlab.utils.errors import DataError
+    from bertlab.utils.run_status import is_finished, read_status
+
+    cfg = make_cfg(["experiment=cws_crf", "debug=fdr", *TINY])
+    train(cfg)
+    assert read_status(tmp_path)["status"] == "done" and is_finished(tmp_path)
+    cfg = make_cfg(["experiment=cws_crf", "debug=fdr", *TINY, f"data.test_gold_file={tmp_path}/missing.txt"])
+    with pytest.raises(DataError):
+        train(cfg)
+    status = read_status(tmp_path)
+    assert status["status"] == "failed" and status["error"] == f"{tmp_path}/missing.txt: file not found"
+    assert not (tmp_path / "metrics.json").exists() and not is_finished(tmp_path)
