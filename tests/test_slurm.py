@@ -158,12 +158,11 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
                     if (p / f"{p.name}_submitted.pkl").is_file()] if (sweep / ".submitit").is_dir() else []
             if subs:
                 job = subs[0]
-                err = sweep / ".submitit" / job / f"{job}_0_log.err"
-                # training is under way once the progress bar has shown a few steps
-                if err.is_file() and "Epoch 0:   " in err.read_text(errors="replace"):
+                # training is under way once the first validation wrote its transition matrix
+                if list((sweep / "0" / "transitions").glob("step*.csv")):
                     break
         assert job, "the job never started training"
-        time.sleep(3)
+        time.sleep(2)
         subprocess.run(["scancel", "--signal=USR1", job], check=True)
         out, err_text = proc.communicate(timeout=240)
     finally:
