@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert clean
+.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv (torch 2.13.0 CPU) and install bertlab editable with dev extras
+install: $(STAMP)  ## create .venv (torch 2.13.0 CPU) and install bertlab editable with dev + cluster extras
 
 train: $(STAMP)  ## main job: BERT+CRF word segmentation, People's Daily -> PKU test (ARGS="key=value ...")
 	$(PY) -m bertlab.train experiment=cws_crf $(ARGS)
@@ -48,6 +48,11 @@ reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit che
 
 reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
 	$(PY) scripts/reproduce_albert.py --out docs/albert_unshared.md $(if $(ARGS),-- $(ARGS))
+
+reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch (+ pretrained if present), decoding speed
+	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)
+	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder.pretrained=data/pretrained/bert_small encoder.num_layers=null optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
+	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100
 
 clean:  ## remove logs and caches (not the venv)
 	rm -rf logs .pytest_cache

@@ -22,7 +22,7 @@ def _pins(reqs):
 
 def test_environment_yml_matches_pyproject():
     proj = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    want = _pins(proj["dependencies"] + proj["optional-dependencies"]["dev"])
+    want = _pins(proj["dependencies"] + [r for extra in proj["optional-dependencies"].values() for r in extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     got = _pins(pip_section)
