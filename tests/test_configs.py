@@ -59,3 +59,10 @@ def test_cli_reports_an_unknown_key_in_one_line():
     assert res.returncode == 2
     assert res.stderr.strip() == ("bertlab: error: config key 'trainer.max_epochz' does not exist "
                                   "(to add a new key on purpose: +trainer.max_epochz=...)")
+
+
+def test_hydra_flags_and_their_values_are_not_overrides():
+    from bertlab.utils.hydra_utils import hydra_overrides
+
+    argv = ["experiment=cws_crf", "--cfg", "job", "-p", "optimizer", "--multirun", "seed=1,2", "--cfg=all", "-m"]
+    assert hydra_overrides(argv) == ["experiment=cws_crf", "seed=1,2"]

@@ -42,6 +42,7 @@ from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.checkpoint import LAST, check_resume_checkpoint, resolve_resume_path
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
 from bertlab.utils.config import to_plain
+from bertlab.utils.distributed import check_ddp_launch
 from bertlab.utils.hydra_utils import (
     exit_on_user_error,
     find_user_error,
@@ -53,6 +54,7 @@ from bertlab.utils.hydra_utils import (
 )
 from bertlab.utils.run_status import RunStatus, is_finished, one_line
 from bertlab.utils.summary import print_summary
+from bertlab.utils.wandb_utils import wandb_run_finished
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -216,7 +218,9 @@ def run_job(cfg: DictConfig) -> float | None:
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    return run_job(cfg)
+    check_ddp_launch(cfg)
+    with wandb_run_finished():  # one W&B run per job, closed also when the job fails
+        return run_job(cfg)
 
 
 def cli() -> None:

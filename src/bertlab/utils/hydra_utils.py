@@ -29,7 +29,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("repo_root", repo_root)
     if not OmegaConf.has_resolver("pid"):
         # part of run folder names, so two jobs started in the same microsecond never collide
-        OmegaConf.register_new_resolver("pid", lambda: str(os.getpid()))
+        OmegaConf.register_new_resolver("pid", lambda: str(os.getpid()), use_cache=True)  # one value per process: submitit jobs must not re-resolve the sweep dir
 
 
 register_resolvers()
@@ -77,6 +77,24 @@ def exit_on_user_error(fn: Callable) -> Callable:
     return wrapper
 
 
+# Hydra's own flags that take a value as the next argument (``--cfg job``, ``-p pkg``, ...)
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
+                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def hydra_overrides(argv: list[str]) -> list[str]:
+    """The ``key=value`` overrides of a command line, without Hydra's flags and their values."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a.startswith("-"):
+            skip = a in _FLAGS_WITH_VALUE  # ``--cfg=job`` carries its value itself
+        else:
+            out.append(a)
+    return out
+
+
 def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
     """Compose the config once with the command-line overrides (first value of each sweep)
     so that an unknown key or group option stops with one line naming it, exit status 2."""
@@ -85,7 +103,7 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    args = [a for a in argv if not a.startswith("-")]
+    args = hydra_overrides(argv)
     if not args:
         return
     try:
