@@ -172,3 +172,11 @@ def test_a_task_fine_tunes_from_the_exported_checkpoint(short_run, make_cfg):
     enc = objs["model"].encoder
     assert type(enc).__name__ == ("AlbertModel" if "albert" in str(tmp) else "BertModel")
     assert enc.config.hidden_size == 32 and "train/loss" in metrics
+
+
+def test_export_cli_bad_checkpoint_is_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bertlab: error: ckpt_path: no such file: {tmp_path}/missing.ckpt"]

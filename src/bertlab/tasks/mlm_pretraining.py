@@ -162,6 +162,10 @@ class MlmPretrainingModule(pl.LightningModule):
     def _final_validation(self, loader) -> None:
         """Held-out MLM metrics of the final weights (training rarely ends on a validation
         step): they become the run's last val/* metrics, in the loggers and the curves."""
+        last = self.last_metrics.get("val", {})
+        if last.get("step") == self.global_step and "n_targets" in last:  # Lightning just validated these weights
+            self._final = {k: last[k] for k in ("mlm_loss", "mlm_acc", "n_targets")}
+            return
         final = self.heldout_metrics(loader)
         self.last_metrics["val"] = final | {"step": self.global_step}
         values = {"val/mlm_loss": final["mlm_loss"], "val/mlm_acc": final["mlm_acc"]}
