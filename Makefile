@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc clean
+.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,11 @@ reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scr
 	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)
 	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder.pretrained=data/pretrained/bert_small encoder.num_layers=null optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
 	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100
+
+pretrain: $(STAMP)  ## MLM-pretrain the shipped small BERT and ALBERT (<= 24 min each, 1 thread each, run side by side) -> data/pretrained/{bert_small,albert_small}
+	$(PY) -m bertlab.train experiment=pretrain_mlm export_dir=data/pretrained/bert_small $(ARGS) & pid=$$!; \
+	$(PY) -m bertlab.train experiment=pretrain_albert export_dir=data/pretrained/albert_small $(ARGS); rc=$$?; \
+	wait $$pid && exit $$rc
 
 clean:  ## remove logs and caches (not the venv)
 	rm -rf logs .pytest_cache

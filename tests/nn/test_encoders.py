@@ -128,3 +128,26 @@ def test_checkpoint_type_comes_from_its_config_and_weights_load_as_float32(make_
     enc, head = build_encoder(cfg | {"pretrained": str(tmp_path / "alb")}, with_mlm_head=True)
     assert type(enc).__name__ == "AlbertModel" and enc.embeddings.word_embeddings.weight.dtype == torch.float32
     torch.testing.assert_close(enc.embeddings.word_embeddings.weight, model.albert.embeddings.word_embeddings.weight.float())
+
+
+def test_factory_returns_train_mode_and_unshares_albert(tmp_path):
+    """A loaded checkpoint comes back in train mode (dropout on); ``albert_unshared`` gives N
+    independent layers with outputs identical to the shared model's right after loading."""
+    import torch
+    import transformers as tf
+
+    from bertlab.nn.encoders import build_encoder
+
+    config = tf.AlbertConfig(vocab_size=50, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    tf.AlbertForMaskedLM(config).save_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                                                  + [f"t{i}" for i in range(45)]) + "\n", encoding="utf-8")
+    cfg = {"model_type": "albert", "pretrained": str(tmp_path)}
+    shared, _ = build_encoder(cfg)
+    unshared, head = build_encoder({**cfg, "albert_unshared": True}, with_mlm_head=True)
+    assert shared.training and unshared.training and head.training
+    assert unshared.config.num_hidden_groups == 3 and len(unshared.encoder.albert_layer_groups) == 3
+    ids = torch.randint(5, 50, (2, 7))
+    shared.eval(), unshared.eval()
+    torch.testing.assert_close(unshared(input_ids=ids).last_hidden_state, shared(input_ids=ids).last_hidden_state)

@@ -220,7 +220,8 @@ def build_encoder(
     """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
 
     cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
-    vocab_file, config_file, num_layers (keep the first K layers), the FRESH_KEYS, dropouts.
+    vocab_file, config_file, num_layers (keep the first K layers), the FRESH_KEYS, dropouts,
+    albert_unshared (ALBERT: N independent layers initialised from the shared block).
     ``keep_ids``: a trimmed vocab (see bertlab.data.vocab): a fresh model gets that many
     rows; a loaded one keeps exactly those rows of its embedding and MLM head.
     """
@@ -239,8 +240,8 @@ def build_encoder(
         config = build_config(cfg, vocab_size)
         if with_mlm_head:
             full = mlm_cls(config)
-            return getattr(full, base_attr), getattr(full, head_attr)
-        return base_cls(config, add_pooling_layer=False), None
+            return _finish(getattr(full, base_attr), getattr(full, head_attr), cfg)
+        return _finish(base_cls(config, add_pooling_layer=False), None, cfg)
 
     name = str(pretrained)
     path = os.path.expanduser(name)
@@ -274,4 +275,19 @@ def build_encoder(
         raise CheckpointError(
             f"encoder.pretrained={name!r} has vocab size {encoder.config.vocab_size} but the tokenizer has {vocab_size}"
         )
+    return _finish(encoder, head, cfg)
+
+
+def _finish(encoder: nn.Module, head: nn.Module | None, cfg: Mapping[str, Any]):
+    """Last steps shared by fresh and loaded encoders: ALBERT unsharing
+    (``encoder.albert_unshared``: one independent copy of the shared block per layer) and
+    train mode (``from_pretrained`` returns eval-mode modules, which would keep dropout off
+    while fitting: Lightning keeps the modes it finds)."""
+    if cfg.get("albert_unshared"):
+        from bertlab.nn.albert import unshare_albert
+
+        unshare_albert(encoder)
+    encoder.train()
+    if head is not None:
+        head.train()
     return encoder, head

@@ -29,7 +29,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bertlab.nn.albert import unshare_albert
 from bertlab.nn.encoders import build_encoder
 from bertlab.nn.init import apply_init
 from bertlab.nn.orthogonality import OrthogonalityPenalty
@@ -58,9 +57,7 @@ class ClassificationModule(pl.LightningModule):
         self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
                                    "num_labels": num_labels, "dropout": dropout, "init": init,
                                    "orthogonality": orthogonality, "vocab_keep_ids": vocab_keep_ids})
-        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
-        if encoder.get("albert_unshared"):
-            unshare_albert(self.encoder)
+        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)  # applies encoder.albert_unshared
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.encoder.config.hidden_size, num_labels)
         if init is not None:
