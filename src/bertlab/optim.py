@@ -115,3 +115,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any] | N
         raise ConfigError("scheduler.type", f"unknown scheduler {cfg['type']!r} (constant | piecewise_linear | warmup_linear)")
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": sched, "interval": "step", "frequency": 1}
+
+
+def configure_optimizers(module) -> Any:
+    """``LightningModule.configure_optimizers`` for every task: the optimizer of
+    ``module.hparams.optimizer`` (lr multipliers included) and the scheduler of
+    ``module.hparams.scheduler``, stepped per batch (``warmup_linear`` decays over the run's
+    estimated number of steps)."""
+    opt = build_optimizer(module, module.hparams.optimizer)
+    total = module.trainer.estimated_stepping_batches if module._trainer is not None else None
+    sched = build_scheduler(opt, module.hparams.get("scheduler"), int(total) if total and total != float("inf") else None)
+    return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}

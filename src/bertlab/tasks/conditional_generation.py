@@ -37,7 +37,7 @@ from bertlab.decoding.sampling import generate as decode
 from bertlab.metrics.generation import PerplexityMeter, control_accuracy, copy_rate, distinct_n
 from bertlab.nn.conditioning import causal_attention_mask, condition_layer_norms
 from bertlab.nn.encoders import build_encoder
-from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import CheckpointError
 
@@ -276,10 +276,7 @@ class ConditionalGenerationModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        opt = build_optimizer(self, self.hparams.optimizer)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
-        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
-        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
+        return configure_optimizers(self)
 
 
 def _select_state(state: dict[str, Any], index: Tensor) -> dict[str, Any]:

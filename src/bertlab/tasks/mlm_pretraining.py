@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from bertlab.data.mlm_datamodule import IGNORE
 from bertlab.data.tokenization import load_vocab_tokens
 from bertlab.nn.encoders import _model_classes, build_encoder, resolve_vocab_file
-from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import CheckpointError
 
@@ -322,12 +322,7 @@ class MlmPretrainingModule(pl.LightningModule):
 
     # --------------------------------------------------------------- optimisation
     def configure_optimizers(self):
-        opt = build_optimizer(self, self.hparams.optimizer)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
-        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
-        if sched is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return configure_optimizers(self)
 
 
 def export_from_checkpoint(ckpt_path: str, out_dir: str, fp16: bool = True) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, decode_batch
 from bertlab.nn.encoders import build_encoder
-from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
@@ -163,7 +163,4 @@ class MlmReadingComprehensionModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        opt = build_optimizer(self, self.hparams.optimizer)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
-        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
-        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
+        return configure_optimizers(self)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from bertlab.nn.conditional_layer_norm import ConditionalLayerNorm
 from bertlab.nn.encoders import build_encoder
-from bertlab.optim import build_optimizer, build_scheduler
+from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
@@ -269,10 +269,7 @@ class TripleExtractionModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        opt = build_optimizer(self, self.hparams.optimizer)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else None
-        sched = build_scheduler(opt, self.hparams.scheduler, int(total) if total and total != float("inf") else None)
-        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
+        return configure_optimizers(self)
 
 
 __all__: Sequence[str] = ("TripleExtractionModule", "decode_subjects", "decode_objects", "triple_loss",
