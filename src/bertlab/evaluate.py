@@ -7,7 +7,6 @@ the predictions into this evaluation's run folder and prints the summary table.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -15,6 +14,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.checkpoint import load_run
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
@@ -37,8 +37,7 @@ def evaluate(cfg: DictConfig) -> dict:
     outputs = model.last_outputs.get("test")
     if outputs is not None and hasattr(datamodule, "save_outputs"):
         metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
-    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, ensure_ascii=False, default=str)
+    atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics, default=str)
     print_summary(metrics, title=f"evaluate {cfg.ckpt_path}")
     return metrics
 

@@ -118,3 +118,10 @@ def test_best_line_ignores_failed_jobs(multirun):
     report = build_report(multirun)
     report.rows[1]["best"] = 0.99  # a crashed job's partial history must not be "the best job"
     assert "Best `val/f1`: 0.8000 (job 2" in render_markdown(report)
+
+
+def test_failed_job_shows_its_recorded_reason(multirun):
+    (multirun / "1" / "status.json").write_text(json.dumps(
+        {"status": "failed", "error": "data/x.txt:3: empty word"}), encoding="utf-8")
+    md = render_markdown(build_report(multirun))
+    assert "- job 1: no metrics.json (the job did not finish): data/x.txt:3: empty word" in md

@@ -145,6 +145,12 @@ def _read_job(path: Path) -> JobResult:
                 raise ValueError("not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as err:
             metrics, failure = None, f"metrics.json unreadable ({err})"
+    if failure is not None:  # the job's own one-line reason, when it recorded one
+        from bertlab.utils.run_status import read_status
+
+        reason = read_status(path).get("error")
+        if reason:
+            failure = f"{failure}: {reason}"
     history = _read_history(path / "csv" / "metrics.csv")
     return JobResult(path.name, path, overrides, params, metrics, history, failure)
 
