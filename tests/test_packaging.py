@@ -37,3 +37,11 @@ def test_no_lightning_pytorch_imports():
             if re.search(r"^\s*(import|from)\s+lightning(\.pytorch|\s|$)", line) or "lightning.pytorch" in line:
                 bad.append(f"{path}:{n}: {line.strip()}")
     assert not bad, "import pytorch_lightning only:\n" + "\n".join(bad)
+
+
+def test_test_files_have_unique_basenames():
+    """pytest's default import mode refuses two test modules with the same basename."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
