@@ -162,6 +162,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     if throughput is not None:
         metrics["train_tokens_per_s"] = throughput.tokens_per_s
         metrics["train_padding_fraction"] = throughput.padding_fraction
+        metrics["validation_clock"] = [{"step": st, "fit_seconds": sec} for st, sec in throughput.validation_clock]
     metrics["test_checkpoint"] = test_ckpt
     if ckpt_path is not None and cfg.get("train", True):
         metrics["resumed_from"] = ckpt_path
