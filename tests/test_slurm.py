@@ -108,7 +108,10 @@ def test_hard_killed_job_is_reported_failed_and_the_other_result_is_kept(slurm_c
     sweep = tmp_path / "sweep"
     start = time.time()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *TINY, "seed=1,2", f"hydra.sweep.dir={sweep}"],
+        # job 1 runs 300 tiny epochs (a minute or more) so that the kill lands while it runs: with
+        # the same short job on an idle machine it could finish between sacct and scancel
+        [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *TINY, "trainer.max_epochs=1,300",
+         f"hydra.sweep.dir={sweep}"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
