@@ -107,15 +107,7 @@ class CRF(nn.Module):
         if reduction not in _REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; choose one of {_REDUCTIONS}")
         emissions, mask = self._check(emissions, mask)
-        if tags.shape != mask.shape:
-            raise ValueError(f"tags must have shape {tuple(mask.shape)} like the mask, got {tuple(tags.shape)}")
-        if tags.dtype.is_floating_point or tags.dtype == torch.bool or tags.is_complex():
-            raise ValueError(f"tags must be an integer tensor, got {tags.dtype}")
-        tags = tags.to(device=emissions.device, dtype=torch.long)
-        bad = mask & ((tags < 0) | (tags >= self.num_tags))
-        if bool(bad.any()):
-            b, t = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"tags[{b}, {t}] = {int(tags[b, t])} is outside [0, {self.num_tags}) at an unmasked position")
+        tags = check_tags(tags, mask, self.num_tags)
 
         em, mask, lengths, order = _compact(emissions, mask)
         if order is not None:
@@ -180,27 +172,7 @@ class CRF(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        if emissions.dim() != 3 or emissions.shape[-1] != self.num_tags:
-            raise ValueError(f"emissions must have shape [B, T, {self.num_tags}], got {tuple(emissions.shape)}")
-        if not emissions.dtype.is_floating_point:
-            raise ValueError(f"emissions must be a float tensor, got {emissions.dtype}")
-        dtype = torch.promote_types(emissions.dtype, self.transitions.dtype)
-        if dtype in (torch.float16, torch.bfloat16):
-            dtype = torch.float32  # exp-space products need float32's exponent range and precision
-        emissions = emissions.to(dtype)
-        B, T, _ = emissions.shape
-        if B == 0 or T == 0:
-            raise ValueError(f"emissions must have a non-empty batch and time axis, got {tuple(emissions.shape)}")
-        if mask.shape != (B, T):
-            raise ValueError(f"mask must have shape {(B, T)} like emissions[..., 0], got {tuple(mask.shape)}")
-        if mask.dtype != torch.bool:
-            if mask.dtype.is_floating_point or mask.is_complex():
-                raise ValueError(f"mask must be bool (or 0/1 integer), got {mask.dtype}")
-            mask = mask != 0
-        mask = mask.to(emissions.device)
-        if not bool(mask[:, 0].all()):
-            raise ValueError("mask[:, 0] must be True for every sequence (each sequence needs its first step)")
-        return emissions, mask
+        return check_inputs(emissions, mask, self.num_tags, self.transitions.dtype)
 
     def _params(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor | None]:
         cast = (lambda p: p if p is None or p.dtype == dtype else p.to(dtype))
@@ -225,6 +197,47 @@ def _choose_route(num_tags: int, length: int, device: torch.device) -> str:
         return "scan" if num_tags <= 5 and length >= 16 else "loop"
     return "scan" if num_tags <= 16 else "loop"
 
+
+
+def check_inputs(emissions: Tensor, mask: Tensor, num_tags: int, param_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Validate ``emissions [B, T, K]`` and ``mask [B, T]`` (shared by the CRF and MEMM heads);
+    returns emissions in the compute dtype (half precisions -> float32: exp-space products need
+    float32's range) and the mask as bool on the emissions' device."""
+    if emissions.dim() != 3 or emissions.shape[-1] != num_tags:
+        raise ValueError(f"emissions must have shape [B, T, {num_tags}], got {tuple(emissions.shape)}")
+    if not emissions.dtype.is_floating_point:
+        raise ValueError(f"emissions must be a float tensor, got {emissions.dtype}")
+    dtype = torch.promote_types(emissions.dtype, param_dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    emissions = emissions.to(dtype)
+    B, T, _ = emissions.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"emissions must have a non-empty batch and time axis, got {tuple(emissions.shape)}")
+    if mask.shape != (B, T):
+        raise ValueError(f"mask must have shape {(B, T)} like emissions[..., 0], got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if mask.dtype.is_floating_point or mask.is_complex():
+            raise ValueError(f"mask must be bool (or 0/1 integer), got {mask.dtype}")
+        mask = mask != 0
+    mask = mask.to(emissions.device)
+    if not bool(mask[:, 0].all()):
+        raise ValueError("mask[:, 0] must be True for every sequence (each sequence needs its first step)")
+    return emissions, mask
+
+
+def check_tags(tags: Tensor, mask: Tensor, num_tags: int) -> Tensor:
+    """Validate gold ``tags [B, T]`` against a checked mask; returns them as long on its device."""
+    if tags.shape != mask.shape:
+        raise ValueError(f"tags must have shape {tuple(mask.shape)} like the mask, got {tuple(tags.shape)}")
+    if tags.dtype.is_floating_point or tags.dtype == torch.bool or tags.is_complex():
+        raise ValueError(f"tags must be an integer tensor, got {tags.dtype}")
+    tags = tags.to(device=mask.device, dtype=torch.long)
+    bad = mask & ((tags < 0) | (tags >= num_tags))
+    if bool(bad.any()):
+        b, t = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"tags[{b}, {t}] = {int(tags[b, t])} is outside [0, {num_tags}) at an unmasked position")
+    return tags
 
 def _compact(emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Turn any mask into a prefix mask by moving unmasked steps to the front of each row.

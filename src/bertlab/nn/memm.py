@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertlab.nn.crf import _compact
+from bertlab.nn.crf import _compact, check_inputs, check_tags
 
 __all__ = ["MEMM"]
 
@@ -85,15 +85,7 @@ class MEMM(nn.Module):
         if reduction not in _REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; choose one of {_REDUCTIONS}")
         emissions, mask = self._check(emissions, mask)
-        if tags.shape != mask.shape:
-            raise ValueError(f"tags must have shape {tuple(mask.shape)} like the mask, got {tuple(tags.shape)}")
-        if tags.dtype.is_floating_point or tags.dtype == torch.bool or tags.is_complex():
-            raise ValueError(f"tags must be an integer tensor, got {tags.dtype}")
-        tags = tags.to(device=emissions.device, dtype=torch.long)
-        bad = mask & ((tags < 0) | (tags >= self.num_tags))
-        if bool(bad.any()):
-            b, t = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"tags[{b}, {t}] = {int(tags[b, t])} is outside [0, {self.num_tags}) at an unmasked position")
+        tags = check_tags(tags, mask, self.num_tags)
 
         em, cmask, lengths, order = _compact(emissions, mask)
         if order is not None:
@@ -189,25 +181,7 @@ class MEMM(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        if emissions.dim() != 3 or emissions.shape[-1] != self.num_tags:
-            raise ValueError(f"emissions must have shape [B, T, {self.num_tags}], got {tuple(emissions.shape)}")
-        if not emissions.dtype.is_floating_point:
-            raise ValueError(f"emissions must be a float tensor, got {emissions.dtype}")
-        if emissions.dtype in (torch.float16, torch.bfloat16):
-            emissions = emissions.float()
-        B, T, _ = emissions.shape
-        if B == 0 or T == 0:
-            raise ValueError(f"emissions must have a non-empty batch and time axis, got {tuple(emissions.shape)}")
-        if mask.shape != (B, T):
-            raise ValueError(f"mask must have shape {(B, T)} like emissions[..., 0], got {tuple(mask.shape)}")
-        if mask.dtype != torch.bool:
-            if mask.dtype.is_floating_point or mask.is_complex():
-                raise ValueError(f"mask must be bool (or 0/1 integer), got {mask.dtype}")
-            mask = mask != 0
-        mask = mask.to(emissions.device)
-        if not bool(mask[:, 0].all()):
-            raise ValueError("mask[:, 0] must be True for every sequence (each sequence needs its first step)")
-        return emissions, mask
+        return check_inputs(emissions, mask, self.num_tags, self.transitions.dtype)
 
 
 def _forced(tag: int, K: int, like: Tensor) -> Tensor:
