@@ -71,6 +71,20 @@ def _sacct(job: str) -> dict[str, str]:
     return dict(line.split("|")[:2] for line in out.splitlines() if line)
 
 
+def _sacct_settled(job: str, n_tasks: int, timeout: float = 90.0) -> dict[str, str]:
+    """sacct once every task of `job` has a final state. submitit returns as soon as the result
+    pickles are written, while slurmctld may still list the tasks RUNNING/COMPLETING (epilogue,
+    accounting lag: seen in CI), so the final states are polled for, not read once."""
+    deadline = time.time() + timeout
+    while True:
+        states = _sacct(job)
+        settled = len(states) == n_tasks and not any(
+            s.split()[0] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED") for s in states.values())
+        if settled or time.time() > deadline:
+            return states
+        time.sleep(1)
+
+
 def _array_id(sweep: Path) -> str:
     subs = [p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and "_" in p.name]
     assert subs, f"no submitit job folders under {sweep}/.submitit"
@@ -87,7 +101,7 @@ def test_two_job_multirun_on_slurm(slurm_cluster, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     array = _array_id(sweep)
-    assert _sacct(array) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
+    assert _sacct_settled(array, 2) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
     for job in (0, 1):
         metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
         # submitit's result pickle holds Hydra's JobReturn: the optimized metric of that job
@@ -131,7 +145,7 @@ def test_hard_killed_job_is_reported_failed_and_the_other_result_is_kept(slurm_c
             proc.kill()
     assert proc.returncode != 0
     assert "FAILED" in err or "has not produced any output" in err, err[-2000:]
-    states = _sacct(array)
+    states = _sacct_settled(array, 2)
     assert states[f"{array}_1"].split()[0] in ("FAILED", "CANCELLED") and states[f"{array}_0"] == "COMPLETED"
     assert json.loads((sweep / "0" / "metrics.json").read_text())["test"]["n_sentences"] == 20
     assert not (sweep / "1" / "metrics.json").exists()
