@@ -221,3 +221,44 @@ def _lm_ckpt_for_error(tmp_path_factory):
                             "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "test=false"])
     train(cfg)
     return str(out / "checkpoints" / "last.ckpt")
+
+
+def test_samples_table_reaches_wandb_and_csv_loggers(make_cfg, tmp_path, monkeypatch):
+    """A short real run with logger=many (W&B offline): the test samples become a W&B table
+    and a CSV table with the same rows as samples_test.md."""
+    import csv
+    import glob
+    import json
+
+    from bertlab.utils.wandb_utils import read_offline_run, wandb_run_finished
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = make_cfg(["experiment=cond_gen", *TINY, "logger=many", "trainer.max_steps=2",
+                    "trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                    "model.generation.val_num_samples=0"])
+    with wandb_run_finished():
+        metrics, objs = train(cfg)
+    samples = objs["model"].last_outputs["test"]
+    rows = [[s["label_name"], s["text"]] for s in samples]
+    assert len(rows) == 6 and "distinct_1" in metrics["test"]
+    runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    assert len(runs) == 1
+    run = read_offline_run(runs[0])
+    assert any(h.get("test/samples/_type") == "table-file" for h in run["history"])
+    tables = [m for m in run["media"] if m.endswith(".table.json")]
+    assert len(tables) == 1
+    got = json.loads(Path(runs[0], "files", "media", tables[0]).read_text(encoding="utf-8"))
+    assert got["columns"] == ["label", "text"] and got["data"] == rows
+    csv_files = glob.glob(str(tmp_path / "**" / "tables" / "test_samples-step*.csv"), recursive=True)
+    assert len(csv_files) == 1
+    with open(csv_files[0], encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [["label", "text"], *rows]
+
+
+def test_fixed_length_generation_bans_sep(toy):
+    dm, model, kw = toy
+    ids = model.generate_ids([0, 1, 1], strategy="greedy", max_len=7, stop_at_sep=False)
+    assert [len(r) for r in ids] == [7, 7, 7]
+    assert not any(t == kw["special_ids"]["sep"] for r in ids for t in r)
+    assert ids == model.generate_ids([0, 1, 1], strategy="greedy", max_len=7, stop_at_sep=False, use_cache=False)

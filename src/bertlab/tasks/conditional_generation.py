@@ -11,8 +11,9 @@ then ``generation.num_samples`` texts per label (``generation.val_num_samples`` 
 validation; 0 = none) with the configured strategy, scored by distinct-1/2, the copy rate
 (samples sharing >= 20 characters with a training text) and, when
 ``control_classifier_ckpt`` names a classification checkpoint, control accuracy; the
-samples go to ``samples_<split>.md`` in the run folder and to loggers that take text or
-tables (TensorBoard, W&B).
+samples go to ``samples_<split>.md`` in the run folder and, through
+:func:`bertlab.utils.logging_tables.log_table`, to every logger under ``<split>/samples``
+(a W&B table, TensorBoard text, a CSV file under the CSV logger's ``tables/``).
 
 Generation (:meth:`ConditionalGenerationModule.generate_ids`) uses a key/value cache by
 default, so each new token runs the encoder at one position and the LM head once per row.
@@ -40,6 +41,7 @@ from bertlab.nn.encoders import build_encoder
 from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import CheckpointError
+from bertlab.utils.logging_tables import log_table
 
 log = logging.getLogger(__name__)
 
@@ -215,19 +217,18 @@ class ConditionalGenerationModule(pl.LightningModule):
                 os.makedirs(root, exist_ok=True)
                 with open(os.path.join(root, f"samples_{split}.md"), "w", encoding="utf-8") as f:
                     f.write(md)
-            for logger in self.trainer.loggers:
-                if hasattr(logger, "log_table"):  # W&B
-                    logger.log_table(key=f"{split}/samples", columns=["label", "text"],
-                                     data=[[s["label_name"], s["text"]] for s in samples])
-                elif hasattr(getattr(logger, "experiment", None), "add_text"):  # TensorBoard
-                    logger.experiment.add_text(f"{split}/samples", md, global_step=self.global_step)
+            # W&B: a wandb.Table; TensorBoard: markdown text; CSV: <log dir>/tables/<split>_samples-step*.csv
+            log_table(self.trainer, f"{split}/samples", ["label", "text"],
+                      [[s["label_name"], s["text"]] for s in samples], step=self.global_step)
 
     @torch.no_grad()
     def generate_ids(self, labels: Sequence[int], strategy: str = "topk", k: int = 5, p: float = 0.9,
                      temperature: float = 1.0, beam_size: int = 4, max_len: int = 126, seed: int | None = 0,
-                     use_cache: bool = True) -> list[list[int]]:
+                     use_cache: bool = True, stop_at_sep: bool = True) -> list[list[int]]:
         """Token ids (no [CLS]/[SEP]) of one text per entry of ``labels``, each started from
-        [CLS]; never [PAD]/[UNK]/[CLS]/[MASK]; stops at [SEP] or ``max_len`` tokens."""
+        [CLS]; never [PAD]/[UNK]/[CLS]/[MASK]; stops at [SEP] or ``max_len`` tokens.
+        ``stop_at_sep=False`` bans [SEP] too, so every text has exactly ``max_len`` tokens
+        (fixed work for benchmarks, scripts/bench_generate.py)."""
         special = self.hparams.special_ids
         if not special:
             raise ValueError("this model has no special token ids (train it through bertlab.train)")
@@ -242,10 +243,13 @@ class ConditionalGenerationModule(pl.LightningModule):
         lab = torch.as_tensor([int(x) for x in labels], dtype=torch.long, device=device)
         prompt = torch.full((len(lab), 1), special["cls"], dtype=torch.long, device=device)
         banned = [special[k_] for k_ in ("pad", "unk", "cls", "mask") if k_ in special]
+        eos = special["sep"]
+        if not stop_at_sep:
+            banned, eos = banned + [eos], -1  # no id is -1: nothing ends a text early
         state = {"labels": lab, "cache": None, "seen": 0}
         try:
             out = decode(self._step_cached if use_cache else self._step_full, prompt, strategy=strategy, k=k, p=p,
-                         temperature=temperature, beam_size=beam_size, max_len=max_len, eos_id=special["sep"],
+                         temperature=temperature, beam_size=beam_size, max_len=max_len, eos_id=eos,
                          banned_ids=banned, seed=seed, state=state, select=_select_state)
         finally:
             self.train(was_training)
