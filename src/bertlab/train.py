@@ -14,6 +14,8 @@ Reliability (docs/reliability.md):
   folder (``hydra.run.dir=<run folder>``; a fresh start when it has no checkpoint yet, and
   nothing to do when it already finished), ``ckpt_path=<run folder>`` its newest complete
   checkpoint, ``ckpt_path=<file>`` that file;
+* a NaN/inf training loss stops the run naming the global step, or skips that optimizer
+  step (``nonfinite_loss: stop | skip``; :mod:`bertlab.callbacks.nonfinite_loss`);
 * exit status: 0 success; 2 a user error (bad override, config value, data, checkpoint:
   one ``bertlab: error:`` line); 1 a crash (traceback). In a multirun a failing job never
   stops the others: it is recorded as failed (status.json, one line on stderr), returns
@@ -34,6 +36,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
 from bertlab.data.samplers import make_resumable
@@ -130,6 +133,8 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
     if not any(isinstance(c, ResumeState) for c in callbacks):
         callbacks.append(ResumeState(seed=cfg.get("seed")))
+    if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):  # every task, every run
+        callbacks.append(NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20)))
     loggers = instantiate_list(cfg.get("logger"), "logger")
     extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
@@ -138,7 +143,8 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        # weights_only: checkpoints hold tensors and plain containers only (never unpickle code)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if "val" in model.last_metrics:
             metrics["val_last"] = model.last_metrics["val"]
@@ -152,7 +158,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
             test_ckpt = ckpt_path
         if cfg.get("train", True) and test_ckpt is None:
             log.warning("no best checkpoint: testing the current weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics["test"] = model.last_metrics.get("test", {})
         outputs = model.last_outputs.get("test")
         if outputs is not None and hasattr(datamodule, "save_outputs"):
@@ -163,6 +169,9 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         metrics["train_tokens_per_s"] = throughput.tokens_per_s
         metrics["train_padding_fraction"] = throughput.padding_fraction
         metrics["validation_clock"] = [{"step": st, "fit_seconds": sec} for st, sec in throughput.validation_clock]
+    guard = next(c for c in callbacks if isinstance(c, NonFiniteLossGuard))
+    if guard.mode == "skip":
+        metrics["nonfinite_loss_skipped"] = guard.skipped
     metrics["test_checkpoint"] = test_ckpt
     if ckpt_path is not None and cfg.get("train", True):
         metrics["resumed_from"] = ckpt_path
