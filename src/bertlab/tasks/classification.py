@@ -15,7 +15,7 @@ The sentiment example of the ALBERT post (bert4keras: ``Lambda(lambda x: x[:, 0]
   ``train/orthogonality``.
 
 The DataModule turns predicted label ids into metrics (``datamodule.score``: accuracy) and
-outputs. Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the
+outputs (validation/test, also under DDP: :class:`bertlab.tasks.evaluation.EvalCollector`). Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the
 epoch, validation excluded).
 """
 
@@ -33,12 +33,13 @@ from bertlab.nn.encoders import build_encoder
 from bertlab.nn.init import apply_init
 from bertlab.nn.orthogonality import OrthogonalityPenalty
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalCollector
 from bertlab.utils.config import to_plain
 
 ORTHOGONALITY_KEYS = ("kind", "patterns", "weight", "gamma", "lambda1", "lambda2", "max_rows", "detach_inputs")
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(EvalCollector, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -70,7 +71,6 @@ class ClassificationModule(pl.LightningModule):
 
             raise ConfigError(f"model.orthogonality.{unknown[0]}", f"unknown key; known: {list(ORTHOGONALITY_KEYS)}")
         self.orthogonality = OrthogonalityPenalty(self, **{"kind": "none", **orth})
-        self._preds: dict[str, dict[int, int]] = {}
         self.last_outputs: dict[str, list[Any]] = {}
         self.last_metrics: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, float]] = []  # one row per validation: epoch, step, val/acc
@@ -97,51 +97,38 @@ class ClassificationModule(pl.LightningModule):
         return loss
 
     # --------------------------------------------------------------- evaluation
+    eval_prog_bar = "acc"
+
     def _predict(self, batch: Mapping[str, torch.Tensor]) -> list[int]:
         return self(batch).argmax(-1).tolist()
 
-    def _eval_step(self, split: str, batch: Mapping[str, torch.Tensor]) -> None:
-        preds = self._preds.setdefault(split, {})
-        for idx, label in zip(batch["index"].tolist(), self._predict(batch)):
-            preds[idx] = label
+    def eval_predictions(self, batch: Mapping[str, torch.Tensor]) -> dict[int, int]:
+        """``{feature index: predicted label id}`` (validation/test through :class:`EvalCollector`)."""
+        return dict(zip(batch["index"].tolist(), self._predict(batch)))
 
-    def _eval_end(self, split: str) -> None:
-        preds = self._preds.pop(split, {})
-        dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "score"):
-            return
-        metrics, outputs = dm.score(split, preds)
-        self.last_metrics[split] = metrics
-        self.last_outputs[split] = outputs
-        self.log(f"{split}/acc", float(metrics["acc"]), prog_bar=True)
+    def predict_step(self, batch, batch_idx=0):
+        return self.eval_predictions(batch)
+
+    def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
             self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val/acc": float(metrics["acc"])})
 
+    def eval_table(self, split: str, outputs: list[int | None]):
+        dm = self.trainer.datamodule
+        names = dm.label_names
+        return ["text", "gold", "pred"], [
+            [text, names[g], None if p is None else names[p]]
+            for text, g, p in zip(dm.texts[split], dm.labels[split], outputs) if p is not None]
+
     def on_validation_epoch_start(self) -> None:
-        self._preds["val"] = {}
+        super().on_validation_epoch_start()
         self._val_start = time.perf_counter()
 
-    def validation_step(self, batch, batch_idx):
-        self._eval_step("val", batch)
-
     def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
+        super().on_validation_epoch_end()
         if self._val_start is not None:
             self._val_seconds += time.perf_counter() - self._val_start
             self._val_start = None
-
-    def on_test_epoch_start(self) -> None:
-        self._preds["test"] = {}
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
-
-    def predict_step(self, batch, batch_idx):
-        """``{feature index: predicted label id}``."""
-        return dict(zip(batch["index"].tolist(), self._predict(batch)))
 
     # --------------------------------------------------------------- timing
     def on_train_epoch_start(self) -> None:

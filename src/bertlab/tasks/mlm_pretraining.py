@@ -37,13 +37,15 @@ from bertlab.data.mlm_datamodule import IGNORE
 from bertlab.data.tokenization import load_vocab_tokens
 from bertlab.nn.encoders import _model_classes, build_encoder, resolve_vocab_file
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalSharding
 from bertlab.utils.config import to_plain
+from bertlab.utils.distributed import sum_across_ranks
 from bertlab.utils.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 
-class MlmPretrainingModule(pl.LightningModule):
+class MlmPretrainingModule(EvalSharding, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -110,17 +112,23 @@ class MlmPretrainingModule(pl.LightningModule):
         return loss
 
     # --------------------------------------------------------------- evaluation
+    # Under DDP each rank validates its share of the batches (EvalSharding) and the sums of
+    # nll / correct / targets are added across ranks: the metrics of the whole held-out set.
     def on_validation_epoch_start(self) -> None:
+        self.start_eval_shard(self.trainer.val_dataloaders)
         self._val = [0.0, 0, 0]
 
     def validation_step(self, batch, batch_idx):
+        if not self.owns_eval_batch(batch_idx):
+            return
         nll, correct, n = self._nll_correct(batch)
         self._val[0] += float(nll)
         self._val[1] += int(correct)
         self._val[2] += n
 
     def on_validation_epoch_end(self) -> None:
-        nll, correct, n = self._val
+        nll, correct, n = sum_across_ranks(self._val)
+        correct, n = int(correct), int(n)
         if not n:
             return
         metrics = {"mlm_loss": nll / n, "mlm_acc": correct / n, "n_targets": n, "step": self.global_step}

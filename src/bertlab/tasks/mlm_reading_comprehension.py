@@ -4,7 +4,8 @@ Thin: the encoder and its MLM head come from :func:`bertlab.nn.encoders.build_en
 (``with_mlm_head=True``: a loaded checkpoint keeps its trained head), the vocab may be
 trimmed (``vocab_keep_ids``), the head runs ONLY on the M mask positions (sliced out of the
 hidden states before the head, never all positions), and decoding lives in
-:mod:`bertlab.decoding.constrained`. The DataModule votes across passages and scores.
+:mod:`bertlab.decoding.constrained`. The DataModule votes across passages and scores;
+validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
 
 ``decoding``:
 - ``constrained`` (the post): all M slots from one forward pass, passage n-gram constraint;
@@ -15,7 +16,6 @@ hidden states before the head, never all positions), and decoding lives in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, decode_batch
 from bertlab.nn.encoders import build_encoder
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalCollector
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
 DECODINGS = ("constrained", "argmax", "autoregressive")
 
 
-class MlmReadingComprehensionModule(pl.LightningModule):
+class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -52,8 +53,6 @@ class MlmReadingComprehensionModule(pl.LightningModule):
                                    "max_answer_len": max_answer_len, "sep_id": sep_id, "mask_id": mask_id,
                                    "decoding": decoding, "vocab_keep_ids": vocab_keep_ids})
         self.encoder, self.mlm_head = build_encoder(encoder, with_mlm_head=True, keep_ids=vocab_keep_ids)
-        self._preds: dict[str, dict[int, dict[str, Any]]] = {}
-        self._timing: dict[str, list[float]] = {}
         self.last_outputs: dict[str, list[Any]] = {}
         self.last_metrics: dict[str, dict[str, Any]] = {}
 
@@ -116,49 +115,25 @@ class MlmReadingComprehensionModule(pl.LightningModule):
                 for i, a in zip(batch["index"].tolist(), answers)}
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_step(self, split: str, batch: Mapping[str, Any]) -> None:
-        t0 = time.perf_counter()
-        self._preds.setdefault(split, {}).update(self._predict(batch))
-        self._timing.setdefault(split, []).append(time.perf_counter() - t0)
+    eval_prog_bar = "final"
+    eval_hidden_prefixes = ("oracle_", "baseline_")
 
-    def _eval_end(self, split: str) -> None:
-        preds = self._preds.pop(split, {})
-        seconds = sum(self._timing.pop(split, []))
-        dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "score") or not preds:
-            return
-        metrics, outputs = dm.score(split, preds)
-        n_q = len({dm.refs[split][i][0] for i in preds})
-        metrics["decode_seconds"] = seconds
-        metrics["questions_per_s"] = n_q / seconds if seconds else 0.0
-        self.last_metrics[split] = metrics
-        self.last_outputs[split] = outputs
-        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, float) and not k.startswith(("oracle_", "baseline_"))}
-        final = scalars.pop(f"{split}/final", None)
-        self.log_dict(scalars)
-        if final is not None:
-            self.log(f"{split}/final", final, prog_bar=True)
+    def eval_predictions(self, batch: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+        """Feature (passage) index -> its answer (validation/test through :class:`EvalCollector`)."""
+        return self._predict(batch)
 
-    def on_validation_epoch_start(self) -> None:
-        self._preds["val"], self._timing["val"] = {}, []
+    def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
+        refs = self.trainer.datamodule.refs[split]
+        n_q = len({refs[i][0] for i in predictions})
+        return {"decode_seconds": step_seconds, "questions_per_s": n_q / step_seconds if step_seconds else 0.0}
 
-    def validation_step(self, batch, batch_idx):
-        self._eval_step("val", batch)
+    def eval_table(self, split: str, outputs: list[dict[str, Any]]):
+        return ["id", "question", "gold", "answer", "score", "correct"], [
+            [o["id"], o["question"], " | ".join(o["gold"]), o["answer"],
+             None if o["score"] is None else float(o["score"]), o["answer"] in o["gold"]]
+            for o in outputs if o["candidates"]]
 
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._preds["test"], self._timing["test"] = {}, []
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
-
-    def predict_step(self, batch, batch_idx):
+    def predict_step(self, batch, batch_idx=0):
         return self._predict(batch)
 
     # ------------------------------------------------------------------ optimisation

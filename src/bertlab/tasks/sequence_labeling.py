@@ -3,6 +3,7 @@
 Thin: the encoder comes from nn/encoders.py, the head from nn/heads.py, the optimizer and
 its lr multipliers from optim.py; the DataModule turns predicted tags into task output and
 metrics (``datamodule.score``), so this module never needs to know what the tags mean.
+Validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from torch import nn
 from bertlab.nn.encoders import build_encoder
 from bertlab.nn.heads import build_tagging_head
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalCollector, entity_cell, join_words
 from bertlab.utils.config import to_plain
 
 
-class SequenceLabelingModule(pl.LightningModule):
+class SequenceLabelingModule(EvalCollector, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -46,7 +48,6 @@ class SequenceLabelingModule(pl.LightningModule):
         self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
         self.head_name, head_module = build_tagging_head(head, num_tags)
         self.add_module(self.head_name, head_module)
-        self._preds: dict[str, dict[int, list[int]]] = {}
         self.last_outputs: dict[str, list[list[str]]] = {}
         self.last_metrics: dict[str, dict[str, Any]] = {}
 
@@ -69,49 +70,27 @@ class SequenceLabelingModule(pl.LightningModule):
         tags = self.head.decode(self.emissions(batch), mask, self.hparams.force_first_tag, self.hparams.force_last_tag)
         return [t[m].tolist() for t, m in zip(tags, mask)]
 
-    def _eval_step(self, split: str, batch: Mapping[str, torch.Tensor]) -> None:
-        preds = self._preds.setdefault(split, {})
-        for idx, tags in zip(batch["index"].tolist(), self._predict(batch)):
-            preds[idx] = tags
-
-    def _eval_end(self, split: str) -> None:
-        preds = self._preds.pop(split, {})
-        dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "score"):
-            return
-        metrics, outputs = dm.score(split, preds)
-        self.last_metrics[split] = metrics
-        self.last_outputs[split] = outputs
-        scalars = {  # rates only: the raw counts stay in metrics.json
-            f"{split}/{k}": float(v)
-            for k, v in metrics.items()
-            if isinstance(v, float) and not k.startswith("n_")
-        }
-        f1 = scalars.pop(f"{split}/f1", None)
-        self.log_dict(scalars, prog_bar=False)
-        if f1 is not None:
-            self.log(f"{split}/f1", f1, prog_bar=True)
-
-    def on_validation_epoch_start(self) -> None:
-        self._preds["val"] = {}
-
-    def validation_step(self, batch, batch_idx):
-        self._eval_step("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._preds["test"] = {}
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
-
-    def predict_step(self, batch, batch_idx):
+    def eval_predictions(self, batch: Mapping[str, torch.Tensor]) -> dict[int, list[int]]:
+        """Feature index -> per-token tags (validation/test through :class:`EvalCollector`)."""
         return dict(zip(batch["index"].tolist(), self._predict(batch)))
+
+    def predict_step(self, batch, batch_idx=0):
+        return self.eval_predictions(batch)
+
+    def eval_table(self, split: str, outputs: list[Any]):
+        """CWS: text, gold and predicted words; NER: text, gold and predicted entities."""
+        dm = self.trainer.datamodule
+        texts, gold = dm.texts[split], dm.gold[split]
+        if hasattr(dm, "scheme"):  # NER: outputs are entity lists, gold the tag strings
+            from bertlab.metrics.entities import entities_from_tags
+
+            rows = []
+            for text, g, pred in zip(texts, gold, outputs):
+                g_cell, p_cell = entity_cell(entities_from_tags(text, g, dm.scheme)), entity_cell(pred)
+                rows.append([text, g_cell, p_cell, g_cell == p_cell])
+            return ["text", "gold", "pred", "exact"], rows
+        return ["text", "gold", "pred", "exact"], [
+            [text, join_words(g), join_words(p), list(g) == list(p)] for text, g, p in zip(texts, gold, outputs)]
 
     # --------------------------------------------------------------- optimisation
     def configure_optimizers(self):

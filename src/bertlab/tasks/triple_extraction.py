@@ -23,12 +23,12 @@ Decoding (thresholds from config): subject starts with p > 0.6, each paired with
 nearest end >= start with p > 0.5; then, batched over all candidate subjects of the batch,
 object (start, predicate) with p > 0.6 paired with the nearest end >= start of the same
 predicate with p > 0.5. Only real character positions (not [CLS]/[SEP]/padding) are
-candidates. The DataModule maps token spans to character offsets and scores them.
+candidates. The DataModule maps token spans to character offsets and scores them; validation
+and test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from bertlab.nn.conditional_layer_norm import ConditionalLayerNorm
 from bertlab.nn.encoders import build_encoder
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalCollector, triple_cell
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
@@ -124,7 +125,7 @@ def decode_objects(probs: np.ndarray, lo: int, hi: int, t_start: float = 0.6, t_
 
 
 # ---------------------------------------------------------------------------- module
-class TripleExtractionModule(pl.LightningModule):
+class TripleExtractionModule(EvalCollector, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -168,8 +169,6 @@ class TripleExtractionModule(pl.LightningModule):
             nn.init.normal_(lin.weight, std=std)
             nn.init.zeros_(lin.bias)
         self._capture = PreLayerNormCapture(find_output_layer_norm(self.encoder)) if object_input == "pre_ln" else None
-        self._preds: dict[str, dict[int, list[tuple[int, int, int, int, int]]]] = {}
-        self._t0: dict[str, float] = {}
         self.last_outputs: dict[str, list[Any]] = {}
         self.last_metrics: dict[str, dict[str, Any]] = {}
 
@@ -231,38 +230,23 @@ class TripleExtractionModule(pl.LightningModule):
                     result[index[b]].append((s0, s1, p, o0, o1))
         return result
 
-    def _eval_end(self, split: str) -> None:
-        preds = self._preds.pop(split, {})
-        elapsed = time.perf_counter() - self._t0.pop(split, time.perf_counter())
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "score"):
-            return
-        metrics, outputs = dm.score(split, preds)
-        metrics["texts_per_s"] = len(preds) / elapsed if elapsed > 0 else 0.0
-        self.last_metrics[split] = metrics
-        self.last_outputs[split] = outputs
-        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, float) and not k.startswith("n_") and k != "f1"}
-        self.log_dict(scalars, prog_bar=False)
-        self.log(f"{split}/f1", float(metrics["f1"]), prog_bar=True)
+    # ------------------------------------------------------------------ evaluation
+    def eval_predictions(self, batch: Mapping[str, Tensor]) -> dict[int, list[tuple[int, int, int, int, int]]]:
+        """Validation/test through :class:`EvalCollector`: :meth:`extract`."""
+        return self.extract(batch)
 
-    def on_validation_epoch_start(self) -> None:
-        self._preds["val"], self._t0["val"] = {}, time.perf_counter()
+    def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
+        return {"texts_per_s": len(predictions) / wall_seconds if wall_seconds > 0 else 0.0}
 
-    def validation_step(self, batch, batch_idx):
-        self._preds["val"].update(self.extract(batch))
+    def eval_table(self, split: str, outputs: list[list[dict[str, Any]]]):
+        from bertlab.metrics.triples import triple_key
 
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._preds["test"], self._t0["test"] = {}, time.perf_counter()
-
-    def test_step(self, batch, batch_idx):
-        self._preds["test"].update(self.extract(batch))
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
+        rows = []
+        for rec, pred in zip(self.trainer.datamodule.records[split], outputs):
+            gold = {triple_key(t) for t in rec.spo_list}
+            got = {triple_key((t["subject"], t["predicate"], t["object"])) for t in pred}
+            rows.append([rec.text, triple_cell(rec.spo_list), triple_cell(pred), gold == got])
+        return ["text", "gold", "pred", "exact"], rows
 
     def predict_step(self, batch, batch_idx=0):
         return self.extract(batch)

@@ -40,3 +40,45 @@ def check_ddp_launch(cfg: DictConfig, multirun: bool | None = None) -> None:
         "command for each rank and start a new sweep. Submit the sweep to SLURM "
         "(hydra/launcher=slurm_ddp or slurm_ddp_cpu), or run each job as a single run",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation across processes: each rank evaluates its own share of the batches and the
+# results are gathered/summed, so every rank ends up with the metrics of the whole set.
+
+def rank_and_world() -> tuple[int, int]:
+    """(global rank, world size) of the default process group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_objects(obj: object) -> list:
+    """``obj`` of every rank, in rank order, on every rank (``all_gather_object``; a
+    one-element list without a process group). Every rank must call it."""
+    import torch.distributed as dist
+
+    _, world = rank_and_world()
+    if world == 1:
+        return [obj]
+    out: list = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def sum_across_ranks(values: list[float] | tuple[float, ...]) -> list[float]:
+    """Element-wise sums of ``values`` (counts, sums of losses) over all ranks, as float64
+    (exact for counts below 2**53). Every rank must call it with as many values."""
+    return [sum(col) for col in zip(*gather_objects([float(v) for v in values]))]
+
+
+def merge_by_index(parts: list[dict]) -> dict:
+    """One ``{sample index: prediction}`` from the ranks' dicts; an index that several ranks
+    evaluated (a sampler that pads shards with duplicated samples) counts once."""
+    merged: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            merged.setdefault(key, value)
+    return merged
