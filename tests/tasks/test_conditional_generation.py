@@ -262,3 +262,49 @@ def test_fixed_length_generation_bans_sep(toy):
     assert [len(r) for r in ids] == [7, 7, 7]
     assert not any(t == kw["special_ids"]["sep"] for r in ids for t in r)
     assert ids == model.generate_ids([0, 1, 1], strategy="greedy", max_len=7, stop_at_sep=False, use_cache=False)
+
+
+def test_generate_texts_bad_input_names_the_value(toy, tmp_path):
+    """Every bad request of bertlab.generate is one ConfigError/CheckpointError naming the
+    key and the value (the CLI prints it as one line, exit status 2: the slow CLI test)."""
+    from bertlab.generate import generate_texts, load_generator
+    from bertlab.utils.errors import ConfigError
+
+    dm, model, _ = toy
+    vocab = len(dm.tokenizer)
+    ok = dict(model=model, datamodule=dm, max_len=4)
+    assert len(generate_texts(label="positive", n=2, **ok)) == 2
+    assert generate_texts(label=1, n=2.0, k="3", seed="5", **ok) == generate_texts(label=1, n=2, k=3, seed=5, **ok)
+    cases = [
+        (dict(label=7), "label", "unknown label 7"),
+        (dict(label="neutral"), "label", "'neutral'"),
+        (dict(label=-1), "label", "unknown label -1"),
+        (dict(n=0), "n", "got 0"),
+        (dict(n=-3), "n", "got -3"),
+        (dict(n=1.5), "n", "got 1.5"),
+        (dict(n="many"), "n", "'many'"),
+        (dict(strategy="topk", k=vocab + 1), "k", f"[1, {vocab}] (the vocabulary size), got {vocab + 1}"),
+        (dict(strategy="topk", k=0), "k", "got 0"),
+        (dict(strategy="topk", k="five"), "k", "'five'"),
+        (dict(strategy="topp", p=1.5), "p", "got 1.5"),
+        (dict(strategy="temperature", temperature=0), "temperature", "got 0"),
+        (dict(strategy="beam", beam_size=0), "beam_size", "got 0"),
+        (dict(max_len=0), "max_len", "got 0"),
+        (dict(seed="x"), "seed", "'x'"),
+        (dict(strategy="nucleus"), "strategy", "'nucleus'"),
+    ]
+    for kwargs, key, needle in cases:
+        with pytest.raises(ConfigError) as info:
+            generate_texts(**{**ok, "label": 1, "n": 1, **kwargs})
+        assert info.value.key == key and needle in str(info.value), (kwargs, str(info.value))
+    # a checkpoint of another task, and a file that is not there: named in the message
+    other = tmp_path / "ner.ckpt"
+    torch.save({"state_dict": {}, "bertlab": {"config": {"model": {
+        "_target_": "bertlab.tasks.sequence_labeling.SequenceLabelingModule"}}}}, other)
+    with pytest.raises(CheckpointError, match="SequenceLabelingModule checkpoint, not a conditional_generation one"):
+        load_generator(str(other))
+    with pytest.raises(CheckpointError, match="no such file: .*missing.ckpt"):
+        generate_texts(ckpt_path=str(tmp_path / "missing.ckpt"))
+    # the value checks come before the checkpoint is read
+    with pytest.raises(ConfigError, match="'n'"):
+        generate_texts(ckpt_path=str(tmp_path / "missing.ckpt"), n=0)
