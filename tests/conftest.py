@@ -1,8 +1,12 @@
-"""Shared fixtures: the real config tree composed with tmp output paths (lightning-hydra-template style)."""
+"""Shared fixtures: the real config tree composed with tmp output paths (lightning-hydra-template style),
+and the socket guard (tests/netguard/bertlab_netguard.py): no test reaches a non-loopback
+address, in this process or in any Python subprocess it starts."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,36 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def _install_socket_guard() -> None:
+    """This process: patch socket.socket. Subprocesses: tests/netguard first on PYTHONPATH, so
+    its sitecustomize.py installs the same guard at start-up; also when a test passes its own
+    ``env=`` (Popen is wrapped to put the folder into that env's PYTHONPATH)."""
+    guard_dir = str(Path(__file__).resolve().parent / "netguard")
+    if guard_dir not in sys.path:
+        sys.path.insert(0, guard_dir)
+    import bertlab_netguard as guard
+
+    if os.environ.get(guard.ALLOW_ENV) == "1":
+        return
+    guard.install()
+    os.environ["PYTHONPATH"] = guard.with_guard_path(os.environ.get("PYTHONPATH"))
+    original = subprocess.Popen.__init__
+    if getattr(original, "_bertlab_guarded", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        env = kwargs.get("env")
+        if env is not None and all(isinstance(k, str) for k in env) and env.get(guard.ALLOW_ENV) != "1":
+            kwargs["env"] = {**env, "PYTHONPATH": guard.with_guard_path(env.get("PYTHONPATH"))}
+        original(self, *args, **kwargs)
+
+    __init__._bertlab_guarded = True  # type: ignore[attr-defined]
+    subprocess.Popen.__init__ = __init__  # type: ignore[method-assign]
+
+
+_install_socket_guard()
 
 
 def compose_cfg(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
