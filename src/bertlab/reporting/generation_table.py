@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 from bertlab.reporting.triples_table import load_metrics
+from bertlab.utils.atomic import atomic_write_text
 from bertlab.utils.errors import DataError
 
 SPECIAL = ("classifier", "overfit", "overfit_heldout", "bench")
@@ -260,21 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=5, help="samples per label and arm in the report")
     ap.add_argument("--out", help="write the report here (default: stdout only)")
     args = ap.parse_args(argv)
-    runs = []
-    for item in args.runs:
-        label, eq, path = item.partition("=")
-        if not eq:
-            label, path = os.path.basename(os.path.normpath(item)), item
-        runs.append((label, path))
+    runs = [(lab, path) if eq else (os.path.basename(os.path.normpath(item)), item)
+            for item in args.runs for lab, eq, path in [item.partition("=")]]
     try:
         text = report(runs, args.samples)
     except DataError as err:
         print(f"bertlab: error: {err}", file=sys.stderr)
         return 2
-    if args.out:
+    if args.out:  # atomically: a half-written report never replaces a finished one
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+        atomic_write_text(args.out, text)
     sys.stdout.write(text)
     return 0
 
