@@ -1,6 +1,14 @@
 """Rebuild a trained model and its DataModule from one checkpoint file (see
 callbacks/run_config.py), with clear errors for missing, corrupt or foreign files; find
-the checkpoint to resume a run from (``ckpt_path=last`` / a run folder)."""
+the checkpoint to resume a run from (``ckpt_path=last`` / a run folder).
+
+Checkpoints are never unpickled as arbitrary objects: every load here (and Lightning's
+``fit``/``test`` in bertlab.train) uses ``torch.load(weights_only=True)``, which rebuilds
+tensors and plain containers only and refuses any other global (a pickle whose
+``__reduce__`` would run code is refused, not run). bertlab's checkpoints hold nothing
+else: hparams and the run config are saved as plain dicts/lists (bertlab.utils.config.to_plain),
+the RNG states as tensors and numpy arrays (which torch allows). ``SAFE_GLOBALS`` is the
+allow-list for anything more, empty today."""
 
 from __future__ import annotations
 
@@ -20,6 +28,8 @@ from bertlab.utils.atomic import is_temp_file
 from bertlab.utils.errors import CheckpointError
 
 LAST = "last"
+#: extra classes a checkpoint may hold besides what torch's weights_only unpickler allows
+SAFE_GLOBALS: list[Any] = []
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -92,15 +102,28 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"ckpt_path: no such file: {path}")
     try:
-        # our own files: they hold plain Python objects besides tensors
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+        raise _load_error(path, err) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"ckpt_path: {path} is not a Lightning checkpoint")
     if CKPT_KEY not in ckpt:
         raise CheckpointError(f"ckpt_path: {path} was not written by bertlab's train (no run config inside)")
     return ckpt
+
+
+def _load_error(path: str, err: BaseException) -> CheckpointError:
+    """A refused global (torch: 'Unsupported global: GLOBAL x.y ...' / 'Trying to load unsupported
+    GLOBAL x.y ...') is an unsafe file; anything else an unreadable one."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    unsafe = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), None)
+    if unsafe is not None:
+        return CheckpointError(f"ckpt_path: {path} holds pickled objects other than tensors and plain data "
+                               f"({unsafe.rstrip('.')}); refused without unpickling them "
+                               f"(only weights_only=True loads; see bertlab.utils.checkpoint.SAFE_GLOBALS)")
+    detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
+    return CheckpointError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {detail})")
 
 
 def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_task: str | None = None):
@@ -114,7 +137,10 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
     model_cls = get_class(target)
     try:
-        model = model_cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            model = model_cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise _load_error(path, err) from err
     except (RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"ckpt_path: {path} does not match {target} ({str(err).splitlines()[0]})") from err
     model.eval()
