@@ -69,7 +69,7 @@ def test_full_report_sections_and_rows(tmp_path, capsys):
     assert list(rows) == ["scratch", "pretrained", "unconditional"]
     assert rows["scratch"] == ("| scratch | scratch, 2 layers x 256; conditional LN | 30.12 | 31.00 | 29.50 | 0.8700 "
                                "| 0.1234 | 0.5678 | 0.0200 | 12 | 10.0 min, max 3 epochs |")
-    assert rows["pretrained"].startswith("| pretrained | pretrained bert_small, 2 layers x 256; conditional LN | 20.00 |")
+    assert rows["pretrained"].startswith("| pretrained | pretrained bert_small, first 2 layers; conditional LN | 20.00 |")
     assert "NO condition (base rate)" in rows["unconditional"] and "| 0.5000 |" in rows["unconditional"]
     assert "| 6 |" in rows["unconditional"]  # samples read back from samples_test.md
     assert "test accuracy 0.9012 on 2111 test texts" in text

@@ -308,3 +308,15 @@ def test_generate_texts_bad_input_names_the_value(toy, tmp_path):
     # the value checks come before the checkpoint is read
     with pytest.raises(ConfigError, match="'n'"):
         generate_texts(ckpt_path=str(tmp_path / "missing.ckpt"), n=0)
+
+
+def test_a_missing_control_classifier_fails_before_training(make_cfg, tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a training step ran before the classifier path was checked")
+
+    monkeypatch.setattr(ConditionalGenerationModule, "training_step", no_training)
+    missing = tmp_path / "no_classifier.ckpt"
+    cfg = make_cfg(["experiment=cond_gen", "debug=fdr", *TINY, f"model.control_classifier_ckpt={missing}"])
+    with pytest.raises(CheckpointError, match=r"model.control_classifier_ckpt: .*no such file: .*no_classifier.ckpt"):
+        train(cfg)
+    assert not (tmp_path / "metrics.json").exists()

@@ -120,9 +120,12 @@ def _arm_desc(cfg: dict[str, Any]) -> str:
     model = cfg.get("model", {}) or {}
     parts = []
     if enc:
-        init = "pretrained " + os.path.basename(str(enc["pretrained"]).rstrip("/")) if enc.get("pretrained") else "scratch"
         layers = enc.get("num_layers")
-        parts.append(f"{init}, {layers if layers is not None else 'all'} layers x {enc.get('hidden_size', '?')}")
+        if enc.get("pretrained"):  # a loaded model keeps its own width; num_layers = its first K layers
+            name = os.path.basename(str(enc["pretrained"]).rstrip("/"))
+            parts.append(f"pretrained {name}, {'first ' + str(layers) if layers is not None else 'all'} layers")
+        else:
+            parts.append(f"scratch, {layers} layers x {enc.get('hidden_size', '?')}")
     if model:
         parts.append("conditional LN" if model.get("conditional", True) else "NO condition (base rate)")
     return "; ".join(parts) or "-"

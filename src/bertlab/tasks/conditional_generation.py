@@ -147,6 +147,11 @@ class ConditionalGenerationModule(pl.LightningModule):
         if ppl is not None:
             self.log(f"{split}/ppl", ppl, prog_bar=True)
 
+    def on_fit_start(self) -> None:
+        # a wrong model.control_classifier_ckpt fails now, not at the first validation with samples
+        if self.hparams.control_classifier_ckpt:
+            self.control_classifier()
+
     def on_validation_epoch_start(self) -> None:
         self._meters["val"] = PerplexityMeter()
 
@@ -325,7 +330,10 @@ def load_control_classifier(ckpt_path: str, label_names: Sequence[str]) -> Calla
     from bertlab.predict import predict_texts
     from bertlab.utils.checkpoint import load_run
 
-    model, datamodule, cfg = load_run(ckpt_path)
+    try:
+        model, datamodule, cfg = load_run(ckpt_path)
+    except CheckpointError as err:
+        raise CheckpointError(f"model.control_classifier_ckpt: {err}") from err
     if "classification" not in str(cfg.model._target_):
         raise CheckpointError(f"control_classifier_ckpt: {ckpt_path} is a {cfg.model._target_.rsplit('.', 1)[-1]} "
                               "checkpoint, not a classification one")
