@@ -78,6 +78,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f["corrupt_ckpt"] = _write(d / "corrupt.ckpt", blob[: len(blob) // 2])
     f["not_a_model"] = d / "not_a_model"
     _write(f["not_a_model"] / "README.md", "just a folder\n")
+    # a checkpoint whose pickle would run `touch <marker>` (tests/test_checkpoint_safety.py)
+    from test_checkpoint_safety import write_malicious_checkpoint
+
+    f["evil_marker"] = d / "evil_code_ran"
+    f["evil_ckpt"] = write_malicious_checkpoint(d / "evil.ckpt", f["evil_marker"], where="hparams")
     return f
 
 
@@ -113,6 +118,12 @@ def _cases(f: dict[str, Path]) -> dict[str, tuple[str, list[str], str]]:
         "corrupt_checkpoint_resume": ("train", [*_cws(f), f"ckpt_path={f['corrupt_ckpt']}"], f"ckpt_path: {f['corrupt_ckpt']} is not a complete checkpoint"),
         "corrupt_checkpoint_evaluate": ("evaluate", [f"ckpt_path={f['corrupt_ckpt']}"], f"ckpt_path: {f['corrupt_ckpt']} is not a readable checkpoint"),
         "missing_checkpoint_predict": ("predict", [f"ckpt_path={f['corrupt_ckpt']}.nope", "text=abc"], f"ckpt_path: no such file: {f['corrupt_ckpt']}.nope"),
+        "unsafe_checkpoint_resume": ("train", [*_cws(f), f"ckpt_path={f['evil_ckpt']}"],
+                                     f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
+        "unsafe_checkpoint_evaluate": ("evaluate", [f"ckpt_path={f['evil_ckpt']}"],
+                                       f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
+        "unsafe_checkpoint_predict": ("predict", [f"ckpt_path={f['evil_ckpt']}", "text=abc"],
+                                      f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
         "pretrained_not_a_model": ("train", [*_cws(f), f"encoder.pretrained={f['not_a_model']}"],
                                    f"encoder.pretrained='{f['not_a_model']}' could not be loaded: no config.json"),
     }
@@ -137,7 +148,8 @@ def cli_results(files, tmp_path_factory):
 CLI_ROWS = ["missing_file", "empty_file", "non_utf8", "truncated_compressed", "truncated_last_line", "tag_not_in_scheme",
             "malformed_json", "missing_field", "predicate_not_in_schema", "unknown_key", "wrong_type", "bad_value",
             "checkpoint_of_another_task", "corrupt_checkpoint_resume", "corrupt_checkpoint_evaluate",
-            "missing_checkpoint_predict", "pretrained_not_a_model"]
+            "missing_checkpoint_predict", "unsafe_checkpoint_resume", "unsafe_checkpoint_evaluate",
+            "unsafe_checkpoint_predict", "pretrained_not_a_model"]
 
 
 @pytest.mark.slow
@@ -153,6 +165,7 @@ def test_cli_stops_with_one_line(row, files, cli_results):
     if (run_dir / "status.json").exists():
         status = json.loads((run_dir / "status.json").read_text())
         assert status["status"] == "failed" and expected in status["error"]
+    assert not files["evil_marker"].exists(), "a checkpoint's pickled code ran"
 
 
 # --------------------------------------------------------------------------- handled and counted
