@@ -36,11 +36,14 @@ writes it to the TensorBoard/CSV loggers present).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bertlab.utils.distributed import gather_objects, merge_by_index, rank_and_world
+
+log = logging.getLogger(__name__)
 
 #: rows of a prediction table sent to W&B per evaluation (the first N samples, corpus order)
 TABLE_ROWS = 50
@@ -117,22 +120,27 @@ class EvalCollector(EvalSharding):
     # ---------------------------------------------------------------- collection
     def _eval_start(self, split: str, loaders: Any = None) -> None:
         self.start_eval_shard(loaders)
-        self._eval_state()[split] = {"preds": {}, "step_seconds": 0.0, "t0": time.perf_counter()}
+        self._eval_state()[split] = _new_run()
 
     def _eval_step(self, split: str, batch: Mapping[str, Any], batch_idx: int) -> None:
         if not self.owns_eval_batch(batch_idx):
             return
-        run = self._eval_state().setdefault(split, {"preds": {}, "step_seconds": 0.0, "t0": time.perf_counter()})
+        run = self._eval_state().setdefault(split, _new_run())
         t0 = time.perf_counter()
         run["preds"].update(self.eval_predictions(batch))
         run["step_seconds"] += time.perf_counter() - t0
+        run["batches"] += 1
 
     def _eval_gather(self, split: str) -> tuple[dict[int, Any], float, float]:
         """(merged predictions of all ranks, step seconds, wall seconds of the slowest rank)."""
-        run = self._eval_state().pop(split, None) or {"preds": {}, "step_seconds": 0.0, "t0": time.perf_counter()}
+        run = self._eval_state().pop(split, None) or _new_run()
         wall = time.perf_counter() - run["t0"]
         parts = gather_objects((run["preds"], run["step_seconds"], wall))
         preds = merge_by_index([p for p, _, _ in parts])
+        if len(parts) > 1:
+            rank, world = rank_and_world()
+            log.info("%s: rank %d of %d evaluated %d batches (%d samples); %d samples from all ranks",
+                     split, rank, world, run["batches"], len(run["preds"]), len(preds))
         return preds, max(s for _, s, _ in parts), max(w for _, _, w in parts)
 
     def _eval_end(self, split: str) -> None:
@@ -189,6 +197,10 @@ class EvalCollector(EvalSharding):
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
+
+
+def _new_run() -> dict[str, Any]:
+    return {"preds": {}, "step_seconds": 0.0, "batches": 0, "t0": time.perf_counter()}
 
 
 def has_wandb_logger(trainer: Any) -> bool:

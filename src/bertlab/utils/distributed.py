@@ -74,6 +74,16 @@ def sum_across_ranks(values: list[float] | tuple[float, ...]) -> list[float]:
     return [sum(col) for col in zip(*gather_objects([float(v) for v in values]))]
 
 
+def sum_dicts_across_ranks(values: dict) -> dict:
+    """``{key: number}`` summed key-wise over all ranks (keys may differ between ranks), e.g.
+    per-label NLL sums and token counts. Every rank must call it."""
+    total: dict = {}
+    for part in gather_objects(dict(values)):
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 def merge_by_index(parts: list[dict]) -> dict:
     """One ``{sample index: prediction}`` from the ranks' dicts; an index that several ranks
     evaluated (a sampler that pads shards with duplicated samples) counts once."""
