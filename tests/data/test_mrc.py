@@ -26,7 +26,7 @@ from bertlab.data.mrc import (
 )
 from bertlab.data.mrc_datamodule import MrcDataModule
 from bertlab.metrics.reading_comprehension import normalize_answer, reading_comprehension_scores, score_answer
-from bertlab.utils.errors import DataError
+from bertlab.utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "mrc"
@@ -374,3 +374,20 @@ def test_cmrc_datamodule_uses_the_window_answer(tmp_path):
             assert ep.answer_ids == [tok.char_id(c) for c in "".join(p.answer.split())][:31]
     assert len(dm.questions["train"]) == 50 and len(dm.questions["val"]) == 5
     assert dm.stats["test_oracle_final"] <= 1.0
+
+
+def test_overfit_mode_evaluates_on_the_training_questions(tmp_path):
+    dm = MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage",
+                       overfit_questions=7)
+    dm.setup("fit")
+    ids = [q.id for q in dm.questions["train"]]
+    assert len(ids) == 7
+    assert [q.id for q in dm.questions["val"]] == ids and [q.id for q in dm.questions["test"]] == ids
+    assert dm.evaluated_on == "training questions (overfit check)"
+    held_out = MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage",
+                             max_train_questions=7, max_eval_questions=3)
+    held_out.setup("fit")
+    assert held_out.evaluated_on == "held-out questions"
+    assert not {q.id for q in held_out.questions["test"]} & {q.id for q in held_out.questions["train"]}
+    with pytest.raises(ConfigError, match="data.overfit_questions"):
+        MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], overfit_questions=-1)

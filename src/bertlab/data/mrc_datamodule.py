@@ -20,6 +20,10 @@ Tokens are characters (:class:`~bertlab.data.tokenization.CharTokenizer`, whites
 skipped). Sources: ``source: cmrc2018`` (SQuAD JSON converted and split by context, see
 :mod:`bertlab.data.mrc`) or ``source: native`` (WebQA/SogouQA files; ``val_files`` /
 ``test_files`` or, when absent, the same hash rule on the question text).
+
+``overfit_questions: N`` trains on the first N training questions and evaluates on the SAME
+questions (val and test); the metrics then carry ``evaluated_on: training questions (overfit
+check)`` instead of ``held-out questions``.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class MrcDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 64,
         max_train_questions: int | None = None,
+        overfit_questions: int | None = None,
         max_eval_questions: int | None = None,
         max_train_chars: int | None = None,
         max_eval_sentences: int | None = None,
@@ -116,6 +121,8 @@ class MrcDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}", "must be >= 1")
         if not files:
             raise ConfigError("data.files", "no input files")
+        if overfit_questions is not None and int(overfit_questions) < 1:
+            raise ConfigError("data.overfit_questions", f"must be >= 1 or null, got {overfit_questions}")
         self.tokenizer: CharTokenizer | None = None
         self.keep_ids: list[int] | None = None
         self.questions: dict[str, list[MrcQuestion]] = {}
@@ -127,6 +134,7 @@ class MrcDataModule(pl.LightningDataModule):
         self.bounds: dict[str, dict[str, float]] = {}
         self._counts: Counter = Counter()
         self._train_set: _TrainSet | None = None
+        self.evaluated_on = "held-out questions"
 
     # ------------------------------------------------------------------ reading
     def _path(self, f: str) -> str:
@@ -171,6 +179,10 @@ class MrcDataModule(pl.LightningDataModule):
                 keep.append(i)
                 chars += n
             self.questions["train"] = [train[i] for i in sorted(keep)]
+        if hp.overfit_questions:
+            train = self.questions["train"][: int(hp.overfit_questions)]
+            self.questions.update(train=train, val=list(train), test=list(train))
+            self.evaluated_on = "training questions (overfit check)"
         max_eval = hp.max_eval_questions or hp.max_eval_sentences
         if max_eval:
             for s in ("val", "test"):
@@ -409,6 +421,7 @@ class MrcDataModule(pl.LightningDataModule):
             [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered])
         metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
         metrics.update(self.bounds.get(split, {}))
+        metrics["evaluated_on"] = self.evaluated_on
         outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
         return metrics, outputs
 
