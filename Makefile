@@ -55,21 +55,23 @@ reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scr
 	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100
 
 # conditional-LN generation (post 7): GEN_DIR (output folder), ARGS (overrides of every cond_gen training),
-# CLS_ARGS (overrides of the sentiment classifier's training)
+# CLS_ARGS (overrides of the sentiment classifier's training), CLS_DIR (a finished sentiment_cls run folder
+# is reused as it is: its metrics.json and checkpoints/best-*.ckpt)
 GEN_DIR ?= logs/reproduce/generation
+CLS_DIR ?= $(GEN_DIR)/classifier
 CLS_ARGS ?=
-GEN_BEST = $$(ls $(GEN_DIR)/$(1)/checkpoints/best-*.ckpt 2>/dev/null | head -1)
-reproduce-generation: $(STAMP)  ## conditional-LN generation (post 7): classifier, scratch, unconditional, overfit (+ pretrained), speed -> $(GEN_DIR)/results.md
-	$(PY) -m bertlab.train experiment=sentiment_cls hydra.run.dir=$(GEN_DIR)/classifier $(CLS_ARGS)
-	cls=$(call GEN_BEST,classifier); test -f "$$cls" || { echo "no best checkpoint in $(GEN_DIR)/classifier/checkpoints" >&2; exit 1; }; \
+BEST_CKPT = $$(ls $(1)/checkpoints/best-*.ckpt 2>/dev/null | head -1)
+reproduce-generation: $(STAMP)  ## conditional-LN generation (post 7): classifier, scratch, unconditional, overfit (+ pretrained), speed -> logs/reproduce/generation/results.md (GEN_DIR=...)
+	if [ -f $(CLS_DIR)/metrics.json ]; then echo "classifier: reusing $(CLS_DIR)"; else $(PY) -m bertlab.train experiment=sentiment_cls hydra.run.dir=$(CLS_DIR) $(CLS_ARGS); fi
+	cls=$(call BEST_CKPT,$(CLS_DIR)); test -f "$$cls" || { echo "no best checkpoint in $(CLS_DIR)/checkpoints" >&2; exit 1; }; \
 	$(PY) -m bertlab.train experiment=cond_gen model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/scratch $(ARGS) && \
 	$(PY) -m bertlab.train experiment=cond_gen_uncond model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/unconditional $(ARGS) && \
 	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=cond_gen encoder=bert_small_pretrained model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/pretrained $(ARGS); fi
 	mkdir -p $(GEN_DIR) && $(PY) -c "from bertlab.data.sentiment import read_sentiment as r; open('$(GEN_DIR)/overfit_train200.tsv', 'w', encoding='utf-8').write(''.join(f'{t}\t{l}\n' for t, l in r('data/sentiment/sentiment.zip', 'train')[:200]))"
 	$(PY) -m bertlab.train experiment=cond_gen_overfit data.data_file=$(GEN_DIR)/overfit_train200.tsv hydra.run.dir=$(GEN_DIR)/overfit $(ARGS)
-	$(PY) -m bertlab.evaluate ckpt_path=$(call GEN_BEST,overfit) +data.data_file=data/sentiment/sentiment.zip hydra.run.dir=$(GEN_DIR)/overfit_heldout
-	$(PY) scripts/bench_generate.py --ckpt $(call GEN_BEST,scratch) --json $(GEN_DIR)/bench.json
-	$(PY) -m bertlab.reporting.generation_table scratch=$(GEN_DIR)/scratch $$([ -f $(GEN_DIR)/pretrained/metrics.json ] && echo pretrained=$(GEN_DIR)/pretrained) unconditional=$(GEN_DIR)/unconditional overfit=$(GEN_DIR)/overfit overfit_heldout=$(GEN_DIR)/overfit_heldout classifier=$(GEN_DIR)/classifier bench=$(GEN_DIR)/bench.json --out $(GEN_DIR)/results.md
+	$(PY) -m bertlab.evaluate ckpt_path=$(call BEST_CKPT,$(GEN_DIR)/overfit) +data.data_file=data/sentiment/sentiment.zip hydra.run.dir=$(GEN_DIR)/overfit_heldout
+	$(PY) scripts/bench_generate.py --ckpt $(call BEST_CKPT,$(GEN_DIR)/scratch) --json $(GEN_DIR)/bench.json
+	$(PY) -m bertlab.reporting.generation_table scratch=$(GEN_DIR)/scratch $$([ -f $(GEN_DIR)/pretrained/metrics.json ] && echo pretrained=$(GEN_DIR)/pretrained) unconditional=$(GEN_DIR)/unconditional overfit=$(GEN_DIR)/overfit overfit_heldout=$(GEN_DIR)/overfit_heldout classifier=$(CLS_DIR) bench=$(GEN_DIR)/bench.json --out $(GEN_DIR)/results.md
 
 bench-generate: $(STAMP)  ## generation tokens/s with vs without the key/value cache (CKPT=<cond_gen ckpt>, else a fresh small model)
 	$(PY) scripts/bench_generate.py $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
