@@ -17,6 +17,7 @@ Prints JSON: generated tokens, best-of-``--repeats`` seconds and tokens/s of eac
 ratio cached/uncached, and ``greedy_identical``: whether greedy decoding gives the same
 tokens with and without the cache (the timed runs are greedy unless ``--strategy`` says
 otherwise; then one extra greedy pair is run for the check). Exit status 1 when they differ.
+CPU only (the model is loaded on the CPU; ``--threads`` torch threads).
 """
 
 from __future__ import annotations
@@ -64,8 +65,6 @@ def time_generation(model: Any, labels: list[int], use_cache: bool, repeats: int
     for _ in range(repeats):
         t0 = time.perf_counter()
         ids = model.generate_ids(labels, use_cache=use_cache, **kw)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return ids, best
 
@@ -112,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-at-sep", action="store_true", help="texts end at [SEP] (natural lengths)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per mode; the best counts")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args(argv)
     if args.n < 1 or args.max_len < 1 or args.repeats < 1:
@@ -131,13 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, _ = fresh_model(args.size, args.override)
         source = f"fresh {args.size} (experiment=cond_gen{' ' + ' '.join(args.override) if args.override else ''})"
-    model.to(args.device)
     enc = model.encoder.config
     result = {"model": source, "layers": enc.num_hidden_layers, "hidden": enc.hidden_size,
               "vocab": model.encoder.get_input_embeddings().num_embeddings,
               "conditional": bool(model.hparams.conditional), "rows": args.n * int(model.hparams.num_labels),
               "max_len": args.max_len, "strategy": args.strategy, "stop_at_sep": args.stop_at_sep,
-              "threads": args.threads, "device": args.device}
+              "threads": args.threads, "device": "cpu"}
     result.update(bench(model, n=args.n, max_len=args.max_len, repeats=args.repeats, strategy=args.strategy,
                         k=args.k, stop_at_sep=args.stop_at_sep))
     text = json.dumps(result, indent=2)
