@@ -49,10 +49,12 @@ reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit che
 reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
 	$(PY) scripts/reproduce_albert.py --out docs/albert_unshared.md $(if $(ARGS),-- $(ARGS))
 
-reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch (+ pretrained if present), decoding speed
+reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch, overfit (+ pretrained if present), decoding speed -> logs/reproduce/mrc/results.md
 	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)
-	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder.pretrained=data/pretrained/bert_small encoder.num_layers=null optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
-	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100
+	$(PY) -m bertlab.train experiment=mrc_mlm_overfit hydra.run.dir=logs/reproduce/mrc/overfit $(ARGS)
+	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder=bert_small_pretrained optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
+	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100 --out logs/reproduce/mrc/bench.json
+	$(PY) -m bertlab.reporting.mrc_table scratch=logs/reproduce/mrc/scratch $$([ -d logs/reproduce/mrc/pretrained ] && echo pretrained=logs/reproduce/mrc/pretrained) overfit=logs/reproduce/mrc/overfit --speed logs/reproduce/mrc/bench.json --out logs/reproduce/mrc/results.md
 
 # conditional-LN generation (post 7): GEN_DIR (output folder), ARGS (overrides of every cond_gen training),
 # CLS_ARGS (overrides of the sentiment classifier's training), CLS_DIR (a finished sentiment_cls run folder

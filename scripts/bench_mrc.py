@@ -1,6 +1,6 @@
 """Questions/s of the MLM reading-comprehension decoders, in one run:
 
-    python scripts/bench_mrc.py [--ckpt runs/.../last.ckpt] [--questions 100] [--threads 2]
+    python scripts/bench_mrc.py [--ckpt runs/.../last.ckpt] [--questions 100] [--threads 2] [--out FILE.json]
 
 Decodes the same test questions (all passages of a question in one batch, whole questions
 per batch as in evaluation) with ``constrained`` (one forward pass, the post's method),
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--override", action="append", default=[], help="config override for the fresh model")
+    ap.add_argument("--out", default=None, help="also write the JSON result here (for bertlab.reporting.mrc_table)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.ckpt:
@@ -65,6 +66,10 @@ def main() -> None:
     result["speedup_constrained_vs_autoregressive"] = (
         result["constrained"]["questions_per_s"] / result["autoregressive"]["questions_per_s"])
     print(json.dumps(result, indent=2))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":

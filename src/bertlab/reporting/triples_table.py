@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from bertlab.utils.errors import DataError
@@ -56,10 +57,16 @@ def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv: list[str] | None, doc: str, table_fn: Callable[[list[tuple[str, dict[str, Any]]]], str],
+        extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
+        bind: Callable[[argparse.Namespace], dict[str, Any]] | None = None) -> int:
+    """The shared command line of the run-table writers: ``LABEL=RUN_DIR ... [--out FILE]``;
+    ``extra_args`` adds options and ``bind`` turns them into keyword arguments of ``table_fn``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     ap.add_argument("--out", help="write the table here (default: stdout)")
+    if extra_args:
+        extra_args(ap)
     args = ap.parse_args(argv)
     runs = []
     try:
@@ -68,16 +75,20 @@ def main(argv: list[str] | None = None) -> int:
             if not eq:
                 label, path = os.path.basename(os.path.normpath(item)), item
             runs.append((label, load_metrics(path)))
+        text = table_fn(runs, **(bind(args) if bind else {}))
     except DataError as err:
         print(f"bertlab: error: {err}", file=sys.stderr)
         return 2
-    text = table(runs)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text)
     sys.stdout.write(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, table)
 
 
 if __name__ == "__main__":
