@@ -1,5 +1,6 @@
 """SLURM through hydra-submitit-launcher against a real local cluster (scripts/slurm_local.sh):
-a 2-job multirun, a hard-killed job reported FAILED (not a hang), a real requeue on the
+a 2-job multirun, a hard-killed job reported FAILED (not a hang), a 2-task DDP job (gloo
+across 2 SLURM tasks) that agrees with a 1-process run, a real requeue on the
 requeue signal resuming from Lightning's HPC checkpoint, and the #SBATCH lines that the GPU
 launchers generate (checked through the real launcher with a recording `sbatch`)."""
 
@@ -198,6 +199,50 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
     assert "Restoring states from the checkpoint path at" in log and "hpc_ckpt_1.ckpt" in log
     metrics = json.loads((sweep / "0" / "metrics.json").read_text())
     assert metrics["test"]["n_sentences"] == 20
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_two_task_ddp_job_on_slurm_matches_a_one_process_run(slurm_cluster, tmp_path):
+    """hydra/launcher=slurm_ddp_cpu + trainer=ddp_cpu: one job, 2 SLURM tasks (srun starts both,
+    1 CPU each), gloo DDP across them (Lightning's SLURMEnvironment: it launches nothing).
+    Its metrics agree with a 1-process run on the same data."""
+    same = [a for a in TINY if not a.startswith("data.max_eval_sentences")] + [
+        "data.eval_batch_size=5", "data.max_eval_sentences=23", "trainer.deterministic=true", "seed=7"]
+    one_dir = tmp_path / "one"
+    proc = subprocess.run([sys.executable, "-m", "bertlab.train", *same, "trainer=cpu", f"hydra.run.dir={one_dir}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = json.loads((one_dir / "metrics.json").read_text())
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertlab.train", "-m", "hydra/launcher=slurm_ddp_cpu", "trainer=ddp_cpu",
+         "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10", *same, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = next(p.name for p in (sweep / ".submitit").iterdir() if p.name[:1].isdigit())
+    assert _sacct_settled(job, 1) == {job: "COMPLETED"}
+    text = (sweep / ".submitit" / job / f"{job}_0_log.err").read_text(errors="replace")
+    text += (sweep / ".submitit" / job / f"{job}_1_log.err").read_text(errors="replace")
+    text += "".join((sweep / ".submitit" / job / f"{job}_{t}_log.out").read_text(errors="replace") for t in (0, 1))
+    # two SLURM tasks formed one gloo group of 2; each evaluated its own batches
+    assert "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in text, text[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in text, text[-3000:]
+    assert "test: rank 1 of 2 evaluated" in text and "test: rank 0 of 2 evaluated" in text
+    two = json.loads((sweep / "0" / "metrics.json").read_text())
+    for split in ("val_last", "test"):
+        for k in ("n_sentences", "n_gold", "n_pred", "n_correct"):
+            assert two[split][k] == one[split][k], (split, k)
+        for k in ("precision", "recall", "f1"):
+            assert two[split][k] == pytest.approx(one[split][k], abs=1e-6), (split, k)
+    assert two["train/loss"] == pytest.approx(one["train/loss"], rel=1e-4)
+    print({name: {s: {k: m[s][k] for k in ("n_pred", "n_correct", "f1")} for s in ("val_last", "test")}
+           | {"train/loss": m["train/loss"]} for name, m in (("1 process", one), ("2 SLURM tasks", two))})
+    with open(sweep / ".submitit" / job / f"{job}_0_result.pkl", "rb") as f:
+        status, ret = pickle.load(f)
+    assert status == "success" and ret.return_value == pytest.approx(one["val/f1"], abs=1e-6)
 
 
 def _submission_script(tmp_path: Path, overrides: list[str]) -> str:

@@ -1,5 +1,6 @@
-"""W&B logging for real, offline: a 2-job Hydra multirun read back from the .wandb files,
-the finish-on-failure helper, and the generic table helper (W&B / TensorBoard / CSV)."""
+"""W&B logging for real, offline: a 2-job Hydra multirun read back from the .wandb files
+(groups, metrics, lrs, the transition image, the task's prediction table), the
+finish-on-failure helper, and the generic table helper (W&B / TensorBoard / CSV)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,17 @@ def test_two_job_multirun_gives_two_offline_runs_in_one_group(tmp_path):
         assert len(pngs) == len(imgs)
         png = sorted(glob.glob(str(sweep / job / "wandb" / "offline-run-*" / "files" / "media" / pngs[0])))[0]
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # the task's prediction table (tasks/evaluation.py -> log_table): CWS text / gold / pred
+        tables = [h for h in run["history"] if h.get("test/predictions/_type") == "table-file"]
+        assert len(tables) == 1, sorted(set().union(*run["history"]))
+        assert any(h.get("val/predictions/_type") == "table-file" for h in run["history"])
+        files = sorted(glob.glob(str(sweep / job / "wandb" / "offline-run-*" / "files" / tables[0]["test/predictions/path"])))
+        assert len(files) == 1, tables[0]
+        tj = json.loads(Path(files[0]).read_text(encoding="utf-8"))
+        assert tj["columns"] == ["text", "gold", "pred", "exact"] and len(tj["data"]) == 20
+        saved_words = (sweep / job / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8").splitlines()
+        assert [row[2] for row in tj["data"]] == saved_words[:20]  # the predictions, in corpus order
+        assert all("".join(row[1].split()) == "".join(row[0].split()) for row in tj["data"])  # gold words of the text
         # the summary agrees with the job's metrics.json
         saved = json.loads((sweep / job / "metrics.json").read_text())
         assert run["summary"]["test/f1"] == pytest.approx(saved["test"]["f1"], abs=1e-6)
