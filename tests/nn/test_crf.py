@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from bertlab.nn import crf as crf_module
 from bertlab.nn.crf import CRF, _viterbi_loop
 
 ROUTES = ("loop", "scan")
@@ -228,6 +229,28 @@ def test_matches_pytorch_crf(route, K, include_start_end):
             paths = crf.decode(em, mask)
             for b, ref_path in enumerate(ref.decode(em, mask)):
                 assert paths[b, mask[b]].tolist() == ref_path, (T, seed, b)
+                assert (paths[b, ~mask[b]] == -1).all()
+
+
+@pytest.mark.parametrize("table_max", [0, 1 << 30])
+def test_both_loop_back_traces_match_pytorch_crf(monkeypatch, table_max):
+    """The loop route traces back either through a full back-pointer table (few tags) or by
+    recomputing one argmax per row and step (many tags): force each for 4 and 31 tags."""
+    torchcrf = pytest.importorskip("torchcrf")
+    monkeypatch.setattr(crf_module, "_BACKPOINTER_TABLE_MAX", table_max)
+    for K in (4, 31):
+        for seed in range(2):
+            crf = make_crf(K, True, "loop", dtype=torch.float32, seed=seed)
+            ref = torchcrf.CRF(K, batch_first=True)
+            with torch.no_grad():
+                ref.transitions.copy_(crf.transitions)
+                ref.start_transitions.copy_(crf.start_transitions)
+                ref.end_transitions.copy_(crf.end_transitions)
+            em = 3 * torch.randn(9, 40, K)
+            mask = ragged_mask(9, 40, seed=seed)
+            paths = crf.decode(em, mask)
+            for b, ref_path in enumerate(ref.decode(em, mask)):
+                assert paths[b, mask[b]].tolist() == ref_path
                 assert (paths[b, ~mask[b]] == -1).all()
 
 
