@@ -66,3 +66,17 @@ def test_hydra_flags_and_their_values_are_not_overrides():
 
     argv = ["experiment=cws_crf", "--cfg", "job", "-p", "optimizer", "--multirun", "seed=1,2", "--cfg=all", "-m"]
     assert hydra_overrides(argv) == ["experiment=cws_crf", "seed=1,2"]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("nonfinite_loss=ignore", "config key 'nonfinite_loss': must be one of stop | skip, got 'ignore'"),
+    ("nonfinite_loss_max_skips=0", "config key 'nonfinite_loss_max_skips': must be >= 1, got 0"),
+])
+def test_choice_and_range_rules_name_the_key(make_cfg, override, message):
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.hydra_utils import validate_config
+
+    validate_config(make_cfg(["experiment=cws_crf"]))  # the defaults pass
+    with pytest.raises(ConfigError) as err:
+        validate_config(make_cfg(["experiment=cws_crf", override]))
+    assert str(err.value) == message

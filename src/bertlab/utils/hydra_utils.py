@@ -239,7 +239,12 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("*dropout*", "number", 0, 1, True),
     ("callbacks.*.every_n_train_steps", "int", 0, math.inf, True),
     ("callbacks.model_checkpoint.save_top_k", "int", -1, math.inf, True),
+    ("nonfinite_loss_max_skips", "int", 1, math.inf, True),
 ]
+#: keys whose value must be one of a few words
+CHOICE_RULES: dict[str, tuple[str, ...]] = {
+    "nonfinite_loss": ("stop", "skip"),
+}
 
 
 def _leaves(node: DictConfig, prefix: str = ""):
@@ -258,6 +263,8 @@ def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
     for key, value in _leaves(cfg):
+        if key in CHOICE_RULES and value not in CHOICE_RULES[key]:
+            raise ConfigError(key, f"must be one of {' | '.join(CHOICE_RULES[key])}, got {value!r}")
         for pattern, kind, low, high, incl in RANGE_RULES:
             if not (key == pattern or ("*" in pattern and fnmatch.fnmatchcase(key, pattern))):
                 continue
