@@ -245,9 +245,10 @@ def test_samples_table_reaches_wandb_and_csv_loggers(make_cfg, tmp_path, monkeyp
     runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
     assert len(runs) == 1
     run = read_offline_run(runs[0])
-    assert any(h.get("test/samples/_type") == "table-file" for h in run["history"])
+    # the table's JSON is written when it is logged (the history row that points at it is buffered
+    # by wandb until the next step or finish, and offline it is sometimes missing from the .wandb file)
     tables = [m for m in run["media"] if m.endswith(".table.json")]
-    assert len(tables) == 1
+    assert [t.split("_")[0] for t in tables] == ["table/test/samples"], run["media"]
     got = json.loads(Path(runs[0], "files", "media", tables[0]).read_text(encoding="utf-8"))
     assert got["columns"] == ["label", "text"] and got["data"] == rows
     csv_files = glob.glob(str(tmp_path / "**" / "tables" / "test_samples-step*.csv"), recursive=True)
