@@ -89,6 +89,35 @@ def _rank_lines(text: str) -> dict[int, tuple[int, int, int]]:
     return {int(r): (int(b), int(s), int(t)) for r, b, s, t in found}
 
 
+TABLE_COLUMNS = {
+    "cws": ["text", "gold", "pred", "exact"],
+    "ner": ["text", "gold", "pred", "exact"],
+    "sentiment": ["text", "gold", "pred"],
+    "triples": ["text", "gold", "pred", "exact"],
+    "mrc": ["id", "question", "gold", "answer", "score", "correct"],
+}
+
+
+def _check_prediction_table(task: str, out: Path) -> None:
+    """With a W&B logger attached the task sent its test predictions as a table: a W&B table in
+    the offline run, and (logger=many) the same rows as CSV."""
+    import csv
+    import glob
+
+    from bertlab.utils.wandb_utils import read_offline_run
+
+    runs = glob.glob(str(out / "wandb" / "offline-run-*"))
+    assert len(runs) == 1, runs
+    history = read_offline_run(runs[0])["history"]
+    assert any(h.get("test/predictions/_type") == "table-file" for h in history), task
+    tables = sorted((out / "csv" / "tables").glob("test_predictions-step*.csv"))
+    assert len(tables) == 1, tables
+    with open(tables[0], encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == TABLE_COLUMNS[task]
+    assert len(rows) - 1 == (7 if task == "mrc" else 23)  # one row per evaluated text / question
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_one_checkpoint_evaluated_by_one_and_two_processes_gives_identical_metrics(task, tmp_path):
@@ -101,9 +130,11 @@ def test_one_checkpoint_evaluated_by_one_and_two_processes_gives_identical_metri
     got, logs = {}, {}
     for trainer in ("cpu", "ddp_cpu"):
         out = tmp_path / trainer
-        logs[trainer] = _cli("bertlab.evaluate", f"ckpt_path={ckpt}", f"trainer={trainer}",
+        loggers = ["logger=many"] if trainer == "cpu" else []  # W&B (offline) attached: the prediction table
+        logs[trainer] = _cli("bertlab.evaluate", f"ckpt_path={ckpt}", f"trainer={trainer}", *loggers,
                              "callbacks.rich_progress_bar=null", f"hydra.run.dir={out}")
         got[trainer] = json.loads((out / "metrics.json").read_text())["test"]
+    _check_prediction_table(task, tmp_path / "cpu")
     one, two = ({k: v for k, v in m.items() if k not in TIMING} for m in (got["cpu"], got["ddp_cpu"]))
     assert two == one  # P/R/F1 (acc, EM) and every count: identical, not approximately equal
     # ... and so are the written predictions
