@@ -29,22 +29,9 @@ from bertlab.data.collate import pad_collate
 from bertlab.data.cws_datamodule import CwsDataModule
 from bertlab.data.samplers import BucketBatchSampler
 from bertlab.nn.encoders import build_encoder
-from bertlab.nn.heads import build_tagging_head
+from bertlab.nn.heads import TorchCrfHead, build_tagging_head
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class TorchCrfHead(nn.Module):
-    """pytorch-crf behind bertlab's head interface (the naive reference)."""
-
-    def __init__(self, num_tags: int):
-        super().__init__()
-        from torchcrf import CRF as TorchCRF
-
-        self.crf = TorchCRF(num_tags, batch_first=True)
-
-    def nll(self, emissions, tags, mask, reduction="mean"):
-        return -self.crf(emissions, tags, mask, reduction="mean")
 
 
 def datamodule(trim: str, max_len: int, max_chars: int) -> CwsDataModule:

@@ -87,3 +87,27 @@ def test_bucket_sampler_resumes_at_its_position():
     resumed.load_state_dict(state)
     assert head + list(resumed) == full
     assert list(resumed) == full  # the skip applies to one epoch only
+
+
+def test_fixed_padding_pads_training_batches_to_max_len_only(dm):
+    dm.fixed_padding = True
+    try:
+        train = list(dm.train_dataloader())
+        val = next(iter(dm.val_dataloader()))
+    finally:
+        dm.fixed_padding = False
+    assert all(b["input_ids"].shape[1] == 64 for b in train)
+    assert sum(int(b["attention_mask"].sum()) for b in train) == sum(len(f["input_ids"]) for f in dm.features["train"])
+    assert val["input_ids"].shape[1] == int(val["attention_mask"].sum(1).max())  # evaluation: dynamic padding
+    dynamic = list(dm.train_dataloader())
+    assert any(b["input_ids"].shape[1] < 64 for b in dynamic)
+    # the same batches in the same order: only the padding differs
+    assert [b["attention_mask"].sum(1).tolist() for b in dynamic] == [b["attention_mask"].sum(1).tolist() for b in train]
+
+
+def test_no_bucketing_with_one_batch_pools():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    batches = list(BucketBatchSampler(lengths, 16, shuffle=True, pool_batches=1, seed=3))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread > 60  # random batches: no length bucketing

@@ -8,9 +8,11 @@ from typing import Any
 import torch
 
 
-def pad_collate(features: Sequence[dict[str, Any]], pad_id: int = 0, label_pad: int = 0) -> dict[str, torch.Tensor]:
-    """features: dicts with ``input_ids`` (list[int]), optional ``labels`` (list[int]) and ``index`` (int)."""
-    longest = max(len(f["input_ids"]) for f in features)
+def pad_collate(features: Sequence[dict[str, Any]], pad_id: int = 0, label_pad: int = 0,
+                pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """features: dicts with ``input_ids`` (list[int]), optional ``labels`` (list[int]) and ``index`` (int).
+    Pads to the longest feature of the batch, or to at least ``pad_to`` (fixed padding)."""
+    longest = max(max(len(f["input_ids"]) for f in features), pad_to or 0)
     batch = len(features)
     input_ids = torch.full((batch, longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((batch, longest), dtype=torch.bool)

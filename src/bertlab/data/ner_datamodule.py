@@ -38,9 +38,10 @@ class NerDataModule(CharTaggingDataModule):
         num_workers: int = 0,
         seed: int = 0,
         trim_vocab: str = "none",
+        fixed_padding: bool = False,
     ):
         super().__init__(vocab_file, max_len, batch_size, eval_batch_size, max_train_chars, max_eval_sentences,
-                         pool_batches, num_workers, seed, trim_vocab)
+                         pool_batches, num_workers, seed, trim_vocab, fixed_padding)
         self.save_hyperparameters(logger=False)
         try:
             self.labels = scheme_labels(scheme, list(types))

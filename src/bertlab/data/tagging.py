@@ -72,8 +72,10 @@ class CharTaggingDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         trim_vocab: str = "none",
+        fixed_padding: bool = False,
     ):
         super().__init__()
+        self.fixed_padding = bool(fixed_padding)
         if max_len < 3:
             raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
         self.tokenizer: CharTokenizer | None = None
@@ -181,7 +183,9 @@ class CharTaggingDataModule(pl.LightningDataModule):
         return DataLoader(
             feats,
             batch_sampler=sampler,
-            collate_fn=partial(pad_collate, pad_id=self.tokenizer.pad_id),
+            # fixed_padding (training only): every batch padded to max_len, the naive pipeline
+            collate_fn=partial(pad_collate, pad_id=self.tokenizer.pad_id,
+                               pad_to=self.hparams.max_len if shuffle and self.fixed_padding else None),
             num_workers=self.hparams.num_workers,
         )
 
