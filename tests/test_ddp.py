@@ -108,8 +108,8 @@ def _check_prediction_table(task: str, out: Path) -> None:
 
     runs = glob.glob(str(out / "wandb" / "offline-run-*"))
     assert len(runs) == 1, runs
-    history = read_offline_run(runs[0])["history"]
-    assert any(h.get("test/predictions/_type") == "table-file" for h in history), task
+    media = read_offline_run(runs[0])["media"]  # the table's JSON (its history row may be buffered away)
+    assert any(m.startswith("table/test/predictions_") and m.endswith(".table.json") for m in media), (task, media)
     tables = sorted((out / "csv" / "tables").glob("test_predictions-step*.csv"))
     assert len(tables) == 1, tables
     with open(tables[0], encoding="utf-8") as f:
