@@ -79,6 +79,8 @@ def test_evaluate_reproduces_the_test_metrics_of_the_best_checkpoint(trained_run
     cfg = make_cfg([f"ckpt_path={best}", "callbacks.rich_progress_bar=null"], config_name="eval")
     got = evaluate(cfg)
     assert got["test"]["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
+    # the data the checkpoint was scored on is stated, as in a training run's metrics.json
+    assert got["data_stats"]["test_features"] == metrics["data_stats"]["test_features"] > 0
     assert (tmp_path / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8") == \
         (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8")
 

@@ -33,7 +33,8 @@ def evaluate(cfg: DictConfig) -> dict:
                                       callbacks=instantiate_list(cfg.get("callbacks"), "callback"))
     trainer.test(model, datamodule=datamodule)
     metrics = {"test": model.last_metrics.get("test", {}), "ckpt_path": cfg.ckpt_path,
-               "trained_as": saved.get("task_name"), "wall_seconds": time.time() - start}
+               "trained_as": saved.get("task_name"), "wall_seconds": time.time() - start,
+               "data_stats": getattr(datamodule, "stats", {})}
     outputs = model.last_outputs.get("test")
     if outputs is not None and hasattr(datamodule, "save_outputs"):
         metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
