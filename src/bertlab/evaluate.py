@@ -36,6 +36,8 @@ def evaluate(cfg: DictConfig) -> dict:
                "trained_as": saved.get("task_name"), "wall_seconds": time.time() - start,
                "data_stats": getattr(datamodule, "stats", {})}
     outputs = model.last_outputs.get("test")
+    if not trainer.is_global_zero:  # under DDP every process holds the same whole-set results
+        return metrics
     if outputs is not None and hasattr(datamodule, "save_outputs"):
         metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
     atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics, default=str)

@@ -161,7 +161,8 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics["test"] = model.last_metrics.get("test", {})
         outputs = model.last_outputs.get("test")
-        if outputs is not None and hasattr(datamodule, "save_outputs"):
+        # under DDP every process holds the same whole-set outputs: process 0 writes them
+        if outputs is not None and hasattr(datamodule, "save_outputs") and trainer.is_global_zero:
             metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
 
     throughput = next((c for c in callbacks if hasattr(c, "tokens_per_s")), None)
@@ -177,6 +178,8 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         metrics["resumed_from"] = ckpt_path
     metrics["data_stats"] = getattr(datamodule, "stats", {})
     metrics["wall_seconds"] = time.time() - start
+    if not trainer.is_global_zero:
+        return metrics, {"cfg": cfg, "model": model, "datamodule": datamodule, "trainer": trainer}
     print_summary(metrics, title=f"{cfg.get('task_name', 'train')}: {out_dir}")
     # the very last thing a run does: a complete metrics.json marks a finished run
     atomic_write_json(os.path.join(out_dir, "metrics.json"), json.loads(json.dumps(metrics, default=_json_default)))
