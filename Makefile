@@ -43,7 +43,7 @@ reproduce-crf: $(STAMP)  ## the CRF post's layer-1 table (5 runs, <= 5 min each)
 reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
 	$(PY) -m bertlab.train experiment=triples hydra.run.dir=logs/reproduce/triples/scratch $(ARGS)
 	$(PY) -m bertlab.train experiment=triples_overfit hydra.run.dir=logs/reproduce/triples/overfit $(ARGS)
-	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=triples encoder.pretrained=data/pretrained/bert_small hydra.run.dir=logs/reproduce/triples/pretrained $(ARGS); fi
+	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=triples encoder=bert_small_pretrained hydra.run.dir=logs/reproduce/triples/pretrained $(ARGS); fi
 	$(PY) -m bertlab.reporting.triples_table scratch=logs/reproduce/triples/scratch $$([ -d logs/reproduce/triples/pretrained ] && echo pretrained=logs/reproduce/triples/pretrained) overfit=logs/reproduce/triples/overfit --out logs/reproduce/triples/results.md
 
 reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
