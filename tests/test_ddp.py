@@ -154,6 +154,27 @@ def test_one_checkpoint_evaluated_by_one_and_two_processes_gives_identical_metri
 
 
 @pytest.mark.slow
+def test_generation_perplexity_is_the_same_with_one_and_two_processes(tmp_path):
+    """cond_gen: each process scores its share of the evaluation batches and the per-label NLL
+    sums and token counts are added across processes (23 texts in batches of 5)."""
+    run = tmp_path / "train"
+    _cli("bertlab.train", *ENC, "experiment=cond_gen", "data.max_train_chars=4000", "data.max_eval_sentences=23",
+         "data.eval_batch_size=5", "data.batch_size=8", "trainer.max_steps=3", "trainer.max_epochs=1",
+         "trainer.limit_val_batches=0", "trainer.max_time=null", "test=false", "optimized_metric=null",
+         f"hydra.run.dir={run}")
+    got = {}
+    for trainer in ("cpu", "ddp_cpu"):
+        out = tmp_path / trainer
+        _cli("bertlab.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"trainer={trainer}",
+             "+model.generation.num_samples=0", "callbacks.rich_progress_bar=null", f"hydra.run.dir={out}")
+        got[trainer] = json.loads((out / "metrics.json").read_text())["test"]
+    one, two = got["cpu"], got["ddp_cpu"]
+    assert two["n_tokens"] == one["n_tokens"] > 0
+    for key in ("ppl", "ppl_negative", "ppl_positive"):
+        assert two[key] == pytest.approx(one[key], rel=1e-6), key
+
+
+@pytest.mark.slow
 def test_mlm_pretraining_validation_sums_counts_across_processes(tmp_path):
     args = ["experiment=pretrain_mlm", "encoder.num_layers=1", "encoder.hidden_size=32",
             "encoder.num_attention_heads=2", "encoder.intermediate_size=64", "data.max_train_texts=60",

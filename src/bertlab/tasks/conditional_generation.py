@@ -39,7 +39,9 @@ from bertlab.metrics.generation import PerplexityMeter, control_accuracy, copy_r
 from bertlab.nn.conditioning import causal_attention_mask, condition_layer_norms
 from bertlab.nn.encoders import build_encoder
 from bertlab.optim import configure_optimizers
+from bertlab.tasks.evaluation import EvalSharding
 from bertlab.utils.config import to_plain
+from bertlab.utils.distributed import rank_and_world, sum_dicts_across_ranks
 from bertlab.utils.errors import CheckpointError
 from bertlab.utils.logging_tables import log_table
 
@@ -50,7 +52,7 @@ DEFAULT_GENERATION = {"num_samples": 50, "val_num_samples": 10, "strategy": "top
                       "copy_min_chars": 20}
 
 
-class ConditionalGenerationModule(pl.LightningModule):
+class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -124,9 +126,11 @@ class ConditionalGenerationModule(pl.LightningModule):
             meter.update(int(lab), float(nll[m].sum()), int(m.sum()))
 
     def _eval_end(self, split: str) -> None:
-        meter = self._meters.pop(split, None)
+        meter = self._meters.pop(split, None) or PerplexityMeter()
+        if rank_and_world()[1] > 1:  # DDP: each rank scored its share of the batches; add the sums
+            meter.nll, meter.count = sum_dicts_across_ranks(meter.nll), sum_dicts_across_ranks(meter.count)
         metrics: dict[str, Any] = {}
-        if meter is not None and meter.count:
+        if meter.count:
             names = self.hparams.label_names
             for key, value in meter.compute().items():
                 metrics["ppl" if key == "all" else f"ppl_{names[key]}"] = value
@@ -154,18 +158,22 @@ class ConditionalGenerationModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._meters["val"] = PerplexityMeter()
+        self.start_eval_shard(self.trainer.val_dataloaders)
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step("val", batch)
+        if self.owns_eval_batch(batch_idx):
+            self._eval_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
 
     def on_test_epoch_start(self) -> None:
         self._meters["test"] = PerplexityMeter()
+        self.start_eval_shard(self.trainer.test_dataloaders)
 
     def test_step(self, batch, batch_idx):
-        self._eval_step("test", batch)
+        if self.owns_eval_batch(batch_idx):
+            self._eval_step("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
