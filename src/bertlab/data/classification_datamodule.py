@@ -23,10 +23,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from bertlab.data.collate import pad_collate
-from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
@@ -45,7 +44,7 @@ def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) 
     return batch
 
 
-class ClassificationDataModule(pl.LightningDataModule):
+class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         path: str,
@@ -165,26 +164,9 @@ class ClassificationDataModule(pl.LightningDataModule):
         self.features[split] = feats
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        feats = self.features[split]
-        bs = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
-        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], bs, shuffle=shuffle,
-                                     pool_batches=self.hparams.pool_batches, seed=self.hparams.seed)
+    def collate_fn(self, train: bool) -> Any:
         assert self.tokenizer is not None
-        return DataLoader(feats, batch_sampler=sampler, num_workers=self.hparams.num_workers,
-                          collate_fn=partial(classification_collate, pad_id=self.tokenizer.pad_id))
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        return partial(classification_collate, pad_id=self.tokenizer.pad_id)
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): kept vocab ids, label count."""

@@ -33,9 +33,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
-from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
@@ -102,7 +101,7 @@ def lm_collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, tor
     }
 
 
-class GenerationDataModule(pl.LightningDataModule):
+class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         data_file: str,
@@ -197,22 +196,8 @@ class GenerationDataModule(pl.LightningDataModule):
         return self.tokenizer
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        feats = self.features[split]
-        bs = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
-        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], bs, shuffle=shuffle,
-                                     pool_batches=self.hparams.pool_batches, seed=self.hparams.seed)
-        return DataLoader(feats, batch_sampler=sampler, num_workers=self.hparams.num_workers,
-                          collate_fn=partial(lm_collate, pad_id=self.ensure_tokenizer().pad_id))
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def collate_fn(self, train: bool) -> Any:
+        return partial(lm_collate, pad_id=self.ensure_tokenizer().pad_id)
 
     # ------------------------------------------------------------------ model interface
     def special_ids(self) -> dict[str, int]:

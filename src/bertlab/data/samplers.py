@@ -152,3 +152,35 @@ def make_resumable(loader: Any) -> Any:
     if type(loader) is DataLoader and _position_source(loader) is not None:
         loader.__class__ = ResumableDataLoader
     return loader
+
+
+class BucketedSplitLoaders:
+    """Mixin for a LightningDataModule whose splits are lists of features with ``input_ids``
+    (``self.features[split]``): length-bucketed train / val / test / predict loaders, batch
+    sizes, pools, seed and workers from its hparams (``batch_size``, ``eval_batch_size``,
+    ``pool_batches``, ``seed``, ``num_workers``). A subclass gives :meth:`collate_fn`."""
+
+    def collate_fn(self, train: bool) -> Any:
+        """The batch collate function (``train``: for the training loader)."""
+        raise NotImplementedError
+
+    def split_loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.features:  # type: ignore[attr-defined]
+            raise RuntimeError(f"{type(self).__name__} has no {split!r} features (setup not run, or no such split)")
+        feats = self.features[split]  # type: ignore[attr-defined]
+        hp = self.hparams  # type: ignore[attr-defined]
+        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], hp.batch_size if shuffle else hp.eval_batch_size,
+                                     shuffle=shuffle, pool_batches=hp.pool_batches, seed=hp.seed)
+        return DataLoader(feats, batch_sampler=sampler, num_workers=hp.num_workers, collate_fn=self.collate_fn(shuffle))
+
+    def train_dataloader(self) -> DataLoader:
+        return self.split_loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.split_loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.split_loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.split_loader("predict", shuffle=False)

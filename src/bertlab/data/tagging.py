@@ -25,11 +25,10 @@ from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
 
 from bertlab.data.collate import pad_collate
 from bertlab.data.cws import split_text
-from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
 from bertlab.utils.errors import ConfigError, DataError
@@ -54,7 +53,7 @@ class Splits:
     stats: dict[str, int]
 
 
-class CharTaggingDataModule(pl.LightningDataModule):
+class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
     #: the tag of [CLS]/[SEP] and of characters without a prediction
     boundary_tag: int = 0
     #: tag names in id order (a class attribute or a property of the subclass)
@@ -173,33 +172,11 @@ class CharTaggingDataModule(pl.LightningDataModule):
         return pieces, feats
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        feats = self.features[split]
-        bs = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
-        sampler = BucketBatchSampler(
-            [len(f["input_ids"]) for f in feats], bs, shuffle=shuffle, pool_batches=self.hparams.pool_batches, seed=self.hparams.seed
-        )
+    def collate_fn(self, train: bool) -> Any:
         assert self.tokenizer is not None
-        return DataLoader(
-            feats,
-            batch_sampler=sampler,
-            # fixed_padding (training only): every batch padded to max_len, the naive pipeline
-            collate_fn=partial(pad_collate, pad_id=self.tokenizer.pad_id,
-                               pad_to=self.hparams.max_len if shuffle and self.fixed_padding else None),
-            num_workers=self.hparams.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        # fixed_padding (training only): every batch padded to max_len, the naive pipeline
+        return partial(pad_collate, pad_id=self.tokenizer.pad_id,
+                       pad_to=self.hparams.max_len if train and self.fixed_padding else None)
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): the kept vocab ids."""
