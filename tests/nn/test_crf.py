@@ -14,7 +14,7 @@ import torch
 from bertlab.nn import crf as crf_module
 from bertlab.nn.crf import CRF, _viterbi_loop
 
-ROUTES = ("loop", "scan")
+ROUTES = ("loop", "scan", "compiled")  # "compiled": the numba Viterbi (log Z as "auto")
 
 
 # ---------------------------------------------------------------------- oracle
@@ -232,12 +232,11 @@ def test_matches_pytorch_crf(route, K, include_start_end):
                 assert (paths[b, ~mask[b]] == -1).all()
 
 
-@pytest.mark.parametrize("table_max", [0, 1 << 30])
-def test_both_loop_back_traces_match_pytorch_crf(monkeypatch, table_max):
-    """The loop route traces back either through a full back-pointer table (few tags) or by
-    recomputing one argmax per row and step (many tags): force each for 4 and 31 tags."""
+@pytest.mark.parametrize("numpy_trace", [True, False])
+def test_both_loop_back_traces_match_pytorch_crf(monkeypatch, numpy_trace):
+    """The loop route traces back in numpy on CPU and in torch on other devices: force each."""
     torchcrf = pytest.importorskip("torchcrf")
-    monkeypatch.setattr(crf_module, "_BACKPOINTER_TABLE_MAX", table_max)
+    monkeypatch.setattr(crf_module, "_NUMPY_TRACE", numpy_trace)
     for K in (4, 31):
         for seed in range(2):
             crf = make_crf(K, True, "loop", dtype=torch.float32, seed=seed)
@@ -382,3 +381,20 @@ def test_value_errors():
     partial = mask.clone()
     partial[1, 2] = False
     assert torch.isfinite(crf.nll(em, out_of_range, partial))
+
+
+def test_compiled_route_choice_and_fallback_without_numba(monkeypatch):
+    from bertlab.nn import crf_kernels
+
+    crf = make_crf(4, True, "auto", dtype=torch.float32)
+    em, mask = 3 * torch.randn(5, 20, 4), ragged_mask(5, 20)
+    if crf_kernels.available():
+        assert crf._route(em, decoding=True) == "compiled"
+    assert crf._route(em) in ("loop", "scan")  # log Z: never the compiled route
+    want = crf.decode(em, mask)
+    monkeypatch.setattr(crf_kernels, "viterbi_kernel", None)  # as without numba
+    assert crf._route(em, decoding=True) in ("loop", "scan")
+    assert torch.equal(crf.decode(em, mask), want)
+    crf.route = "compiled"
+    with pytest.raises(ValueError, match="needs CPU tensors and numba"):
+        crf.decode(em, mask)

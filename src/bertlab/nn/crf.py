@@ -25,8 +25,12 @@ forward and backward vectors, no autograd graph over the recursion) and the Vite
     the forward and backward vectors of every step. Viterbi takes the argmax of the
     max-marginals and checks it exactly (ties are re-decoded by the loop). Work O(T K^3).
 
-The loop is faster on CPU except for very few tags, the scan on GPU; ``_choose_route`` picks
-one, ``CRF.route`` ("auto", "loop" or "scan") overrides it.
+``"compiled"`` (Viterbi on CPU, with numba: :mod:`bertlab.nn.crf_kernels`)
+    the loop route's Viterbi as one compiled loop nest: no per-step operator dispatch.
+
+The loop is faster on CPU except for very few tags, the scan on GPU; decoding on CPU uses the
+compiled kernel when numba is there. ``_choose_route`` picks one, ``CRF.route`` ("auto",
+"loop", "scan" or "compiled") overrides it ("compiled" computes ``log Z`` as "auto" does).
 
 The sum-product runs in exp space (matrix products, rescaled per step) instead of logsumexp:
 emissions are shifted by their per-step maximum and transitions by their maximum before
@@ -38,14 +42,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from bertlab.nn import crf_kernels
+
 __all__ = ["CRF"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-_ROUTES = ("auto", "loop", "scan")
+_ROUTES = ("auto", "loop", "scan", "compiled")
 
 
 class CRF(nn.Module):
@@ -157,7 +164,8 @@ class CRF(nn.Module):
         if last_tag is not None:
             end_vec = end_vec.masked_fill(tag_ids != last_tag, -math.inf)
 
-        viterbi = _viterbi_scan if self._route(em) == "scan" else _viterbi_loop
+        route = self._route(em, decoding=True)
+        viterbi = {"scan": _viterbi_scan, "loop": _viterbi_loop, "compiled": _viterbi_compiled}[route]
         path = viterbi(em, trans, start_vec, end_vec, mask)  # shape: [B, T']
         if first_tag is not None and last_tag is not None and first_tag != last_tag:
             # a one-step sequence cannot satisfy both: position 0 is forced, first_tag wins
@@ -178,14 +186,22 @@ class CRF(nn.Module):
         cast = (lambda p: p if p is None or p.dtype == dtype else p.to(dtype))
         return cast(self.transitions), cast(self.start_transitions), cast(self.end_transitions)
 
-    def _route(self, em: Tensor) -> str:
+    def _route(self, em: Tensor, decoding: bool = False) -> str:
         if self.route not in _ROUTES:
             raise ValueError(f"CRF.route must be one of {_ROUTES}, got {self.route!r}")
-        return _choose_route(em.shape[-1], em.shape[1], em.device) if self.route == "auto" else self.route
+        if self.route == "compiled":
+            if not decoding:  # log Z has no compiled route
+                return _choose_route(em.shape[-1], em.shape[1], em.device)
+            if em.device.type != "cpu" or not crf_kernels.available():
+                raise ValueError("CRF.route='compiled' needs CPU tensors and numba (pip install numba)")
+            return "compiled"
+        if self.route == "auto":
+            return _choose_route(em.shape[-1], em.shape[1], em.device, decoding)
+        return self.route
 
 
 # ====================================================================== shared pieces
-def _choose_route(num_tags: int, length: int, device: torch.device) -> str:
+def _choose_route(num_tags: int, length: int, device: torch.device, decoding: bool = False) -> str:
     """The faster exact route for K tags and T steps.
 
     A scan level does K times the work of a loop step but there are only log2(T) of them.
@@ -194,6 +210,8 @@ def _choose_route(num_tags: int, length: int, device: torch.device) -> str:
     loop's T kernel launches dominate, and K^3 bounds the scan's memory (K^3 T B / 2 floats).
     """
     if device.type == "cpu":
+        if decoding and crf_kernels.available():
+            return "compiled"
         return "scan" if num_tags <= 5 and length >= 16 else "loop"
     return "scan" if num_tags <= 16 else "loop"
 
@@ -467,9 +485,8 @@ def _shifted_exp(v: Tensor | None, K: int, like: Tensor) -> tuple[Tensor, Tensor
 # CPU kernels vectorise well (reductions over a short last dimension are about 10x slower).
 
 
-#: largest T * (K+1)^2 * B for which _viterbi_loop builds the whole back-pointer table (4 tags at
-#: batch 32 x length 512 is 410k elements; 31 tags at 32 x 128 would be 4.2M)
-_BACKPOINTER_TABLE_MAX = 1 << 20
+#: trace CPU paths back in numpy (tests switch it off to check the torch trace of other devices)
+_NUMPY_TRACE = True
 
 
 def _viterbi_loop(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor, mask: Tensor) -> Tensor:
@@ -509,18 +526,19 @@ def _viterbi_loop(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor,
     into[:K, :K] = trans.T
     into[K, :K] = end_vec
     into[K, K] = 0.0
-    if T * (K + 1) ** 2 * B <= _BACKPOINTER_TABLE_MAX:
-        # few tags: every back-pointer at once, bp[t-1, j, b] = argmax_i padded[t-1, i, b] +
-        # into[j, i] (one vectorised argmax), then the trace is one gather per step
-        bp = (padded[:T, None] + into[None, :, :, None]).argmax(2)  # shape: [T, K+1, B]
-        path = em.new_empty(T + 1, 1, B, dtype=torch.long)
-        path[T] = K
-        paths, bps = path.unbind(0), bp.unbind(0)
+    if em.device.type == "cpu" and _NUMPY_TRACE:
+        # the trace is T dependent steps on [B, K+1] arrays: numpy's per-call overhead is a
+        # fraction of torch's, and the step's arithmetic is tiny (both: first maximum wins)
+        steps_np = padded.permute(0, 2, 1).contiguous().numpy()  # shape: [T+1, B, K+1]
+        into_np = into.numpy()
+        path_np = np.empty((T + 1, B), dtype=np.int64)
+        path_np[T] = K
+        col = np.empty((B, K + 1), dtype=steps_np.dtype)
         for t in range(T, 0, -1):
-            torch.gather(bps[t - 1], 0, paths[t], out=paths[t - 1])
-        return path[:T, 0].T.masked_fill(padding.T, -1)
-    # many tags (a table would cost K times the forward pass): recompute the argmax of the one
-    # tag of each row; batch-major, as an argmax over a [B, K] row is 3x faster than over columns
+            np.add(steps_np[t - 1], into_np[path_np[t]], out=col)
+            col.argmax(1, out=path_np[t - 1])
+        return torch.from_numpy(path_np[:T].T.copy()).masked_fill_(padding.T, -1)
+    # batch-major for the trace: an argmax over a [B, K] row is 3x faster than over columns
     steps = padded.permute(0, 2, 1).contiguous().unbind(0)  # shape: T+1 x [B, K+1]
     path = em.new_empty(T + 1, B, dtype=torch.long)
     path[T] = K
@@ -530,6 +548,16 @@ def _viterbi_loop(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor,
         torch.add(steps[t - 1], into.index_select(0, paths[t]), out=col)
         torch.argmax(col, 1, out=paths[t - 1])
     return path[:T].T.masked_fill(padding.T, -1)
+
+
+def _viterbi_compiled(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor, mask: Tensor) -> Tensor:
+    """Viterbi paths [B, T] (-1 on padding) by the compiled CPU kernel (prefix masks)."""
+    B, T, K = em.shape
+    out = np.full((B, T), -1, dtype=np.int64)
+    crf_kernels.viterbi_kernel(em.permute(1, 2, 0).contiguous().numpy(), mask.sum(1).numpy(),
+                               trans.contiguous().numpy(), start_vec.contiguous().numpy(),
+                               end_vec.contiguous().numpy(), out)
+    return torch.from_numpy(out)
 
 
 def _viterbi_scan(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor, mask: Tensor) -> Tensor:
