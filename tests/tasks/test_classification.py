@@ -5,6 +5,7 @@ run whose checkpoint predicts labels through load_run, and one-line config error
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,9 @@ def test_fast_dev_run_of_the_orthogonality_experiment(make_cfg):
     pen = objs["model"].orthogonality
     assert pen.kind == "som" and pen.weight == 1e-8 and len(pen.layers) == 3  # layer 0: intermediate, attention.output and output dense
     assert metrics["train/orthogonality"] > 0
+    # post 3's kernel statistic is tracked on the same layers (experiment's kernel_geometry callback)
+    from bertlab.callbacks.kernel_geometry import KernelGeometry
+
+    geo = next(c for c in objs["trainer"].callbacks if isinstance(c, KernelGeometry))
+    assert geo.steps[0] == 0 and len(geo.values) == 3
+    assert os.path.isfile(os.path.join(geo.output_dir, "gram_deviation.csv"))

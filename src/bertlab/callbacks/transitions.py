@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytorch_lightning as pl
 
-from bertlab.reporting.plots import heatmap_png
+from bertlab.reporting.plots import heatmap_png, send_figure
 
 
 class TransitionHeatmap(pl.Callback):
@@ -48,12 +48,4 @@ class TransitionHeatmap(pl.Callback):
         title = f"{type(head).__name__} transitions (from rows, to columns), step {trainer.global_step}"
         fig = heatmap_png(mat, names, names, stem + ".png", title=title)
         self.written.append(stem + ".png")
-        for logger in trainer.loggers:
-            exp = getattr(logger, "experiment", None)
-            if hasattr(exp, "add_figure"):  # TensorBoard
-                exp.add_figure("crf/transitions", fig, global_step=trainer.global_step)
-            elif hasattr(logger, "log_image"):  # W&B
-                logger.log_image(key="crf/transitions", images=[stem + ".png"], step=trainer.global_step)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+        send_figure(trainer, "crf/transitions", fig, stem + ".png")

@@ -32,3 +32,34 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return fig
+
+
+def curves_png(steps: Sequence[int], series: dict[str, Sequence[float]], path: str, title: str = "",
+               ylabel: str = "", logy: bool = False):
+    """One line per named series over training steps; returns the (open) figure."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in series.items():
+        ax.plot(list(steps), list(values), label=name, linewidth=1.2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if 0 < len(series) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def send_figure(trainer, key: str, fig, png_path: str) -> None:
+    """A saved figure to the run's loggers (TensorBoard figure, W&B image), then closed."""
+    for logger in trainer.loggers:
+        exp = getattr(logger, "experiment", None)
+        if hasattr(exp, "add_figure"):  # TensorBoard
+            exp.add_figure(key, fig, global_step=trainer.global_step)
+        elif hasattr(logger, "log_image"):  # W&B
+            logger.log_image(key=key, images=[png_path], step=trainer.global_step)
+    plt.close(fig)
