@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-generation bench-generate pretrain clean
+.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit che
 
 reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
 	$(PY) scripts/reproduce_albert.py --out docs/albert_unshared.md $(if $(ARGS),-- $(ARGS))
+
+reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> docs/orthogonality.md
+	$(PY) scripts/reproduce_orthogonality.py --out docs/orthogonality.md $(if $(ARGS),-- $(ARGS))
 
 reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch, overfit (+ pretrained if present), decoding speed -> logs/reproduce/mrc/results.md
 	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)

@@ -1,0 +1,75 @@
+"""Post 4 at small scale: orthogonality regularisers on the sentiment task, 3 seeds each.
+
+Runs ``experiment=orthogonality_sentiment`` (a 2-layer width-256 BERT from scratch, the same
+fixed 5k-example training subset and 3 epochs as the ALBERT comparison, the regulariser on the
+feed-forward and attention-output kernels of both layers) for these arms, one multirun each:
+
+* ``none``: no regulariser (weight 0);
+* ``som`` (the post's Self-Orthogonality Module) at two weights;
+* ``soft`` (||W^T W - I||^2) and ``biggan`` (off-diagonal only) at one weight each.
+
+The weights are chosen so that the term is ~0.1-0.3 (SOM 1e-8, soft 1e-4, biggan 1e-3) or
+~10x that (SOM 1e-7) of the cross-entropy at the start (see the experiment's header). Table:
+epoch-1 / best valid accuracy, test accuracy of the best checkpoint, the kernels' mean
+``mean((W^T W - I)^2)`` at the end (post 3's statistic, from the KernelGeometry callback) and
+training seconds per epoch; mean +- std over seeds, then one row per run.
+
+    python scripts/reproduce_orthogonality.py [--out FILE] [--multirun DIR] [--seeds 1,2,3] [-- key=value ...]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from typing import Any
+
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main
+
+ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
+COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
+           Column("test acc (%)", "test", 100.0), Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
+           Column("train s / epoch", "sec_per_epoch", 1.0, ".1f")]
+
+
+def arm_name(kind: str, weight: Any) -> str:
+    return "none" if kind == "none" or weight in (None, 0, 0.0) else f"{kind} (weight {float(weight):g})"
+
+
+def job_row(job) -> dict[str, Any]:
+    cfg = job_config(job)
+    kind = str(cfg_get(cfg, "model.orthogonality.kind", job.params.get("model.orthogonality.kind", "none")))
+    weight = cfg_get(cfg, "model.orthogonality.weight", job.params.get("model.orthogonality.weight"))
+    vals = epoch_values(job, "val/acc")
+    secs = [v for _, v in epoch_values(job, "train/epoch_seconds")]
+    epoch1 = [v for e, v in vals if e == 0]
+    return {
+        "arm": arm_name(kind, weight),
+        "seed": cfg.get("seed", job.params.get("seed")),
+        "epoch1": epoch1[-1] if epoch1 else None,
+        "best": max(v for _, v in vals) if vals else None,
+        "test": ((job.metrics or {}).get("test") or {}).get("acc"),
+        "gram": last_value(job, "geometry/gram_dev_mean"),
+        "sec_per_epoch": statistics.mean(secs) if secs else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    seeds = "1,2,3"
+    if "--seeds" in argv[: argv.index("--") if "--" in argv else len(argv)]:
+        i = argv.index("--seeds")
+        seeds = argv[i + 1]
+        del argv[i:i + 2]
+    sweeps = [[f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]
+              for kind, w in ARMS]
+    return sweep_main(argv, doc=__doc__, experiment="orthogonality_sentiment", log_name="orthogonality",
+                      row=job_row, columns=COLUMNS, sweeps=sweeps,
+                      arms=[arm_name(k, w) for k, w in ARMS],
+                      title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
+                      report_name="orthogonality_report.md",
+                      footer="Post 4 reports no BERT results (../shared/spec/methods.md section 4): this table is "
+                             "bertlab's own measurement, not a reproduction of a number.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Arms x seeds comparisons: run an experiment's Hydra multirun (or read a finished one) and
+tabulate every arm as mean ± std over its seeds, then one row per run.
+
+Used by ``scripts/reproduce_albert.py`` (post 2: shared vs unshared ALBERT) and
+``scripts/reproduce_orthogonality.py`` (post 4: orthogonality regularisers). A script gives
+
+* the experiment, and either its own ``hydra.sweeper.params`` (one multirun) or ``sweeps``: a
+  list of override lists, each run as its own multirun into ``<dir>/<i>`` (arms that are not a
+  cross product, e.g. a regulariser kind with its own weights), all tabulated together;
+* ``row(job) -> dict``: the job's arm name, seed and measured values (read with the helpers
+  below from the job's resolved config, ``metrics.json`` and CSV history);
+* the :class:`Column` list of the table and a title / footer.
+
+A failed job (no ``metrics.json``) is listed per run with its reason and left out of the means;
+the command then exits 1.
+
+    python scripts/reproduce_<x>.py [--out FILE] [--multirun DIR] [-- key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bertlab.reporting.multirun import JobResult, load_multirun
+
+__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "render", "main"]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str
+    scale: float = 1.0  #: 100 for a fraction shown as a percentage
+    fmt: str = ".2f"
+
+
+def job_config(job: JobResult) -> dict[str, Any]:
+    """The job's resolved config (``.hydra/config.yaml``), ``{}`` when missing."""
+    path = job.path / ".hydra" / "config.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def cfg_get(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def epoch_values(job: JobResult, metric: str) -> list[tuple[Any, float]]:
+    """``(epoch, value)`` for every CSV history row that holds ``metric``, in order."""
+    return [(r.get("epoch"), r[metric]) for r in job.history if metric in r]
+
+
+def last_value(job: JobResult, metric: str) -> float | None:
+    vals = epoch_values(job, metric)
+    return vals[-1][1] if vals else None
+
+
+def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    mean = format(statistics.mean(vals) * scale, fmt)
+    return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt)}"
+
+
+def _cell(value: Any, col: Column) -> str:
+    return "-" if value is None else format(value * col.scale, col.fmt)
+
+
+def render(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str, source: str,
+           seconds: float | None = None, arms: Sequence[str] | None = None, footer: str = "") -> str:
+    """Markdown: arms (mean ± std over the runs that finished), then every run."""
+    arms = list(arms) if arms is not None else list(dict.fromkeys(r["arm"] for r in rows))
+    lines = [f"# {title}", "", f"Sweep: `{source}`" + (f", wall time {seconds / 60:.1f} min" if seconds else ""), "",
+             "| arm | runs | " + " | ".join(c.header for c in columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for arm in arms:
+        ok = [r for r in rows if r["arm"] == arm and not r.get("failed")]
+        lines.append(f"| {arm} | {len(ok)} | " + " | ".join(mean_std([r.get(c.key) for r in ok], c.scale, c.fmt)
+                                                        for c in columns) + " |")
+    lines += ["", "mean ± std over seeds. Per run:", "",
+              "| job | arm | seed | " + " | ".join(c.header for c in columns) + " | status |",
+              "|---|---|---|" + "---|" * len(columns) + "---|"]
+    for r in rows:
+        status = f"failed: {r['failed']}" if r.get("failed") else "ok"
+        lines.append(f"| {r['job']} | {r['arm']} | {r.get('seed')} | "
+                     + " | ".join(_cell(r.get(c.key), c) for c in columns) + f" | {status} |")
+    if footer:
+        lines += ["", footer]
+    return "\n".join(lines) + "\n"
+
+
+def load_jobs(sweep_dir: Path) -> list[JobResult]:
+    """The jobs of one multirun folder, or of every multirun folder directly inside it."""
+    if (sweep_dir / "multirun.yaml").is_file() or not sweep_dir.is_dir():
+        return load_multirun(sweep_dir)[1]
+    subs = sorted((p for p in sweep_dir.iterdir() if (p / "multirun.yaml").is_file()), key=lambda p: (len(p.name), p.name))
+    if not subs:
+        return load_multirun(sweep_dir)[1]  # its error names the folder
+    return [job for sub in subs for job in load_multirun(sub)[1]]
+
+
+def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str,
+         row: Callable[[JobResult], dict[str, Any]], columns: Sequence[Column], title: str,
+         report_name: str, arms: Sequence[str] | None = None, footer: str = "",
+         sort_key: Callable[[dict[str, Any]], Any] | None = None,
+         sweeps: Sequence[Sequence[str]] | None = None) -> int:
+    """The command line shared by the reproduce scripts (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", default=None, help=f"markdown file (default: <multirun>/{report_name})")
+    ap.add_argument("--multirun", default=None, help="summarise this existing multirun folder instead of running")
+    args = ap.parse_args(argv)
+    seconds = None
+    if args.multirun:
+        sweep_dir = Path(args.multirun)
+    else:
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        sweep_dir = ROOT / "logs" / log_name / "multiruns" / f"{stamp}_{os.getpid()}"
+        parts = [(sweep_dir, [])] if sweeps is None else [(sweep_dir / str(i), list(s)) for i, s in enumerate(sweeps)]
+        t0 = time.time()
+        for part_dir, overrides in parts:
+            cmd = [sys.executable, "-m", "bertlab.train", "-m", f"experiment={experiment}",
+                   f"hydra.sweep.dir={part_dir}", *overrides, *extra]
+            print("running:", " ".join(cmd), flush=True)
+            rc = subprocess.run(cmd, cwd=ROOT).returncode
+            if rc != 0:
+                print(f"bertlab: error: the sweep exited with status {rc}; summarising what finished", file=sys.stderr)
+        seconds = time.time() - t0
+    jobs = load_jobs(sweep_dir)
+    rows = [{"job": j.path.relative_to(sweep_dir).as_posix() if j.path.is_relative_to(sweep_dir) else j.name,
+             "failed": j.failure, **row(j)} for j in jobs]
+    rows.sort(key=sort_key or (lambda r: (str(r["arm"]), str(r.get("seed")))))
+    md = render(rows, columns, title=title, source=str(sweep_dir), seconds=seconds, arms=arms, footer=footer)
+    out = Path(args.out) if args.out else sweep_dir / report_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md, encoding="utf-8")
+    sys.stdout.write(md)
+    print(f"wrote {out}")
+    return 0 if rows and all(not r["failed"] for r in rows) else 1

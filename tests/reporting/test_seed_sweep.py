@@ -1,0 +1,87 @@
+"""Arms x seeds tables (reporting/seed_sweep.py) on fabricated multiruns: the orthogonality
+report's sub-sweeps, a failed job, means and stds computed by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from bertlab.reporting.seed_sweep import Column, load_jobs, mean_std, render
+from bertlab.utils.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _job(sweep: Path, num: int, kind: str, weight: str, seed: int, accs: list[float], test: float | None,
+         gram: float) -> None:
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(f"- model.orthogonality.kind={kind}\n- seed={seed}\n", encoding="utf-8")
+    (job / ".hydra" / "config.yaml").write_text(
+        f"seed: {seed}\nmodel:\n  orthogonality:\n    kind: {kind}\n    weight: {weight}\n", encoding="utf-8")
+    rows = ["epoch,step,geometry/gram_dev_mean,train/epoch_seconds,val/acc"]
+    for epoch, acc in enumerate(accs):
+        rows += [f"{epoch},{epoch * 10 + 5},{gram * 2},,", f"{epoch},{epoch * 10 + 9},{gram},{10.0 + epoch},",
+                 f"{epoch},{epoch * 10 + 9},,,{acc}"]
+    (job / "csv").mkdir()
+    (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    if test is not None:
+        (job / "metrics.json").write_text(json.dumps({"val/acc": accs[-1], "test": {"acc": test}}), encoding="utf-8")
+
+
+def _sweep(root: Path, i: int) -> Path:
+    sweep = root / str(i)
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: []\n", encoding="utf-8")
+    return sweep
+
+
+def test_mean_std_by_hand():
+    assert mean_std([0.5, 0.7], scale=100.0) == "60.00 ± 14.14"
+    assert mean_std([0.25, None]) == "0.25" and mean_std([None]) == "-"
+    assert mean_std([1e-3, 3e-3], fmt=".1e") == "2.0e-03 ± 1.4e-03"
+
+
+def test_orthogonality_report_over_sub_sweeps(tmp_path):
+    mod = _script("reproduce_orthogonality")
+    root = tmp_path / "orth"
+    none = _sweep(root, 0)
+    _job(none, 0, "none", "1e-08", 1, [0.60, 0.70, 0.65], 0.66, 3e-3)
+    _job(none, 1, "none", "1e-08", 2, [0.62, 0.64, 0.80], 0.78, 5e-3)
+    som = _sweep(root, 1)
+    _job(som, 0, "som", "1e-07", 1, [0.50, 0.75, 0.70], 0.72, 1e-3)
+    _job(som, 1, "som", "1e-07", 2, [0.55, 0.60], None, 1e-3)  # killed: no metrics.json
+    out = tmp_path / "report.md"
+    assert mod.main(["--multirun", str(root), "--out", str(out)]) == 1  # one job failed
+    md = out.read_text(encoding="utf-8")
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    none_cells = [c.strip() for c in lines["none"].split("|")[2:-1]]
+    # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11
+    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "4.00e-03 ± 1.41e-03", "11.0 ± 0.0"]
+    som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
+    assert som_cells[:4] == ["1", "50.00", "75.00", "72.00"]  # the failed run is left out of the means
+    assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - |" in md and "failed: no metrics.json" in md
+    assert lines["soft (weight 0.0001)"].split("|")[2].strip() == "0"  # an arm with no run still gets its row
+    assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
+
+
+def test_load_jobs_names_a_folder_without_multiruns(tmp_path):
+    with pytest.raises(DataError, match="multirun.yaml"):
+        load_jobs(tmp_path)
+
+
+def test_render_per_run_rows_keep_order_and_format():
+    rows = [{"job": "0", "arm": "a", "seed": 1, "x": 0.5, "failed": None},
+            {"job": "1", "arm": "b", "seed": 1, "x": None, "failed": "boom"}]
+    md = render(rows, [Column("x (%)", "x", 100.0)], title="T", source="s", arms=["a", "b"])
+    assert "| a | 1 | 50.00 |" in md and "| b | 0 | - |" in md and "| 1 | b | 1 | - | failed: boom |" in md
