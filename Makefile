@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-generation bench-generate pretrain clean
+.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from
 
 reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> docs/orthogonality.md
 	$(PY) scripts/reproduce_orthogonality.py --out docs/orthogonality.md $(if $(ARGS),-- $(ARGS))
+
+reproduce-pretrain: $(STAMP)  ## CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds (issue 5) -> docs/pretrain_compare.md
+	$(PY) scripts/reproduce_pretrain.py --out docs/pretrain_compare.md $(if $(ARGS),-- $(ARGS))
 
 reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch, overfit (+ pretrained if present), decoding speed -> logs/reproduce/mrc/results.md
 	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)

@@ -85,3 +85,22 @@ def test_render_per_run_rows_keep_order_and_format():
             {"job": "1", "arm": "b", "seed": 1, "x": None, "failed": "boom"}]
     md = render(rows, [Column("x (%)", "x", 100.0)], title="T", source="s", arms=["a", "b"])
     assert "| a | 1 | 50.00 |" in md and "| b | 0 | - |" in md and "| 1 | b | 1 | - | failed: boom |" in md
+
+
+def test_pretrain_report_rows(tmp_path):
+    mod = _script("reproduce_pretrain")
+    sweep = _sweep(tmp_path, 0)
+    for num, (pretrained, seed, f1s, test) in enumerate([("null", 1, [0.79, 0.82], 0.826), ("/x/bert_small", 1, [0.80, 0.83], 0.834),
+                                                          ("/x/bert_small", 2, [0.81, 0.815], 0.828)]):
+        job = sweep / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nencoder:\n  pretrained: {pretrained}\n", encoding="utf-8")
+        (job / "csv").mkdir()
+        rows = ["epoch,step,val/f1"] + [f"0,{149 + 150 * i},{f}" for i, f in enumerate(f1s)] + ["0,320,"]
+        (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (job / "metrics.json").write_text(json.dumps({"test": {"f1": test, "oov_recall": 0.6}}), encoding="utf-8")
+    out = tmp_path / "p.md"
+    assert mod.main(["--multirun", str(sweep), "--out", str(out)]) == 0
+    md = out.read_text(encoding="utf-8")
+    assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | 60.00 |" in md
+    assert "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | 60.00 ± 0.00 |" in md
