@@ -23,11 +23,12 @@ import statistics
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main, test_acc_unseen
 
 ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
 COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
-           Column("test acc (%)", "test", 100.0), Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
+           Column("test acc (%)", "test", 100.0),
+           Column("test acc, texts not in train (%)", "test_unseen", 100.0), Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
            Column("train s / epoch", "sec_per_epoch", 1.0, ".1f")]
 
 
@@ -48,6 +49,7 @@ def job_row(job) -> dict[str, Any]:
         "epoch1": epoch1[-1] if epoch1 else None,
         "best": max(v for _, v in vals) if vals else None,
         "test": ((job.metrics or {}).get("test") or {}).get("acc"),
+        "test_unseen": test_acc_unseen(job),
         "gram": last_value(job, "geometry/gram_dev_mean"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
     }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.data.classification_datamodule import ClassificationDataModule
+from bertlab.data.classification_datamodule import ClassificationDataModule, saved_unseen_accuracy
 from bertlab.data.sentiment import read_sentiment
 from bertlab.utils.errors import ConfigError
 
@@ -81,7 +81,10 @@ def test_score_decode_and_predict_protocol():
     gold = dm.labels["test"]
     preds = {0: gold[0], 1: 1 - gold[1], 2: gold[2]}  # example 3 has no prediction
     metrics, outputs = dm.score("test", preds)
-    assert metrics == {"acc": 2 / 3, "n_examples": 3, "n_correct": 2}
+    in_train = [t in dm.train_texts for t in dm.texts["test"][:3]]
+    unseen = [ok for ok, seen in zip([True, False, True], in_train) if not seen]
+    assert metrics == {"acc": 2 / 3, "n_examples": 3, "n_correct": 2, "n_unseen": len(unseen),
+                       "acc_unseen": sum(unseen) / len(unseen) if unseen else 0.0}
     assert outputs == [gold[0], 1 - gold[1], gold[2], None]
     dm.set_predict_texts(["很好", "", "太差了 !"])
     batches = list(dm.predict_dataloader())
@@ -118,3 +121,31 @@ def test_bad_config_is_one_clear_error():
         make(label_names=["only"])
     with pytest.raises(ConfigError, match="data.max_train_examples"):
         make(max_train_examples=0)
+
+
+def test_unseen_accuracy_leaves_out_texts_of_the_training_split():
+    dm = make()
+    dm.setup("test")
+    train = {t for t, _ in read_sentiment(ZIP, "train")}
+    assert dm.train_texts == train
+    seen = [t in train for t in dm.texts["test"]]
+    assert sum(seen) == dm.stats["test_in_train"] == 677 and dm.stats["val_in_train"] == 666
+    # right on every seen text, wrong on every unseen one: acc = share seen, acc_unseen = 0
+    gold = dm.labels["test"]
+    preds = {i: (g if s else 1 - g) for i, (g, s) in enumerate(zip(gold, seen))}
+    metrics, _ = dm.score("test", preds)
+    assert metrics["acc"] == pytest.approx(677 / 2111) and metrics["acc_unseen"] == 0.0
+    assert metrics["n_unseen"] == 2111 - 677
+    metrics, _ = dm.score("test", {i: g for i, g in enumerate(gold)})
+    assert metrics["acc_unseen"] == 1.0
+
+
+def test_unseen_accuracy_from_a_saved_predictions_file(tmp_path):
+    """Runs that predate the metric: recomputed from their test_labels.tsv, equal to score's."""
+    dm = make(max_eval_examples=400)
+    dm.setup("test")
+    preds = {i: (g if i % 3 else 1 - g) for i, g in enumerate(dm.labels["test"]) if i != 5}
+    metrics, outputs = dm.score("test", preds)
+    (path,) = dm.save_outputs("test", outputs, str(tmp_path))
+    assert saved_unseen_accuracy(path, ZIP) == (pytest.approx(metrics["acc_unseen"]), metrics["n_unseen"])
+    assert 0 < metrics["n_unseen"] < 399 and 0 < metrics["acc_unseen"] < 1

@@ -23,7 +23,7 @@ def _script(name: str):
 
 
 def _job(sweep: Path, num: int, kind: str, weight: str, seed: int, accs: list[float], test: float | None,
-         gram: float) -> None:
+         gram: float, **extra) -> None:
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(f"- model.orthogonality.kind={kind}\n- seed={seed}\n", encoding="utf-8")
@@ -36,7 +36,7 @@ def _job(sweep: Path, num: int, kind: str, weight: str, seed: int, accs: list[fl
     (job / "csv").mkdir()
     (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     if test is not None:
-        (job / "metrics.json").write_text(json.dumps({"val/acc": accs[-1], "test": {"acc": test}}), encoding="utf-8")
+        (job / "metrics.json").write_text(json.dumps({"val/acc": accs[-1], "test": {"acc": test, **extra}}), encoding="utf-8")
 
 
 def _sweep(root: Path, i: int) -> Path:
@@ -67,10 +67,11 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     none_cells = [c.strip() for c in lines["none"].split("|")[2:-1]]
     # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11
-    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "4.00e-03 ± 1.41e-03", "11.0 ± 0.0"]
+    # no predictions file in these fabricated runs: the unseen-text accuracy is "-"
+    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "-", "4.00e-03 ± 1.41e-03", "11.0 ± 0.0"]
     som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
     assert som_cells[:4] == ["1", "50.00", "75.00", "72.00"]  # the failed run is left out of the means
-    assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - |" in md and "failed: no metrics.json" in md
+    assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - | - |" in md and "failed: no metrics.json" in md
     assert lines["soft (weight 0.0001)"].split("|")[2].strip() == "0"  # an arm with no run still gets its row
     assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
 
@@ -104,3 +105,25 @@ def test_pretrain_report_rows(tmp_path):
     md = out.read_text(encoding="utf-8")
     assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | 60.00 |" in md
     assert "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | 60.00 ± 0.00 |" in md
+
+
+def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
+    from bertlab.reporting.multirun import load_multirun
+    from bertlab.reporting.seed_sweep import test_acc_unseen
+
+    sweep = _sweep(tmp_path, 0)
+    _job(sweep, 0, "none", "0", 1, [0.6], 0.7, 1e-3, acc_unseen=0.55)
+    _job(sweep, 1, "none", "0", 2, [0.6], 0.7, 1e-3)
+    zip_path = ROOT / "data" / "sentiment" / "sentiment.zip"
+    with open(sweep / "1" / ".hydra" / "config.yaml", "a", encoding="utf-8") as fh:
+        fh.write("data:\n  path: ${paths.data_dir}/sentiment/sentiment.zip\n")
+    from bertlab.data.sentiment import read_sentiment
+
+    train = {t for t, _ in read_sentiment(str(zip_path), "train")}
+    rows = read_sentiment(str(zip_path), "test")[:50]
+    (sweep / "1" / "predictions").mkdir()
+    # right on every text not in train, wrong on the others: the unseen accuracy is 1
+    (sweep / "1" / "predictions" / "test_labels.tsv").write_text(
+        "".join(f"{t}\t{g if t not in train else 1 - g}\t{g}\n" for t, g in rows), encoding="utf-8")
+    jobs = load_multirun(sweep)[1]
+    assert test_acc_unseen(jobs[0]) == 0.55 and test_acc_unseen(jobs[1]) == 1.0

@@ -34,7 +34,7 @@ import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
 
-__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "render", "main"]
+__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "test_acc_unseen", "render", "main"]
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -70,6 +70,22 @@ def epoch_values(job: JobResult, metric: str) -> list[tuple[Any, float]]:
 def last_value(job: JobResult, metric: str) -> float | None:
     vals = epoch_values(job, metric)
     return vals[-1][1] if vals else None
+
+
+def test_acc_unseen(job: JobResult) -> float | None:
+    """A classification run's test accuracy over the texts not in the training split: from
+    ``metrics.json`` (``test.acc_unseen``), else recomputed from its saved test predictions
+    (runs that predate the metric) against the corpus in ``data.path``."""
+    test = (job.metrics or {}).get("test") or {}
+    if test.get("acc_unseen") is not None:
+        return float(test["acc_unseen"])
+    tsv = job.path / "predictions" / "test_labels.tsv"
+    corpus = str(cfg_get(job_config(job), "data.path", "") or "").replace("${paths.data_dir}", str(ROOT / "data"))
+    if not (tsv.is_file() and corpus and Path(corpus).is_file()):
+        return None
+    from bertlab.data.classification_datamodule import saved_unseen_accuracy
+
+    return saved_unseen_accuracy(tsv, corpus)[0]
 
 
 def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
