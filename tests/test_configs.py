@@ -80,3 +80,23 @@ def test_choice_and_range_rules_name_the_key(make_cfg, override, message):
     with pytest.raises(ConfigError) as err:
         validate_config(make_cfg(["experiment=cws_crf", override]))
     assert str(err.value) == message
+
+
+@pytest.mark.slow
+def test_the_main_jobs_last_step_is_validated(make_cfg):
+    """make train: max_steps must land on a validation, else the last steps are trained but
+    never validated (nor checkpointed as best). Lightning validates every int(L * f) batches of
+    an epoch of L batches (f = val_check_interval)."""
+    import hydra
+
+    from bertlab.train import resolve_vocab_file
+
+    cfg = make_cfg(["experiment=cws_crf"])
+    dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    dm.setup("fit")
+    per_epoch = len(dm.train_dataloader())
+    every = int(per_epoch * float(cfg.trainer.val_check_interval))
+    steps = int(cfg.trainer.max_steps)
+    done_epochs, rest = divmod(steps, per_epoch)
+    assert done_epochs < int(cfg.trainer.max_epochs)
+    assert rest % every == 0 and (rest // every) >= 1 or rest == 0, (per_epoch, every, steps)
