@@ -105,3 +105,15 @@ def test_shipped_corpus_sizes_and_vocab():
     assert full_unk == sum(full.encode(t).ids.count(full.unk_id) for t in dm.texts["train"])
     b = next(iter(dm.train_dataloader()))
     assert torch.equal(b["targets"][:, :-1][b["attention_mask"][:, 1:]], b["input_ids"][:, 1:][b["attention_mask"][:, 1:]])
+
+
+def test_overfit_texts_makes_every_split_the_first_training_texts():
+    dm = GenerationDataModule(ZIP, VOCAB, overfit_texts=30)
+    dm.setup("fit")
+    first = read_sentiment(ZIP, "train")[:30]
+    chunks = [(c, lab) for text, lab in first for c in segment_text(text, 126)]
+    for split in ("train", "val", "test"):
+        assert list(zip(dm.texts[split], dm.labels[split])) == chunks
+        assert dm.stats[f"{split}_texts"] == 30
+    with pytest.raises(Exception, match="data.overfit_texts"):
+        GenerationDataModule(ZIP, VOCAB, overfit_texts=0)

@@ -3,7 +3,7 @@
 Data: the shipped sentiment corpus (data/sentiment/sentiment.zip; train 16,883 / valid
 2,111 / test 2,111 texts, label 0 negative, 1 positive), read with
 :func:`bertlab.data.sentiment.read_sentiment`. The train split trains, valid validates,
-test tests.
+test tests (``overfit_texts=N``: all three are the first N training texts, the overfit check).
 
 Chunking rule (bert4keras ``text_segmentate(text, maxlen - 2, seps, strips)`` as in the
 post's example, plus a hard cut): a text longer than ``max_len - 2`` = 126 characters is
@@ -116,8 +116,14 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         trim_vocab: str = "corpus",
+        overfit_texts: int | None = None,
     ):
+        """``overfit_texts``: N > 0 makes every split (train, val AND test) the first N texts of
+        the training split: the overfit check (experiment=cond_gen_overfit), whose perplexity is
+        on training texts by construction."""
         super().__init__()
+        if overfit_texts is not None and int(overfit_texts) < 1:
+            raise ConfigError("data.overfit_texts", f"must be >= 1 or null, got {overfit_texts}")
         if max_len < 3:
             raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
         if len(label_names) != 2:
@@ -135,6 +141,11 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         """Chunks and labels of a split (a fixed random subset of whole texts when
         ``max_train_chars`` / ``max_eval_sentences`` say so), and its number of texts."""
         hp = self.hparams
+        if hp.overfit_texts:
+            rows = read_sentiment(hp.data_file, SPLIT_FILES["train"])[: int(hp.overfit_texts)]
+            texts = [chunk for text, _ in rows for chunk in segment_text(text, hp.max_len - 2)]
+            labels = [label for text, label in rows for _ in segment_text(text, hp.max_len - 2)]
+            return texts, labels, len(rows)
         rows = read_sentiment(hp.data_file, SPLIT_FILES[split])
         n_texts = len(rows)
         order = list(range(len(rows)))
