@@ -18,7 +18,7 @@ import statistics
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, main as sweep_main, test_acc_unseen
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, main as sweep_main, unseen_test_acc
 
 COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
            Column("test acc (%)", "test", 100.0),
@@ -37,7 +37,7 @@ def job_row(job) -> dict[str, Any]:
         "epoch1": epoch1[-1] if epoch1 else None,
         "best": max(v for _, v in vals) if vals else None,
         "test": ((job.metrics or {}).get("test") or {}).get("acc"),
-        "test_unseen": test_acc_unseen(job),
+        "test_unseen": unseen_test_acc(job),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
     }
 

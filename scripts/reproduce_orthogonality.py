@@ -23,7 +23,7 @@ import statistics
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main, test_acc_unseen
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main, unseen_test_acc
 
 ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
 COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
@@ -49,7 +49,7 @@ def job_row(job) -> dict[str, Any]:
         "epoch1": epoch1[-1] if epoch1 else None,
         "best": max(v for _, v in vals) if vals else None,
         "test": ((job.metrics or {}).get("test") or {}).get("acc"),
-        "test_unseen": test_acc_unseen(job),
+        "test_unseen": unseen_test_acc(job),
         "gram": last_value(job, "geometry/gram_dev_mean"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
     }
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = "1,2,3"
     if "--seeds" in argv[: argv.index("--") if "--" in argv else len(argv)]:
         i = argv.index("--seeds")
+        if i + 1 >= len(argv) or not all(x.strip().lstrip("-").isdigit() for x in argv[i + 1].split(",")):
+            print("reproduce_orthogonality: error: --seeds takes a comma-separated list of integers, e.g. 1,2,3",
+                  file=sys.stderr)
+            return 2
         seeds = argv[i + 1]
         del argv[i:i + 2]
     sweeps = [[f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.data.classification_datamodule import ClassificationDataModule, saved_unseen_accuracy
+from bertlab.data.classification_datamodule import ClassificationDataModule, saved_unseen_accuracy, unseen_accuracy
 from bertlab.data.sentiment import read_sentiment
 from bertlab.utils.errors import ConfigError
 
@@ -84,7 +84,7 @@ def test_score_decode_and_predict_protocol():
     in_train = [t in dm.train_texts for t in dm.texts["test"][:3]]
     unseen = [ok for ok, seen in zip([True, False, True], in_train) if not seen]
     assert metrics == {"acc": 2 / 3, "n_examples": 3, "n_correct": 2, "n_unseen": len(unseen),
-                       "acc_unseen": sum(unseen) / len(unseen) if unseen else 0.0}
+                       "acc_unseen": sum(unseen) / len(unseen) if unseen else None}
     assert outputs == [gold[0], 1 - gold[1], gold[2], None]
     dm.set_predict_texts(["很好", "", "太差了 !"])
     batches = list(dm.predict_dataloader())
@@ -149,3 +149,9 @@ def test_unseen_accuracy_from_a_saved_predictions_file(tmp_path):
     (path,) = dm.save_outputs("test", outputs, str(tmp_path))
     assert saved_unseen_accuracy(path, ZIP) == (pytest.approx(metrics["acc_unseen"]), metrics["n_unseen"])
     assert 0 < metrics["n_unseen"] < 399 and 0 < metrics["acc_unseen"] < 1
+
+
+def test_unseen_accuracy_is_none_when_undefined():
+    assert unseen_accuracy([(1, 1, "a"), (0, 1, "b")], {"a", "b"}) == (None, 0)  # every text seen
+    assert unseen_accuracy([(1, 1, "a")], None) == (None, 0)  # training texts unknown
+    assert unseen_accuracy([(1, 1, "a"), (None, 1, "c"), (0, 1, "d")], {"x"}) == (0.5, 2)

@@ -109,7 +109,7 @@ def test_pretrain_report_rows(tmp_path):
 
 def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
     from bertlab.reporting.multirun import load_multirun
-    from bertlab.reporting.seed_sweep import test_acc_unseen
+    from bertlab.reporting.seed_sweep import unseen_test_acc
 
     sweep = _sweep(tmp_path, 0)
     _job(sweep, 0, "none", "0", 1, [0.6], 0.7, 1e-3, acc_unseen=0.55)
@@ -126,4 +126,28 @@ def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
     (sweep / "1" / "predictions" / "test_labels.tsv").write_text(
         "".join(f"{t}\t{g if t not in train else 1 - g}\t{g}\n" for t, g in rows), encoding="utf-8")
     jobs = load_multirun(sweep)[1]
-    assert test_acc_unseen(jobs[0]) == 0.55 and test_acc_unseen(jobs[1]) == 1.0
+    assert unseen_test_acc(jobs[0]) == 0.55 and unseen_test_acc(jobs[1]) == 1.0
+
+
+def test_render_lists_given_arms_first_then_any_other():
+    rows = [{"job": "0", "arm": "extra", "seed": 1, "x": 0.1, "failed": None},
+            {"job": "1", "arm": "a", "seed": 1, "x": 0.5, "failed": None}]
+    md = render(rows, [Column("x", "x")], title="T", source="s", arms=["a", "b"])
+    arm_rows = [line.split("|")[1].strip() for line in md.split("Per run")[0].splitlines() if line.startswith("| ")][1:]
+    assert arm_rows == ["a", "b", "extra"]
+
+
+def test_runs_sort_by_arm_order_then_numeric_seed(tmp_path):
+    mod = _script("reproduce_orthogonality")
+    root = tmp_path / "orth"
+    som = _sweep(root, 0)
+    for num, seed in enumerate([10, 2]):
+        _job(som, num, "som", "1e-08", seed, [0.6], 0.6, 1e-3)
+    none = _sweep(root, 1)
+    _job(none, 0, "none", "0", 1, [0.6], 0.6, 1e-3)
+    out = tmp_path / "r.md"
+    assert mod.main(["--multirun", str(root), "--out", str(out)]) == 1  # soft / biggan have no run
+    runs = [line.split("|")[1:4] for line in out.read_text(encoding="utf-8").split("Per run")[1].splitlines()
+            if line.startswith("| ") and not line.startswith("| job") and "---" not in line]
+    assert [(j.strip(), s.strip()) for j, _, s in runs] == [("1/0", "1"), ("0/1", "2"), ("0/0", "10")]
+    assert mod.main(["--seeds"]) == 2

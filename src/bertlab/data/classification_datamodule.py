@@ -34,7 +34,7 @@ from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
-from bertlab.utils.errors import ConfigError
+from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,17 @@ def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) 
     return batch
 
 
-def unseen_accuracy(rows: Iterable[tuple[Any, Any, str]], train_texts: Container[str]) -> tuple[float, int]:
+def unseen_accuracy(rows: Iterable[tuple[Any, Any, str]], train_texts: Container[str] | None) -> tuple[float | None, int]:
     """Accuracy over the ``(predicted, gold, text)`` rows whose text is not in ``train_texts``
-    (rows without a prediction, ``predicted is None``, are left out) and how many rows that is."""
+    (rows without a prediction, ``predicted is None``, are left out) and how many rows that is;
+    ``None`` (not 0) when there is no such row or the training texts are unknown (``None``)."""
+    if train_texts is None:
+        return None, 0
     hits = [p == g for p, g, t in rows if p is not None and t not in train_texts]
-    return (sum(hits) / len(hits) if hits else 0.0), len(hits)
+    return (sum(hits) / len(hits) if hits else None), len(hits)
 
 
-def saved_unseen_accuracy(predictions_tsv: str | os.PathLike, corpus: str | os.PathLike) -> tuple[float, int]:
+def saved_unseen_accuracy(predictions_tsv: str | os.PathLike, corpus: str | os.PathLike) -> tuple[float | None, int]:
     """:func:`unseen_accuracy` of a ``save_outputs`` file (``text<TAB>predicted<TAB>gold``)
     against the training split of the sentiment corpus ``corpus``: for runs that predate the metric."""
     train = {t for t, _ in read_sentiment(str(corpus), SPLIT_FILES["train"])}
@@ -104,7 +107,8 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         self.labels: dict[str, list[int]] = {}
         self.features: dict[str, list[dict[str, Any]]] = {}
         self.stats: dict[str, int] = {}
-        self.train_texts: frozenset[str] = frozenset()  #: every text of the corpus's training split
+        #: every text of the corpus's training split (None: the corpus has none)
+        self.train_texts: frozenset[str] | None = None
 
     @property
     def label_names(self) -> list[str]:
@@ -144,9 +148,15 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         if "test" in self.features and (not fitting or "train" in self.features):
             return
         hp = self.hparams
-        train = self.read_split("train")
-        self.train_texts = frozenset(t for t, _ in train)
-        if not (fitting or (self.keep_ids is None and hp.trim_vocab != "none")):
+        need_train = fitting or (self.keep_ids is None and hp.trim_vocab != "none")
+        try:
+            train = self.read_split("train")
+        except DataError:
+            if need_train:
+                raise
+            train = None  # evaluating a corpus without a training split: acc_unseen is unknown
+        self.train_texts = None if train is None else frozenset(t for t, _ in train)
+        if not need_train:
             train = []
         if hp.max_train_examples:
             train = self.subset(train, int(hp.max_train_examples), hp.subset_seed)
@@ -166,7 +176,7 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
                 rows = rows[: int(limit)]
             self._store(split, [t for t, _ in rows], [lab for _, lab in rows])
             self.stats[f"{split}_examples"] = len(rows)
-            if split != "train":
+            if split != "train" and self.train_texts is not None:
                 self.stats[f"{split}_in_train"] = sum(t in self.train_texts for t, _ in rows)
         if fitting:
             feats = self.features["train"]

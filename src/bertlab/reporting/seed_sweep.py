@@ -34,9 +34,11 @@ import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
 
-__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "test_acc_unseen", "render", "main"]
+__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "unseen_test_acc", "render", "main"]
 
-ROOT = Path(__file__).resolve().parents[3]
+from bertlab.utils.hydra_utils import repo_root
+
+ROOT = Path(repo_root())
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def last_value(job: JobResult, metric: str) -> float | None:
     return vals[-1][1] if vals else None
 
 
-def test_acc_unseen(job: JobResult) -> float | None:
+def unseen_test_acc(job: JobResult) -> float | None:
     """A classification run's test accuracy over the texts not in the training split: from
     ``metrics.json`` (``test.acc_unseen``), else recomputed from its saved test predictions
     (runs that predate the metric) against the corpus in ``data.path``."""
@@ -102,8 +104,9 @@ def _cell(value: Any, col: Column) -> str:
 
 def render(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str, source: str,
            seconds: float | None = None, arms: Sequence[str] | None = None, footer: str = "") -> str:
-    """Markdown: arms (mean ± std over the runs that finished), then every run."""
-    arms = list(arms) if arms is not None else list(dict.fromkeys(r["arm"] for r in rows))
+    """Markdown: arms (mean ± std over the runs that finished; ``arms`` first, in that order, then
+    any other arm found), then every run."""
+    arms = list(dict.fromkeys([*(arms or []), *(r["arm"] for r in rows)]))
     lines = [f"# {title}", "", f"Sweep: `{source}`" + (f", wall time {seconds / 60:.1f} min" if seconds else ""), "",
              "| arm | runs | " + " | ".join(c.header for c in columns) + " |", "|---|---|" + "---|" * len(columns)]
     for arm in arms:
@@ -147,7 +150,7 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
     ap.add_argument("--out", default=None, help=f"markdown file (default: <multirun>/{report_name})")
     ap.add_argument("--multirun", default=None, help="summarise this existing multirun folder instead of running")
     args = ap.parse_args(argv)
-    seconds = None
+    seconds, failed_sweeps = None, 0
     if args.multirun:
         sweep_dir = Path(args.multirun)
     else:
@@ -161,16 +164,26 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
             print("running:", " ".join(cmd), flush=True)
             rc = subprocess.run(cmd, cwd=ROOT).returncode
             if rc != 0:
+                failed_sweeps += 1
                 print(f"bertlab: error: the sweep exited with status {rc}; summarising what finished", file=sys.stderr)
         seconds = time.time() - t0
     jobs = load_jobs(sweep_dir)
     rows = [{"job": j.path.relative_to(sweep_dir).as_posix() if j.path.is_relative_to(sweep_dir) else j.name,
              "failed": j.failure, **row(j)} for j in jobs]
-    rows.sort(key=sort_key or (lambda r: (str(r["arm"]), str(r.get("seed")))))
+    order = {a: i for i, a in enumerate(arms or [])}
+
+    def _seed(r: dict[str, Any]) -> tuple:
+        seed = str(r.get("seed"))
+        return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
+
+    rows.sort(key=sort_key or (lambda r: (order.get(r["arm"], len(order)), str(r["arm"]), _seed(r))))
     md = render(rows, columns, title=title, source=str(sweep_dir), seconds=seconds, arms=arms, footer=footer)
     out = Path(args.out) if args.out else sweep_dir / report_name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md, encoding="utf-8")
     sys.stdout.write(md)
     print(f"wrote {out}")
-    return 0 if rows and all(not r["failed"] for r in rows) else 1
+    missing = [a for a in (arms or []) if not any(r["arm"] == a and not r["failed"] for r in rows)]
+    if missing:
+        print(f"bertlab: error: no finished run for {missing}", file=sys.stderr)
+    return 0 if rows and not failed_sweeps and not missing and all(not r["failed"] for r in rows) else 1
