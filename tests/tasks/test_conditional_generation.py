@@ -321,3 +321,16 @@ def test_a_missing_control_classifier_fails_before_training(make_cfg, tmp_path, 
     with pytest.raises(CheckpointError, match=r"model.control_classifier_ckpt: .*no such file: .*no_classifier.ckpt"):
         train(cfg)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_label_embedding_is_drawn_like_the_encoder_weights(toy):
+    """std 0.02 (the encoder's initializer_range), not nn.Embedding's 1: at std 1 the conditional
+    LNs' gamma/beta moved ~0.1 a step under Adam at lr 1e-3 and the model trailed the
+    unconditional one in perplexity."""
+    _, _, kw = toy
+    opt = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+    torch.manual_seed(0)
+    w = ConditionalGenerationModule(TINY_ENC, opt, **kw).label_embedding.weight  # 2 x 128 draws
+    assert 0.015 < float(w.std()) < 0.025 and abs(float(w.mean())) < 0.005
+    w = ConditionalGenerationModule(TINY_ENC, opt, cond_init_std=0.5, **kw).label_embedding.weight
+    assert 0.4 < float(w.std()) < 0.6
