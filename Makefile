@@ -75,9 +75,8 @@ reproduce-generation: $(STAMP)  ## conditional-LN generation (post 7): classifie
 	$(PY) -m bertlab.train experiment=cond_gen model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/scratch $(ARGS) && \
 	$(PY) -m bertlab.train experiment=cond_gen_uncond model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/unconditional $(ARGS) && \
 	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=cond_gen encoder=bert_small_pretrained model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/pretrained $(ARGS); fi
-	mkdir -p $(GEN_DIR) && $(PY) -c "from bertlab.data.sentiment import read_sentiment as r; open('$(GEN_DIR)/overfit_train200.tsv', 'w', encoding='utf-8').write(''.join(f'{t}\t{l}\n' for t, l in r('data/sentiment/sentiment.zip', 'train')[:200]))"
-	$(PY) -m bertlab.train experiment=cond_gen_overfit data.data_file=$(GEN_DIR)/overfit_train200.tsv hydra.run.dir=$(GEN_DIR)/overfit $(ARGS)
-	$(PY) -m bertlab.evaluate ckpt_path=$(call BEST_CKPT,$(GEN_DIR)/overfit) +data.data_file=data/sentiment/sentiment.zip hydra.run.dir=$(GEN_DIR)/overfit_heldout
+	$(PY) -m bertlab.train experiment=cond_gen_overfit hydra.run.dir=$(GEN_DIR)/overfit $(ARGS)
+	$(PY) -m bertlab.evaluate ckpt_path=$(call BEST_CKPT,$(GEN_DIR)/overfit) +data.overfit_texts=null hydra.run.dir=$(GEN_DIR)/overfit_heldout
 	$(PY) scripts/bench_generate.py --ckpt $(call BEST_CKPT,$(GEN_DIR)/scratch) --json $(GEN_DIR)/bench.json
 	$(PY) -m bertlab.reporting.generation_table scratch=$(GEN_DIR)/scratch $$([ -f $(GEN_DIR)/pretrained/metrics.json ] && echo pretrained=$(GEN_DIR)/pretrained) unconditional=$(GEN_DIR)/unconditional overfit=$(GEN_DIR)/overfit overfit_heldout=$(GEN_DIR)/overfit_heldout classifier=$(CLS_DIR) bench=$(GEN_DIR)/bench.json --out $(GEN_DIR)/results.md
 
