@@ -22,6 +22,7 @@ from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_conf
 
 COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
            Column("test acc (%)", "test", 100.0),
+           Column("Δ test acc vs shared, same seed (pp)", "delta_test", 100.0, "+.2f"),
            Column("test acc, texts not in train (%)", "test_unseen", 100.0), Column("train s / epoch", "sec_per_epoch")]
 
 
@@ -43,7 +44,7 @@ def job_row(job) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return sweep_main(argv, doc=__doc__, experiment="albert_compare", log_name="albert_compare", row=job_row,
+    return sweep_main(argv, doc=__doc__, experiment="albert_compare", log_name="albert_compare", row=job_row, paired=("shared", "test"),
                       columns=COLUMNS, title="ALBERT shared vs unshared (sentiment, 5k training examples, 3 epochs)",
                       report_name="albert_report.md", arms=["shared", "unshared"],
                       footer="Post (ALBERT small, full data, 10 epochs, mean of 3): valid/test small_unshared 94.66/94.35, "

@@ -28,6 +28,7 @@ from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_conf
 ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
 COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
            Column("test acc (%)", "test", 100.0),
+           Column("Δ test acc vs none, same seed (pp)", "delta_test", 100.0, "+.2f"),
            Column("test acc, texts not in train (%)", "test_unseen", 100.0), Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
            Column("train s / epoch", "sec_per_epoch", 1.0, ".1f")]
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = [[f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]
               for kind, w in ARMS]
     return sweep_main(argv, doc=__doc__, experiment="orthogonality_sentiment", log_name="orthogonality",
-                      row=job_row, columns=COLUMNS, sweeps=sweeps,
+                      row=job_row, paired=("none", "test"), columns=COLUMNS, sweeps=sweeps,
                       arms=[arm_name(k, w) for k, w in ARMS],
                       title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
                       report_name="orthogonality_report.md",

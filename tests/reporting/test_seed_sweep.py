@@ -50,6 +50,7 @@ def test_mean_std_by_hand():
     assert mean_std([0.5, 0.7], scale=100.0) == "60.00 ± 14.14"
     assert mean_std([0.25, None]) == "0.25" and mean_std([None]) == "-"
     assert mean_std([1e-3, 3e-3], fmt=".1e") == "2.0e-03 ± 1.4e-03"
+    assert mean_std([-0.01, 0.03], scale=100.0, fmt="+.2f") == "+1.00 ± 2.83"
 
 
 def test_orthogonality_report_over_sub_sweeps(tmp_path):
@@ -68,10 +69,12 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
     none_cells = [c.strip() for c in lines["none"].split("|")[2:-1]]
     # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11
     # no predictions file in these fabricated runs: the unseen-text accuracy is "-"
-    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "-", "4.00e-03 ± 1.41e-03", "11.0 ± 0.0"]
+    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "+0.00 ± 0.00", "-", "4.00e-03 ± 1.41e-03",
+                          "11.0 ± 0.0"]
     som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
-    assert som_cells[:4] == ["1", "50.00", "75.00", "72.00"]  # the failed run is left out of the means
-    assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - | - |" in md and "failed: no metrics.json" in md
+    # the failed run is left out of the means; seed 1 paired with none's seed 1: 0.72 - 0.66
+    assert som_cells[:5] == ["1", "50.00", "75.00", "72.00", "+6.00"]
+    assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - | - | - |" in md and "failed: no metrics.json" in md
     assert lines["soft (weight 0.0001)"].split("|")[2].strip() == "0"  # an arm with no run still gets its row
     assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
 
@@ -103,8 +106,9 @@ def test_pretrain_report_rows(tmp_path):
     out = tmp_path / "p.md"
     assert mod.main(["--multirun", str(sweep), "--out", str(out)]) == 0
     md = out.read_text(encoding="utf-8")
-    assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | 60.00 |" in md
-    assert "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | 60.00 ± 0.00 |" in md
+    assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | +0.00 | 60.00 |" in md
+    # seed 1 paired with scratch seed 1 (+0.8 pp); seed 2 has no scratch run to pair with
+    assert "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | +0.80 | 60.00 ± 0.00 |" in md
 
 
 def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
@@ -151,3 +155,14 @@ def test_runs_sort_by_arm_order_then_numeric_seed(tmp_path):
             if line.startswith("| ") and not line.startswith("| job") and "---" not in line]
     assert [(j.strip(), s.strip()) for j, _, s in runs] == [("1/0", "1"), ("0/1", "2"), ("0/0", "10")]
     assert mod.main(["--seeds"]) == 2
+
+
+def test_paired_deltas_subtract_the_baseline_run_of_the_same_seed():
+    from bertlab.reporting.seed_sweep import add_paired_deltas
+
+    rows = [{"arm": "none", "seed": 1, "test": 0.80}, {"arm": "none", "seed": 2, "test": 0.70},
+            {"arm": "som", "seed": 1, "test": 0.83}, {"arm": "som", "seed": 2, "test": 0.69},
+            {"arm": "som", "seed": 3, "test": 0.90}, {"arm": "som", "seed": 2, "test": None, "failed": "x"}]
+    add_paired_deltas(rows, "none", "test")
+    assert [r["delta_test"] for r in rows[:4]] == [0.0, 0.0, pytest.approx(0.03), pytest.approx(-0.01)]
+    assert rows[4]["delta_test"] is None and rows[5]["delta_test"] is None  # no seed-3 baseline; failed run

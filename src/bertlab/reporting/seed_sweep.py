@@ -9,7 +9,9 @@ Used by ``scripts/reproduce_albert.py`` (post 2: shared vs unshared ALBERT) and
   cross product, e.g. a regulariser kind with its own weights), all tabulated together;
 * ``row(job) -> dict``: the job's arm name, seed and measured values (read with the helpers
   below from the job's resolved config, ``metrics.json`` and CSV history);
-* the :class:`Column` list of the table and a title / footer.
+* the :class:`Column` list of the table and a title / footer;
+* optionally ``paired=(baseline arm, key)``: every run also gets ``delta_<key>``, its value
+  minus the baseline arm's run with the same seed (:func:`add_paired_deltas`).
 
 A failed job (no ``metrics.json``) is listed per run with its reason and left out of the means;
 the command then exits 1.
@@ -34,7 +36,7 @@ import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
 
-__all__ = ["Column", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "unseen_test_acc", "render", "main"]
+__all__ = ["Column", "add_paired_deltas", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "unseen_test_acc", "render", "main"]
 
 from bertlab.utils.hydra_utils import repo_root
 
@@ -90,12 +92,22 @@ def unseen_test_acc(job: JobResult) -> float | None:
     return saved_unseen_accuracy(tsv, corpus)[0]
 
 
+def add_paired_deltas(rows: list[dict[str, Any]], baseline: str, key: str) -> None:
+    """``row["delta_" + key]`` = the row's ``key`` minus that of the ``baseline`` arm's run with
+    the SAME seed (seeds fix the initialisation and data order, so the paired difference
+    removes the seed's share of the spread); None without such a finished baseline run."""
+    base = {str(r.get("seed")): r.get(key) for r in rows if r["arm"] == baseline and not r.get("failed")}
+    for r in rows:
+        b, v = base.get(str(r.get("seed"))), r.get(key)
+        r[f"delta_{key}"] = None if (b is None or v is None or r.get("failed")) else v - b
+
+
 def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
     mean = format(statistics.mean(vals) * scale, fmt)
-    return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt)}"
+    return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt.replace('+', ''))}"
 
 
 def _cell(value: Any, col: Column) -> str:
@@ -139,7 +151,8 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
          row: Callable[[JobResult], dict[str, Any]], columns: Sequence[Column], title: str,
          report_name: str, arms: Sequence[str] | None = None, footer: str = "",
          sort_key: Callable[[dict[str, Any]], Any] | None = None,
-         sweeps: Sequence[Sequence[str]] | None = None) -> int:
+         sweeps: Sequence[Sequence[str]] | None = None,
+         paired: tuple[str, str] | None = None) -> int:
     """The command line shared by the reproduce scripts (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -170,6 +183,8 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
     jobs = load_jobs(sweep_dir)
     rows = [{"job": j.path.relative_to(sweep_dir).as_posix() if j.path.is_relative_to(sweep_dir) else j.name,
              "failed": j.failure, **row(j)} for j in jobs]
+    if paired:
+        add_paired_deltas(rows, *paired)
     order = {a: i for i, a in enumerate(arms or [])}
 
     def _seed(r: dict[str, Any]) -> tuple:
