@@ -59,7 +59,7 @@ reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scr
 	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)
 	$(PY) -m bertlab.train experiment=mrc_mlm_overfit hydra.run.dir=logs/reproduce/mrc/overfit $(ARGS)
 	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder=bert_small_pretrained optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
-	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/scratch/checkpoints/best-*.ckpt | head -1) --questions 100 --out logs/reproduce/mrc/bench.json
+	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/overfit/checkpoints/best-*.ckpt | head -1) --questions 100 --out logs/reproduce/mrc/bench.json
 	$(PY) -m bertlab.reporting.mrc_table scratch=logs/reproduce/mrc/scratch $$([ -d logs/reproduce/mrc/pretrained ] && echo pretrained=logs/reproduce/mrc/pretrained) overfit=logs/reproduce/mrc/overfit --speed logs/reproduce/mrc/bench.json --out logs/reproduce/mrc/results.md
 
 # conditional-LN generation (post 7): GEN_DIR (output folder), ARGS (overrides of every cond_gen training),

@@ -3,8 +3,9 @@
     python -m bertlab.reporting.mrc_table LABEL=RUN_DIR [LABEL=RUN_DIR ...] [--speed BENCH.json] [--out FILE]
 
 Each RUN_DIR is a ``bertlab.train`` run folder (its ``metrics.json``). One row per run with the
-test split's Acc / F1 / Final (Sogou definitions) and what it was evaluated on (held-out
-questions, or the training questions of an overfit check), then, from the first held-out run,
+test split's Acc / F1 / Final (Sogou definitions), what it was evaluated on (held-out
+questions, or the training questions of an overfit check) and the layout's ceiling on those
+same questions, then, from the first held-out run,
 the trivial baseline (the passage n-gram of answer length with the largest character overlap
 with the question) and the layout's ceiling (oracle answers of at most M - 1 tokens) on the
 same questions. ``--speed`` adds the questions/s of ``scripts/bench_mrc.py --out``.
@@ -26,14 +27,16 @@ def _last_step(m: dict[str, Any]) -> Any:
 
 
 def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None = None) -> str:
-    head = "| run | evaluated on | Acc | F1 | Final | no-answer rate | steps (last validation) | train wall s |"
-    lines = [head, "|" + "---|" * 8]
+    head = ("| run | evaluated on | Acc | F1 | Final | no-answer rate | ceiling Acc / F1 on the same questions "
+            "| steps (last validation) | train wall s |")
+    lines = [head, "|" + "---|" * 9]
     bounds = None
     for label, m in runs:
         t = m.get("test", {})
         lines.append(
             f"| {label} | {t.get('evaluated_on', '-')} ({t.get('n_questions', '-')} questions) | {_f(t.get('acc'))} "
             f"| {_f(t.get('f1'))} | {_f(t.get('final'))} | {_f(t.get('no_answer_rate'))} "
+            f"| {_f(t.get('oracle_acc'))} / {_f(t.get('oracle_f1'))} "
             f"| {_last_step(m)} | {m.get('wall_seconds', 0):.0f} |")
         if bounds is None and "baseline_final" in t and t.get("evaluated_on") != "training questions (overfit check)":
             bounds = t
@@ -42,7 +45,7 @@ def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None =
         for name, key in (("trivial baseline (passage n-gram with the largest overlap with the question)", "baseline"),
                           ("ceiling of the layout (answers of <= M - 1 tokens inside one window)", "oracle")):
             lines.append(f"| {name} | {where} | {_f(bounds[f'{key}_acc'])} | {_f(bounds[f'{key}_f1'])} "
-                         f"| {_f(bounds[f'{key}_final'])} | - | - | - |")
+                         f"| {_f(bounds[f'{key}_final'])} | - | - | - | - |")
     text = "\n".join(lines) + "\n"
     if speed:
         rows = ["", f"Decoding speed ({speed.get('questions', '?')} test questions, {speed.get('passages', '?')} "
