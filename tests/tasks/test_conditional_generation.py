@@ -164,12 +164,16 @@ def test_generate_cli_and_function_on_a_tiny_checkpoint(tiny_ckpt, tmp_path):
     res = _cli(f"ckpt_path={tiny_ckpt}", "label=1", "n=3", "strategy=topk", "k=5", "max_len=8", "seed=2")
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
-    assert len(lines) == 3 and all(len(t) <= 8 for t in lines)
+    assert len(lines) == 3
     model, dm = load_generator(str(tiny_ckpt))
     same = generate_texts(label="positive", n=3, strategy="topk", k=5, max_len=8, seed=2, model=model, datamodule=dm)
     assert same == lines  # the function and the CLI agree; the seed reproduces
+    # max_len counts tokens, not characters (a vocab token such as "..." decodes to several)
+    ids = model.generate_ids([1] * 3, strategy="topk", k=5, max_len=8, seed=2)
+    assert [dm.decode(t) for t in ids] == lines and all(1 <= len(t) <= 8 for t in ids)
     beam = generate_texts(label=0, n=1, strategy="beam", beam_size=3, max_len=6, model=model, datamodule=dm)
-    assert len(beam) == 1 and len(beam[0]) <= 6
+    beam_ids = model.generate_ids([0], strategy="beam", beam_size=3, max_len=6)
+    assert len(beam) == 1 and beam == [dm.decode(beam_ids[0])] and len(beam_ids[0]) <= 6
     # bad input: one line naming the value, exit status 2
     for args, needle in ((["label=7"], "unknown label 7"), (["n=0"], "'n'"), (["strategy=topk", "k=100000"], "100000"),
                          (["strategy=nucleus"], "nucleus")):
