@@ -152,6 +152,23 @@ def test_predict_cli(tiny_run):
     assert [c["passage"] for c in got["candidates"]] == [0, 1]
 
 
+@pytest.mark.slow
+def test_overfit_check_memorises_its_training_questions(tmp_path):
+    """experiment=mrc_mlm_overfit end to end on 24 real CMRC questions: the model learns to copy the
+    answers and the constrained decoder reads them back (Acc >= 0.9 on those questions; the real
+    encoder size, about a minute on 2 cores; measured: 0.958 at step 300, 0.58 at step 225)."""
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(tmp_path, ["experiment=mrc_mlm_overfit", "data.overfit_questions=24", "data.batch_size=8",
+                                 "trainer.max_epochs=250", "trainer.check_val_every_n_epoch=25",
+                                 "callbacks.rich_progress_bar=null"])
+    metrics, _ = train(cfg)
+    test = metrics["test"]
+    assert test["evaluated_on"] == "training questions (overfit check)" and test["n_questions"] == 24
+    assert test["oracle_acc"] == 1.0  # 64 slots: every answer fits
+    assert test["acc"] >= 0.9, test
+
+
 def test_pretrained_encoder_directory_keeps_its_mlm_head(make_cfg, tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
