@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
+.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,15 @@ install: $(STAMP)  ## create .venv (torch 2.13.0 CPU) and install bertlab editab
 train: $(STAMP)  ## main job: BERT+CRF word segmentation, People's Daily -> PKU test (ARGS="key=value ...")
 	$(PY) -m bertlab.train experiment=cws_crf $(ARGS)
 
-test: $(STAMP)  ## the whole test suite, slow end-to-end tests included
+lint: $(STAMP)  ## ruff: lint + format check (configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)  ## ruff: apply the fixes and the formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint  ## lint, then the whole test suite, slow end-to-end tests included
 	$(PY) -m pytest -q $(ARGS)
 
 test-fast: $(STAMP)  ## tests without the slow end-to-end ones

@@ -91,7 +91,9 @@ def bench_setting(K: int, T: int, batch: int, repeats: int, warmup: int, route: 
     same = sum(paths_ours[b, : int(lengths[b])].tolist() == paths_ref[b] for b in range(batch))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "K": K, "T": T, **med,
+        "K": K,
+        "T": T,
+        **med,
         "ll_diff": float((ll_ours - ll_ref).abs().max()),
         "ll_rel": float(((ll_ours - ll_ref).abs() / ll_ref.abs()).max()),
         "same": same / batch,
@@ -109,17 +111,24 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, "
-          f"median of {args.repeats} (after {args.warmup} warm-up), route={args.route}, include_start_end=True")
-    head = (f"{'K':>3} {'T':>4} | {'NLL f+b ms: torchcrf':>20} {'bertlab':>8} {'speed-up':>8} | "
-            f"{'decode ms: torchcrf':>19} {'bertlab':>8} {'speed-up':>8} | {'max|dLL|':>9} {'rel':>8} {'same paths':>10}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, "
+        f"median of {args.repeats} (after {args.warmup} warm-up), route={args.route}, include_start_end=True"
+    )
+    head = (
+        f"{'K':>3} {'T':>4} | {'NLL f+b ms: torchcrf':>20} {'bertlab':>8} {'speed-up':>8} | "
+        f"{'decode ms: torchcrf':>19} {'bertlab':>8} {'speed-up':>8} | {'max|dLL|':>9} {'rel':>8} {'same paths':>10}"
+    )
     print(head)
     print("-" * len(head))
     for K, T in SETTINGS:
         r = bench_setting(K, T, args.batch, args.repeats, args.warmup, args.route, args.seed)
-        print(f"{K:>3} {T:>4} | {r['nll_ref']:>20.2f} {r['nll_ours']:>8.2f} {r['nll_ref'] / r['nll_ours']:>7.1f}x | "
-              f"{r['dec_ref']:>19.2f} {r['dec_ours']:>8.2f} {r['dec_ref'] / r['dec_ours']:>7.1f}x | "
-              f"{r['ll_diff']:>9.2e} {r['ll_rel']:>8.1e} {r['same']:>10.3f}", flush=True)
+        print(
+            f"{K:>3} {T:>4} | {r['nll_ref']:>20.2f} {r['nll_ours']:>8.2f} {r['nll_ref'] / r['nll_ours']:>7.1f}x | "
+            f"{r['dec_ref']:>19.2f} {r['dec_ours']:>8.2f} {r['dec_ref'] / r['dec_ours']:>7.1f}x | "
+            f"{r['ll_diff']:>9.2e} {r['ll_rel']:>8.1e} {r['same']:>10.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

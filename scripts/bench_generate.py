@@ -32,8 +32,12 @@ from typing import Any
 import torch
 
 SIZES = {
-    "tiny": ["encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-             "encoder.intermediate_size=64"],
+    "tiny": [
+        "encoder.num_layers=1",
+        "encoder.hidden_size=32",
+        "encoder.num_attention_heads=2",
+        "encoder.intermediate_size=64",
+    ],
     "small": [],  # experiment=cond_gen as it is: 2 layers, width 256, 4 heads, FFN 1024
 }
 
@@ -58,8 +62,9 @@ def fresh_model(size: str, overrides: list[str]) -> tuple[Any, Any]:
     return model, dm
 
 
-def time_generation(model: Any, labels: list[int], use_cache: bool, repeats: int,
-                    **kw: Any) -> tuple[list[list[int]], float]:
+def time_generation(
+    model: Any, labels: list[int], use_cache: bool, repeats: int, **kw: Any
+) -> tuple[list[list[int]], float]:
     """(token ids, best wall seconds over ``repeats`` runs)."""
     best, ids = float("inf"), []
     for _ in range(repeats):
@@ -69,8 +74,16 @@ def time_generation(model: Any, labels: list[int], use_cache: bool, repeats: int
     return ids, best
 
 
-def bench(model: Any, n: int = 8, max_len: int = 126, repeats: int = 3, strategy: str = "greedy", k: int = 5,
-          stop_at_sep: bool = False, seed: int = 0) -> dict[str, Any]:
+def bench(
+    model: Any,
+    n: int = 8,
+    max_len: int = 126,
+    repeats: int = 3,
+    strategy: str = "greedy",
+    k: int = 5,
+    stop_at_sep: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
     model.eval()
     num_labels = int(model.hparams.num_labels)
     labels = [lab for lab in range(num_labels) for _ in range(n)]
@@ -91,8 +104,10 @@ def bench(model: Any, n: int = 8, max_len: int = 126, repeats: int = 3, strategy
         greedy = ids
     else:
         gk = {**kw, "strategy": "greedy"}
-        greedy = {"cached": model.generate_ids(labels, use_cache=True, **gk),
-                  "uncached": model.generate_ids(labels, use_cache=False, **gk)}
+        greedy = {
+            "cached": model.generate_ids(labels, use_cache=True, **gk),
+            "uncached": model.generate_ids(labels, use_cache=False, **gk),
+        }
     out["greedy_identical"] = greedy["cached"] == greedy["uncached"]
     out["mean_text_tokens"] = sum(map(len, ids["cached"])) / len(labels)
     return out
@@ -102,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="a cond_gen checkpoint (default: a fresh model)")
     ap.add_argument("--size", choices=sorted(SIZES), default="small", help="fresh model size (without --ckpt)")
-    ap.add_argument("--override", action="append", default=[],
-                    help="config override for the fresh model (e.g. data.max_train_chars=20000)")
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="config override for the fresh model (e.g. data.max_train_chars=20000)",
+    )
     ap.add_argument("--n", type=int, default=8, help="texts per label, all generated in one batch")
     ap.add_argument("--max-len", type=int, default=126, help="new tokens per text")
     ap.add_argument("--strategy", default="greedy", choices=["greedy", "temperature", "topk", "topp", "beam"])
@@ -130,18 +149,38 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = fresh_model(args.size, args.override)
         source = f"fresh {args.size} (experiment=cond_gen{' ' + ' '.join(args.override) if args.override else ''})"
     enc = model.encoder.config
-    result = {"model": source, "layers": enc.num_hidden_layers, "hidden": enc.hidden_size,
-              "vocab": model.encoder.get_input_embeddings().num_embeddings,
-              "conditional": bool(model.hparams.conditional), "rows": args.n * int(model.hparams.num_labels),
-              "max_len": args.max_len, "strategy": args.strategy, "stop_at_sep": args.stop_at_sep,
-              "threads": args.threads, "device": "cpu"}
-    result.update(bench(model, n=args.n, max_len=args.max_len, repeats=args.repeats, strategy=args.strategy,
-                        k=args.k, stop_at_sep=args.stop_at_sep))
+    result = {
+        "model": source,
+        "layers": enc.num_hidden_layers,
+        "hidden": enc.hidden_size,
+        "vocab": model.encoder.get_input_embeddings().num_embeddings,
+        "conditional": bool(model.hparams.conditional),
+        "rows": args.n * int(model.hparams.num_labels),
+        "max_len": args.max_len,
+        "strategy": args.strategy,
+        "stop_at_sep": args.stop_at_sep,
+        "threads": args.threads,
+        "device": "cpu",
+    }
+    result.update(
+        bench(
+            model,
+            n=args.n,
+            max_len=args.max_len,
+            repeats=args.repeats,
+            strategy=args.strategy,
+            k=args.k,
+            stop_at_sep=args.stop_at_sep,
+        )
+    )
     text = json.dumps(result, indent=2)
     print(text)
-    print(f"cached {result['cached']['tokens_per_s']:.1f} tokens/s, uncached {result['uncached']['tokens_per_s']:.1f} "
-          f"tokens/s, ratio {result['ratio_cached_over_uncached']:.2f}x; greedy tokens identical: "
-          f"{result['greedy_identical']}", file=sys.stderr)
+    print(
+        f"cached {result['cached']['tokens_per_s']:.1f} tokens/s, uncached {result['uncached']['tokens_per_s']:.1f} "
+        f"tokens/s, ratio {result['ratio_cached_over_uncached']:.2f}x; greedy tokens identical: "
+        f"{result['greedy_identical']}",
+        file=sys.stderr,
+    )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:

@@ -43,8 +43,15 @@ def main() -> None:
 
         register_resolvers()
         with initialize_config_dir(config_dir=os.path.join(repo_root(), "conf"), version_base="1.3"):
-            cfg = compose("train", overrides=["experiment=mrc_mlm", f"data.max_eval_questions={args.questions}",
-                                              "paths.output_dir=/tmp", *args.override])
+            cfg = compose(
+                "train",
+                overrides=[
+                    "experiment=mrc_mlm",
+                    f"data.max_eval_questions={args.questions}",
+                    "paths.output_dir=/tmp",
+                    *args.override,
+                ],
+            )
         dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
         model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs(), _recursive_=False)
     model.eval()
@@ -61,10 +68,15 @@ def main() -> None:
                     preds[i] = {"tokens": a.tokens, "start": a.start, "score": a.score}
         sec = time.perf_counter() - t0
         metrics, _ = dm.score("test", preds)
-        result[decoding] = {"questions_per_s": n_q / sec, "seconds": sec, "final": metrics["final"],
-                            "mean_answer_tokens": sum(len(p["tokens"]) for p in preds.values()) / max(len(preds), 1)}
+        result[decoding] = {
+            "questions_per_s": n_q / sec,
+            "seconds": sec,
+            "final": metrics["final"],
+            "mean_answer_tokens": sum(len(p["tokens"]) for p in preds.values()) / max(len(preds), 1),
+        }
     result["speedup_constrained_vs_autoregressive"] = (
-        result["constrained"]["questions_per_s"] / result["autoregressive"]["questions_per_s"])
+        result["constrained"]["questions_per_s"] / result["autoregressive"]["questions_per_s"]
+    )
     print(json.dumps(result, indent=2))
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -72,9 +72,15 @@ def batches(dm: CwsDataModule, bucket: bool, batch_size: int, max_len: int, n: i
 def measure(name, dm, head_kind, bucket, args, results):
     torch.manual_seed(0)
     enc_cfg = {
-        "model_type": "bert", "pretrained": None, "vocab_file": str(ROOT / "data/vocab/bert-base-chinese/vocab.txt"),
-        "config_file": str(ROOT / "data/vocab/bert-base-chinese/bert_config.json"), "num_layers": args.layers,
-        "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024, "max_position_embeddings": 512,
+        "model_type": "bert",
+        "pretrained": None,
+        "vocab_file": str(ROOT / "data/vocab/bert-base-chinese/vocab.txt"),
+        "config_file": str(ROOT / "data/vocab/bert-base-chinese/bert_config.json"),
+        "num_layers": args.layers,
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "intermediate_size": 1024,
+        "max_position_embeddings": 512,
     }
     encoder, _ = build_encoder(enc_cfg, keep_ids=dm.keep_ids)
     emission = nn.Linear(256, 4)
@@ -102,7 +108,10 @@ def measure(name, dm, head_kind, bucket, args, results):
         "padding": 1 - sum(tokens) / padded,
         "vocab": encoder.config.vocab_size,
     }
-    print(f"  {name:9s} {tps:9.0f} tok/s  padding {results[name]['padding']:.1%}  vocab {encoder.config.vocab_size}", flush=True)
+    print(
+        f"  {name:9s} {tps:9.0f} tok/s  padding {results[name]['padding']:.1%}  vocab {encoder.config.vocab_size}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -117,8 +126,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"bench_train: {args.layers} layers x 256, batch {args.batch_size}, max_len {args.max_len}, "
-          f"{args.steps} timed steps, {args.threads} threads")
+    print(
+        f"bench_train: {args.layers} layers x 256, batch {args.batch_size}, max_len {args.max_len}, "
+        f"{args.steps} timed steps, {args.threads} threads"
+    )
     full = datamodule("none", args.max_len, args.max_chars)
     trimmed = datamodule("corpus", args.max_len, args.max_chars)
     res: dict[str, dict] = {}
@@ -133,8 +144,10 @@ def main() -> None:
     print("| pipeline | non-padding tokens/s | x naive | padding | vocab | ms / 1k tokens |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in res.items():
-        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base:.2f} | {r['padding']:.1%} | "
-              f"{r['vocab']} | {r['ms_per_1k_tokens']:.1f} |")
+        print(
+            f"| {name} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base:.2f} | {r['padding']:.1%} | "
+            f"{r['vocab']} | {r['ms_per_1k_tokens']:.1f} |"
+        )
     ratio = res["bertlab"]["ms_per_1k_tokens"] / res["softmax"]["ms_per_1k_tokens"]
     print(f"\nCRF-head step cost / softmax-head step cost (same batches): {ratio:.3f}")
 

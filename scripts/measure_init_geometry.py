@@ -75,14 +75,19 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     square, square_diag = measure(sizes, 1, args.trials)
     tall, tall_diag = measure(sizes, args.ratio, args.trials, seed=1)
-    md = ("# mean((W^T W - I)^2) for W [m, n] under each init law\n\n"
-          + table("square, m = n", sizes, square) + "\n"
-          + table(f"tall, m = {args.ratio} n", sizes, tall) + "\n"
-          + "The mean over all n^2 entries weighs the n diagonal entries (the column norms) by 1/n, so it\n"
-          + "falls like 1/n even for a law of the wrong scale; the diagonal alone, mean((diag(W^T W) - 1)^2),\n"
-          + "separates the laws: it vanishes only where m * variance = 1.\n\n"
-          + table("diagonal only, square", sizes, square_diag) + "\n"
-          + table(f"diagonal only, tall m = {args.ratio} n", sizes, tall_diag))
+    md = (
+        "# mean((W^T W - I)^2) for W [m, n] under each init law\n\n"
+        + table("square, m = n", sizes, square)
+        + "\n"
+        + table(f"tall, m = {args.ratio} n", sizes, tall)
+        + "\n"
+        + "The mean over all n^2 entries weighs the n diagonal entries (the column norms) by 1/n, so it\n"
+        + "falls like 1/n even for a law of the wrong scale; the diagonal alone, mean((diag(W^T W) - 1)^2),\n"
+        + "separates the laws: it vanishes only where m * variance = 1.\n\n"
+        + table("diagonal only, square", sizes, square_diag)
+        + "\n"
+        + table(f"diagonal only, tall m = {args.ratio} n", sizes, tall_diag)
+    )
     with open(os.path.join(args.out, "init_geometry.md"), "w", encoding="utf-8") as f:
         f.write(md)
     sys.stdout.write(md)
@@ -94,8 +99,12 @@ def main(argv=None) -> int:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.4))
     axes = axes.ravel()
-    panels = ((axes[0], square, "mean((W^TW - I)^2), m = n"), (axes[1], tall, f"mean((W^TW - I)^2), m = {args.ratio} n"),
-              (axes[2], square_diag, "diagonal only, m = n"), (axes[3], tall_diag, f"diagonal only, m = {args.ratio} n"))
+    panels = (
+        (axes[0], square, "mean((W^TW - I)^2), m = n"),
+        (axes[1], tall, f"mean((W^TW - I)^2), m = {args.ratio} n"),
+        (axes[2], square_diag, "diagonal only, m = n"),
+        (axes[3], tall_diag, f"diagonal only, m = {args.ratio} n"),
+    )
     for ax, res, title in panels:
         for law, vals in res.items():
             ax.loglog(sizes, [max(v, 1e-18) for v in vals], marker="o", label=f"{law} ({slope(sizes, vals):+.2f})")

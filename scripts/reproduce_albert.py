@@ -18,12 +18,17 @@ import statistics
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, main as sweep_main, unseen_test_acc
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, unseen_test_acc
+from bertlab.reporting.seed_sweep import main as sweep_main
 
-COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
-           Column("test acc (%)", "test", 100.0),
-           Column("Δ test acc vs shared, same seed (pp)", "delta_test", 100.0, "+.2f"),
-           Column("test acc, texts not in train (%)", "test_unseen", 100.0), Column("train s / epoch", "sec_per_epoch")]
+COLUMNS = [
+    Column("epoch-1 valid acc (%)", "epoch1", 100.0),
+    Column("best valid acc (%)", "best", 100.0),
+    Column("test acc (%)", "test", 100.0),
+    Column("Δ test acc vs shared, same seed (pp)", "delta_test", 100.0, "+.2f"),
+    Column("test acc, texts not in train (%)", "test_unseen", 100.0),
+    Column("train s / epoch", "sec_per_epoch"),
+]
 
 
 def job_row(job) -> dict[str, Any]:
@@ -44,11 +49,20 @@ def job_row(job) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return sweep_main(argv, doc=__doc__, experiment="albert_compare", log_name="albert_compare", row=job_row, paired=("shared", "test"),
-                      columns=COLUMNS, title="ALBERT shared vs unshared (sentiment, 5k training examples, 3 epochs)",
-                      report_name="albert_report.md", arms=["shared", "unshared"],
-                      footer="Post (ALBERT small, full data, 10 epochs, mean of 3): valid/test small_unshared 94.66/94.35, "
-                             "small 94.57/94.52; 38 vs 33 s/epoch.")
+    return sweep_main(
+        argv,
+        doc=__doc__,
+        experiment="albert_compare",
+        log_name="albert_compare",
+        row=job_row,
+        paired=("shared", "test"),
+        columns=COLUMNS,
+        title="ALBERT shared vs unshared (sentiment, 5k training examples, 3 epochs)",
+        report_name="albert_report.md",
+        arms=["shared", "unshared"],
+        footer="Post (ALBERT small, full data, 10 epochs, mean of 3): valid/test small_unshared 94.66/94.35, "
+        "small 94.57/94.52; 38 vs 33 s/epoch.",
+    )
 
 
 if __name__ == "__main__":

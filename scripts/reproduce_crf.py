@@ -66,10 +66,20 @@ def job_row(job) -> dict:
     name = str(cfg.get("row") or job.name)
     if "${" in name:  # an interpolated label (config.yaml keeps interpolations unresolved)
         name = f"{head.upper()} x{mult:g}"
-    row = {"row": name, "head": head, "lr": lr, "head_lr": lr * mult if head != "softmax" else None,
-           "val_epoch1": epoch1, "val_best": best[1] if best else None, "best_epoch": best[0] + 1 if best else None,
-           "test_f1": (m.get("test") or {}).get("f1"), "seconds": m.get("wall_seconds"), "steps": steps,
-           "ok": job.ok, "path": job.path}
+    row = {
+        "row": name,
+        "head": head,
+        "lr": lr,
+        "head_lr": lr * mult if head != "softmax" else None,
+        "val_epoch1": epoch1,
+        "val_best": best[1] if best else None,
+        "best_epoch": best[0] + 1 if best else None,
+        "test_f1": (m.get("test") or {}).get("f1"),
+        "seconds": m.get("wall_seconds"),
+        "steps": steps,
+        "ok": job.ok,
+        "path": job.path,
+    }
     files = transition_files(job.path)
     if len(files) >= 2:
         names, init = read_matrix(files[0])
@@ -83,10 +93,13 @@ def job_row(job) -> dict:
 
 
 def render(rows: list[dict], sweep_dir: Path) -> str:
-    out = [f"Sweep folder: `{sweep_dir}`", "",
-           "| run | head | main lr | head lr | val F1 epoch 1 | val F1 best (epoch) | test F1 (best val ckpt) "
-           "| post test F1 epoch 1 / best | max abs(trans - init) | head lr x steps | impossible moves < 0 | seconds |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"Sweep folder: `{sweep_dir}`",
+        "",
+        "| run | head | main lr | head lr | val F1 epoch 1 | val F1 best (epoch) | test F1 (best val ckpt) "
+        "| post test F1 epoch 1 / best | max abs(trans - init) | head lr x steps | impossible moves < 0 | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if not r["ok"]:
             out.append(f"| {r['row']} | {r['head']} | {r['lr']:g} | - | FAILED | | | | | | | |")
@@ -95,15 +108,21 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
         post_s = "-" if post is None else f"{post[0]:.3f} / {post[1]:.3f}"
         head_lr = "-" if r["head_lr"] is None else f"{r['head_lr']:g}"
         budget = "-" if r["head_lr"] is None else f"{r['head_lr'] * r['steps']:.3g}"
-        out.append(f"| {r['row']} | {r['head']} | {r['lr']:g} | {head_lr} | {fmt(r['val_epoch1'])} "
-                   f"| {fmt(r['val_best'])} ({r['best_epoch']}) | {fmt(r['test_f1'])} | {post_s} "
-                   f"| {fmt(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {fmt(r['seconds'], 0)} |")
+        out.append(
+            f"| {r['row']} | {r['head']} | {r['lr']:g} | {head_lr} | {fmt(r['val_epoch1'])} "
+            f"| {fmt(r['val_best'])} ({r['best_epoch']}) | {fmt(r['test_f1'])} | {post_s} "
+            f"| {fmt(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {fmt(r['seconds'], 0)} |"
+        )
     mats = [r for r in rows if "last" in r][:3]
     if len(mats) >= 2:
         names = mats[0]["names"]
-        out += ["", "Learned transitions (rows from, columns to): " + " | ".join(r["row"] for r in mats), "",
-                "| from | " + " | | ".join(" | ".join(f"{r['row']} to {n}" for n in names) for r in mats) + " |",
-                "|---|" + "---|" * (len(names) * len(mats) + len(mats) - 1)]
+        out += [
+            "",
+            "Learned transitions (rows from, columns to): " + " | ".join(r["row"] for r in mats),
+            "",
+            "| from | " + " | | ".join(" | ".join(f"{r['row']} to {n}" for n in names) for r in mats) + " |",
+            "|---|" + "---|" * (len(names) * len(mats) + len(mats) - 1),
+        ]
         for i, n in enumerate(names):
             out.append(f"| {n} | " + " | | ".join(" | ".join(f"{x:.3f}" for x in r["last"][i]) for r in mats) + " |")
     return "\n".join(out) + "\n"
@@ -119,8 +138,11 @@ def report(sweep_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row files of conf/experiment/crf_layer1/")
-    ap.add_argument("--claim", action="store_true",
-                    help="instead: the post's main claim, experiment=crf_lr_claim with CRF x1, x100, x1000 at lr 1e-5")
+    ap.add_argument(
+        "--claim",
+        action="store_true",
+        help="instead: the post's main claim, experiment=crf_lr_claim with CRF x1, x100, x1000 at lr 1e-5",
+    )
     ap.add_argument("--out", default=None, help="sweep folder (default: logs/crf_layer1/<time>)")
     ap.add_argument("--report-only", default=None, metavar="DIR", help="only tabulate an existing sweep folder")
     args, extra = ap.parse_known_args(argv)
@@ -134,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         sweep = ["experiment=" + ",".join(f"crf_layer1/{r}" for r in args.rows.split(","))]
     cmd = [sys.executable, "-m", "bertlab.train", "-m", *sweep, f"hydra.sweep.dir={out}", *extra]
     print("running:", " ".join(cmd), flush=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+    }
     rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
     if not (out / "multirun.yaml").is_file():
         print(f"the sweep did not start (exit {rc})", file=sys.stderr)

@@ -23,14 +23,19 @@ import statistics
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, main as sweep_main, unseen_test_acc
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, unseen_test_acc
+from bertlab.reporting.seed_sweep import main as sweep_main
 
 ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
-COLUMNS = [Column("epoch-1 valid acc (%)", "epoch1", 100.0), Column("best valid acc (%)", "best", 100.0),
-           Column("test acc (%)", "test", 100.0),
-           Column("Δ test acc vs none, same seed (pp)", "delta_test", 100.0, "+.2f"),
-           Column("test acc, texts not in train (%)", "test_unseen", 100.0), Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
-           Column("train s / epoch", "sec_per_epoch", 1.0, ".1f")]
+COLUMNS = [
+    Column("epoch-1 valid acc (%)", "epoch1", 100.0),
+    Column("best valid acc (%)", "best", 100.0),
+    Column("test acc (%)", "test", 100.0),
+    Column("Δ test acc vs none, same seed (pp)", "delta_test", 100.0, "+.2f"),
+    Column("test acc, texts not in train (%)", "test_unseen", 100.0),
+    Column("kernel mean((WᵀW-I)²) at end", "gram", 1.0, ".2e"),
+    Column("train s / epoch", "sec_per_epoch", 1.0, ".1f"),
+]
 
 
 def arm_name(kind: str, weight: Any) -> str:
@@ -62,20 +67,32 @@ def main(argv: list[str] | None = None) -> int:
     if "--seeds" in argv[: argv.index("--") if "--" in argv else len(argv)]:
         i = argv.index("--seeds")
         if i + 1 >= len(argv) or not all(x.strip().lstrip("-").isdigit() for x in argv[i + 1].split(",")):
-            print("reproduce_orthogonality: error: --seeds takes a comma-separated list of integers, e.g. 1,2,3",
-                  file=sys.stderr)
+            print(
+                "reproduce_orthogonality: error: --seeds takes a comma-separated list of integers, e.g. 1,2,3",
+                file=sys.stderr,
+            )
             return 2
         seeds = argv[i + 1]
-        del argv[i:i + 2]
-    sweeps = [[f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]
-              for kind, w in ARMS]
-    return sweep_main(argv, doc=__doc__, experiment="orthogonality_sentiment", log_name="orthogonality",
-                      row=job_row, paired=("none", "test"), columns=COLUMNS, sweeps=sweeps,
-                      arms=[arm_name(k, w) for k, w in ARMS],
-                      title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
-                      report_name="orthogonality_report.md",
-                      footer="Post 4 reports no BERT results (../shared/spec/methods.md section 4): this table is "
-                             "bertlab's own measurement, not a reproduction of a number.")
+        del argv[i : i + 2]
+    sweeps = [
+        [f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]
+        for kind, w in ARMS
+    ]
+    return sweep_main(
+        argv,
+        doc=__doc__,
+        experiment="orthogonality_sentiment",
+        log_name="orthogonality",
+        row=job_row,
+        paired=("none", "test"),
+        columns=COLUMNS,
+        sweeps=sweeps,
+        arms=[arm_name(k, w) for k, w in ARMS],
+        title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
+        report_name="orthogonality_report.md",
+        footer="Post 4 reports no BERT results (../shared/spec/methods.md section 4): this table is "
+        "bertlab's own measurement, not a reproduction of a number.",
+    )
 
 
 if __name__ == "__main__":

@@ -17,12 +17,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, main as sweep_main
+from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config
+from bertlab.reporting.seed_sweep import main as sweep_main
 
-COLUMNS = [Column("first val F1 (%)", "first", 100.0), Column("best val F1 (%)", "best", 100.0),
-           Column("last step", "steps", 1.0, ".0f"), Column("PKU test F1 (%)", "test", 100.0),
-           Column("Δ test F1 vs scratch, same seed (pp)", "delta_test", 100.0, "+.2f"),
-           Column("test OOV recall (%)", "oov", 100.0)]
+COLUMNS = [
+    Column("first val F1 (%)", "first", 100.0),
+    Column("best val F1 (%)", "best", 100.0),
+    Column("last step", "steps", 1.0, ".0f"),
+    Column("PKU test F1 (%)", "test", 100.0),
+    Column("Δ test F1 vs scratch, same seed (pp)", "delta_test", 100.0, "+.2f"),
+    Column("test OOV recall (%)", "oov", 100.0),
+]
 
 
 def job_row(job) -> dict[str, Any]:
@@ -43,10 +48,18 @@ def job_row(job) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return sweep_main(argv, doc=__doc__, experiment="pretrain_compare", log_name="pretrain_compare", row=job_row, paired=("from scratch", "test"),
-                      columns=COLUMNS, arms=["from scratch", "pretrained (bert_small)"],
-                      title="CWS with the small pretrained BERT vs from scratch (4 x 256, 5 minutes of training)",
-                      report_name="pretrain_report.md")
+    return sweep_main(
+        argv,
+        doc=__doc__,
+        experiment="pretrain_compare",
+        log_name="pretrain_compare",
+        row=job_row,
+        paired=("from scratch", "test"),
+        columns=COLUMNS,
+        arms=["from scratch", "pretrained (bert_small)"],
+        title="CWS with the small pretrained BERT vs from scratch (4 x 256, 5 minutes of training)",
+        report_name="pretrain_report.md",
+    )
 
 
 if __name__ == "__main__":

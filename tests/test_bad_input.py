@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
 VOCAB = ROOT / "data" / "vocab" / "bert-base-chinese" / "vocab.txt"
 
-PD_LINES = ["迈向  充满  希望  的  新  世纪  。", "中国  人民  爱  和平  。", "我们  在  北京  工作  。",
-            "他  说  ，  明天  会  更好  。", "今天  的  天气  很  好  。", "这  是  一个  新  的  开始  。"] * 3
+PD_LINES = [
+    "迈向  充满  希望  的  新  世纪  。",
+    "中国  人民  爱  和平  。",
+    "我们  在  北京  工作  。",
+    "他  说  ，  明天  会  更好  。",
+    "今天  的  天气  很  好  。",
+    "这  是  一个  新  的  开始  。",
+] * 3
 GOLD_LINES = ["我们  爱  北京  。", "明天  的  世纪  。"]
 
 
@@ -48,7 +54,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "raw": _write(d / "raw.txt", "\n".join(line.replace(" ", "") for line in GOLD_LINES) + "\n"),
         "words": _write(d / "words.txt", "我们\n北京\n"),
         "empty": _write(d / "empty.txt", ""),
-        "non_utf8": _write(d / "latin1.txt", ("\n".join(PD_LINES[:2]) + "\n").encode() + "caf\xe9  au  lait\n".encode("latin-1")),
+        "non_utf8": _write(
+            d / "latin1.txt", ("\n".join(PD_LINES[:2]) + "\n").encode() + "caf\xe9  au  lait\n".encode("latin-1")
+        ),
     }
     whole = lzma.compress(("\n".join(PD_LINES * 40) + "\n").encode())
     f["truncated_xz"] = _write(d / "cut.txt.xz", whole[: len(whole) // 2])
@@ -65,13 +73,22 @@ def files(tmp_path_factory) -> dict[str, Path]:
     _write(ner2 / "ner" / "resume" / "train.char.bmes", good + "\n王 S-NAME\n五")  # cut mid-record, no newline
     f["ner_truncated"], f["ner_truncated_file"] = ner2, ner2 / "ner" / "resume" / "train.char.bmes"
     # triples (LIC2019 JSON lines)
-    rec = {"text": "《宜兴紫砂图典》由故宫出版社出版", "spo_list": [{"predicate": "出版社", "object": "故宫出版社", "subject": "宜兴紫砂图典"}]}
+    rec = {
+        "text": "《宜兴紫砂图典》由故宫出版社出版",
+        "spo_list": [{"predicate": "出版社", "object": "故宫出版社", "subject": "宜兴紫砂图典"}],
+    }
     ok = json.dumps(rec, ensure_ascii=False)
     f["bad_json"] = _write(d / "bad_json.json", ok + "\n" + ok[:-5] + "\n")
     f["no_text"] = _write(d / "no_text.json", ok + "\n" + json.dumps({"spo_list": []}) + "\n")
-    f["bad_predicate"] = _write(d / "bad_predicate.json", ok + "\n" + ok.replace("出版社\", \"object\"", "印刷厂\", \"object\"") + "\n")
+    f["bad_predicate"] = _write(
+        d / "bad_predicate.json", ok + "\n" + ok.replace('出版社", "object"', '印刷厂", "object"') + "\n"
+    )
     # checkpoints: one of another task, one cut in half, a folder that is not a model
-    other = {"state_dict": {}, "global_step": 3, "bertlab": {"config": {"model": {"_target_": "bertlab.tasks.triples.TripleExtractionModule"}}}}
+    other = {
+        "state_dict": {},
+        "global_step": 3,
+        "bertlab": {"config": {"model": {"_target_": "bertlab.tasks.triples.TripleExtractionModule"}}},
+    }
     torch.save(other, d / "other_task.ckpt")
     f["other_task"] = d / "other_task.ckpt"
     blob = (d / "other_task.ckpt").read_bytes()
@@ -88,8 +105,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 def _cws(f: dict[str, Path], **over: Path) -> list[str]:
     paths = {"train": f["train"], "gold": f["gold"], "raw": f["raw"], "words": f["words"], **over}
-    return ["experiment=cws_crf", f"data.train_files=[{paths['train']}]", f"data.test_gold_file={paths['gold']}",
-            f"data.test_raw_file={paths['raw']}", f"data.train_words_file={paths['words']}", "data.val_every=2"]
+    return [
+        "experiment=cws_crf",
+        f"data.train_files=[{paths['train']}]",
+        f"data.test_gold_file={paths['gold']}",
+        f"data.test_raw_file={paths['raw']}",
+        f"data.train_words_file={paths['words']}",
+        "data.val_every=2",
+    ]
 
 
 def _triples(f: dict[str, Path], train: Path) -> list[str]:
@@ -99,33 +122,86 @@ def _triples(f: dict[str, Path], train: Path) -> list[str]:
 #: row -> (module, args, expected text of the error line)
 def _cases(f: dict[str, Path]) -> dict[str, tuple[str, list[str], str]]:
     return {
-        "missing_file": ("train", _cws(f, gold=f["gold"].with_name("missing.txt")), f"{f['gold'].with_name('missing.txt')}: file not found"),
+        "missing_file": (
+            "train",
+            _cws(f, gold=f["gold"].with_name("missing.txt")),
+            f"{f['gold'].with_name('missing.txt')}: file not found",
+        ),
         "empty_file": ("train", _cws(f, train=f["empty"]), f"{f['empty']}: file holds no sentence"),
         "non_utf8": ("train", _cws(f, train=f["non_utf8"]), f"{f['non_utf8']}:3: not valid UTF-8"),
         "truncated_compressed": ("train", _cws(f, train=f["truncated_xz"]), f"{f['truncated_xz']}:"),
-        "truncated_last_line": ("train", ["experiment=ner_crf", "data=ner_resume", f"data.data_dir={f['ner_truncated']}"],
-                                f"{f['ner_truncated_file']}:10: expected 'char TAG'"),
-        "tag_not_in_scheme": ("train", ["experiment=ner_crf", "data=ner_resume", f"data.data_dir={f['ner_bad_tag']}"],
-                              f"{f['ner_bad_tag_file']}:9: tag 'B-FOO' is not one of the configured labels"),
+        "truncated_last_line": (
+            "train",
+            ["experiment=ner_crf", "data=ner_resume", f"data.data_dir={f['ner_truncated']}"],
+            f"{f['ner_truncated_file']}:10: expected 'char TAG'",
+        ),
+        "tag_not_in_scheme": (
+            "train",
+            ["experiment=ner_crf", "data=ner_resume", f"data.data_dir={f['ner_bad_tag']}"],
+            f"{f['ner_bad_tag_file']}:9: tag 'B-FOO' is not one of the configured labels",
+        ),
         "malformed_json": ("train", _triples(f, f["bad_json"]), f"{f['bad_json']}:2: not valid JSON"),
         "missing_field": ("train", _triples(f, f["no_text"]), f"{f['no_text']}:2: record without a string 'text'"),
-        "predicate_not_in_schema": ("train", _triples(f, f["bad_predicate"]), f"{f['bad_predicate']}:2: predicate '印刷厂' is not in the schema"),
-        "unknown_key": ("train", ["experiment=cws_crf", "data.batch_sizee=3"], "config key 'data.batch_sizee' does not exist"),
-        "wrong_type": ("train", ["experiment=cws_crf", "trainer.max_epochs=abc"], "config key 'trainer.max_epochs': expected an integer"),
-        "bad_value": ("train", ["experiment=cws_crf", "data.batch_size=-3"], "config key 'data.batch_size': must be >= 1, got -3"),
-        "checkpoint_of_another_task": ("train", [*_cws(f), f"ckpt_path={f['other_task']}"],
-                                       f"ckpt_path: {f['other_task']} is a TripleExtractionModule checkpoint, this run trains a SequenceLabelingModule"),
-        "corrupt_checkpoint_resume": ("train", [*_cws(f), f"ckpt_path={f['corrupt_ckpt']}"], f"ckpt_path: {f['corrupt_ckpt']} is not a complete checkpoint"),
-        "corrupt_checkpoint_evaluate": ("evaluate", [f"ckpt_path={f['corrupt_ckpt']}"], f"ckpt_path: {f['corrupt_ckpt']} is not a readable checkpoint"),
-        "missing_checkpoint_predict": ("predict", [f"ckpt_path={f['corrupt_ckpt']}.nope", "text=abc"], f"ckpt_path: no such file: {f['corrupt_ckpt']}.nope"),
-        "unsafe_checkpoint_resume": ("train", [*_cws(f), f"ckpt_path={f['evil_ckpt']}"],
-                                     f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
-        "unsafe_checkpoint_evaluate": ("evaluate", [f"ckpt_path={f['evil_ckpt']}"],
-                                       f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
-        "unsafe_checkpoint_predict": ("predict", [f"ckpt_path={f['evil_ckpt']}", "text=abc"],
-                                      f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data"),
-        "pretrained_not_a_model": ("train", [*_cws(f), f"encoder.pretrained={f['not_a_model']}"],
-                                   f"encoder.pretrained='{f['not_a_model']}' could not be loaded: no config.json"),
+        "predicate_not_in_schema": (
+            "train",
+            _triples(f, f["bad_predicate"]),
+            f"{f['bad_predicate']}:2: predicate '印刷厂' is not in the schema",
+        ),
+        "unknown_key": (
+            "train",
+            ["experiment=cws_crf", "data.batch_sizee=3"],
+            "config key 'data.batch_sizee' does not exist",
+        ),
+        "wrong_type": (
+            "train",
+            ["experiment=cws_crf", "trainer.max_epochs=abc"],
+            "config key 'trainer.max_epochs': expected an integer",
+        ),
+        "bad_value": (
+            "train",
+            ["experiment=cws_crf", "data.batch_size=-3"],
+            "config key 'data.batch_size': must be >= 1, got -3",
+        ),
+        "checkpoint_of_another_task": (
+            "train",
+            [*_cws(f), f"ckpt_path={f['other_task']}"],
+            f"ckpt_path: {f['other_task']} is a TripleExtractionModule checkpoint, this run trains a SequenceLabelingModule",
+        ),
+        "corrupt_checkpoint_resume": (
+            "train",
+            [*_cws(f), f"ckpt_path={f['corrupt_ckpt']}"],
+            f"ckpt_path: {f['corrupt_ckpt']} is not a complete checkpoint",
+        ),
+        "corrupt_checkpoint_evaluate": (
+            "evaluate",
+            [f"ckpt_path={f['corrupt_ckpt']}"],
+            f"ckpt_path: {f['corrupt_ckpt']} is not a readable checkpoint",
+        ),
+        "missing_checkpoint_predict": (
+            "predict",
+            [f"ckpt_path={f['corrupt_ckpt']}.nope", "text=abc"],
+            f"ckpt_path: no such file: {f['corrupt_ckpt']}.nope",
+        ),
+        "unsafe_checkpoint_resume": (
+            "train",
+            [*_cws(f), f"ckpt_path={f['evil_ckpt']}"],
+            f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data",
+        ),
+        "unsafe_checkpoint_evaluate": (
+            "evaluate",
+            [f"ckpt_path={f['evil_ckpt']}"],
+            f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data",
+        ),
+        "unsafe_checkpoint_predict": (
+            "predict",
+            [f"ckpt_path={f['evil_ckpt']}", "text=abc"],
+            f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data",
+        ),
+        "pretrained_not_a_model": (
+            "train",
+            [*_cws(f), f"encoder.pretrained={f['not_a_model']}"],
+            f"encoder.pretrained='{f['not_a_model']}' could not be loaded: no config.json",
+        ),
     }
 
 
@@ -145,11 +221,28 @@ def cli_results(files, tmp_path_factory):
         return dict(pool.map(one, _cases(files).items()))
 
 
-CLI_ROWS = ["missing_file", "empty_file", "non_utf8", "truncated_compressed", "truncated_last_line", "tag_not_in_scheme",
-            "malformed_json", "missing_field", "predicate_not_in_schema", "unknown_key", "wrong_type", "bad_value",
-            "checkpoint_of_another_task", "corrupt_checkpoint_resume", "corrupt_checkpoint_evaluate",
-            "missing_checkpoint_predict", "unsafe_checkpoint_resume", "unsafe_checkpoint_evaluate",
-            "unsafe_checkpoint_predict", "pretrained_not_a_model"]
+CLI_ROWS = [
+    "missing_file",
+    "empty_file",
+    "non_utf8",
+    "truncated_compressed",
+    "truncated_last_line",
+    "tag_not_in_scheme",
+    "malformed_json",
+    "missing_field",
+    "predicate_not_in_schema",
+    "unknown_key",
+    "wrong_type",
+    "bad_value",
+    "checkpoint_of_another_task",
+    "corrupt_checkpoint_resume",
+    "corrupt_checkpoint_evaluate",
+    "missing_checkpoint_predict",
+    "unsafe_checkpoint_resume",
+    "unsafe_checkpoint_evaluate",
+    "unsafe_checkpoint_predict",
+    "pretrained_not_a_model",
+]
 
 
 @pytest.mark.slow
@@ -213,8 +306,16 @@ def test_characters_outside_the_vocab_become_unk_and_are_counted(tmp_path):
 def test_triple_whose_entity_is_not_in_the_text_is_dropped_and_counted(tmp_path):
     from bertlab.data.triples_datamodule import TripleDataModule
 
-    recs = [{"text": "《宜兴紫砂图典》由故宫出版社出版", "spo_list": [{"predicate": "出版社", "object": "故宫出版社", "subject": "宜兴紫砂图典"}]},
-            {"text": "《宜兴紫砂图典》由故宫出版社出版", "spo_list": [{"predicate": "出版社", "object": "人民出版社", "subject": "宜兴紫砂图典"}]}]
+    recs = [
+        {
+            "text": "《宜兴紫砂图典》由故宫出版社出版",
+            "spo_list": [{"predicate": "出版社", "object": "故宫出版社", "subject": "宜兴紫砂图典"}],
+        },
+        {
+            "text": "《宜兴紫砂图典》由故宫出版社出版",
+            "spo_list": [{"predicate": "出版社", "object": "人民出版社", "subject": "宜兴紫砂图典"}],
+        },
+    ]
     train = _write(tmp_path / "train.json", "\n".join(json.dumps(r, ensure_ascii=False) for r in recs) + "\n")
     schema = ROOT / "data/triples/lic2019/all_50_schemas.xz"
     dev = _write(tmp_path / "dev.json", train.read_text(encoding="utf-8"))
@@ -227,8 +328,21 @@ def test_mrc_answer_not_in_its_context_names_the_file_and_question(tmp_path):
     from bertlab.data.mrc import read_cmrc
     from bertlab.utils.errors import DataError
 
-    data = {"data": [{"paragraphs": [{"id": "p1", "context": "北京是中国的首都。", "qas": [
-        {"id": "q1", "question": "首都是哪里？", "answers": [{"text": "上海", "answer_start": 0}]}]}]}]}
+    data = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "id": "p1",
+                        "context": "北京是中国的首都。",
+                        "qas": [
+                            {"id": "q1", "question": "首都是哪里？", "answers": [{"text": "上海", "answer_start": 0}]}
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
     path = _write(tmp_path / "cmrc.json", json.dumps(data, ensure_ascii=False))
     with pytest.raises(DataError, match=r"cmrc\.json: .*q1"):
         read_cmrc(str(path))

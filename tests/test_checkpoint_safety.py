@@ -30,8 +30,12 @@ class Payload:
 def write_malicious_checkpoint(path: Path, marker: Path, where: str = "top") -> Path:
     """A checkpoint that looks like bertlab's (state_dict + run config) with a payload hidden
     at the top level, inside the hparams, or in place of a tensor."""
-    ckpt = {"state_dict": {"w": torch.zeros(2)}, "global_step": 1, "bertlab": {"config": CONFIG},
-            "hyper_parameters": {}}
+    ckpt = {
+        "state_dict": {"w": torch.zeros(2)},
+        "global_step": 1,
+        "bertlab": {"config": CONFIG},
+        "hyper_parameters": {},
+    }
     if where == "top":
         ckpt["extra"] = Payload(marker)
     elif where == "hparams":
@@ -55,16 +59,24 @@ def test_the_payload_is_live(tmp_path):
 def test_a_malicious_pickle_is_refused_without_running_it(tmp_path, where, loader):
     marker = tmp_path / "ran"
     path = str(write_malicious_checkpoint(tmp_path / "evil.ckpt", marker, where))
-    call = {"read_checkpoint": lambda: read_checkpoint(path), "load_run": lambda: load_run(path),
-            "check_resume_checkpoint": lambda: check_resume_checkpoint(path, CONFIG["model"]["_target_"])}[loader]
-    with pytest.raises(CheckpointError, match=r"holds pickled objects other than tensors and plain data .*system.*refused without unpickling"):
+    call = {
+        "read_checkpoint": lambda: read_checkpoint(path),
+        "load_run": lambda: load_run(path),
+        "check_resume_checkpoint": lambda: check_resume_checkpoint(path, CONFIG["model"]["_target_"]),
+    }[loader]
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds pickled objects other than tensors and plain data .*system.*refused without unpickling",
+    ):
         call()
     assert not marker.exists(), "the checkpoint's code ran"
 
 
 def test_plain_checkpoints_still_load_and_corrupt_ones_say_so(tmp_path):
     path = tmp_path / "ok.ckpt"
-    torch.save({"state_dict": {"w": torch.ones(2)}, "bertlab": {"config": CONFIG}, "rng": [1, 2.5, "x", None, (3,)]}, path)
+    torch.save(
+        {"state_dict": {"w": torch.ones(2)}, "bertlab": {"config": CONFIG}, "rng": [1, 2.5, "x", None, (3,)]}, path
+    )
     assert torch.equal(read_checkpoint(str(path))["state_dict"]["w"], torch.ones(2))
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(path.read_bytes()[:100])

@@ -54,11 +54,18 @@ def test_cli_reports_an_unknown_key_in_one_line():
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "bertlab.train", "trainer.max_epochz=3"], capture_output=True, text=True,
-                         cwd=CONF.parent, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "bertlab.train", "trainer.max_epochz=3"],
+        capture_output=True,
+        text=True,
+        cwd=CONF.parent,
+        timeout=120,
+    )
     assert res.returncode == 2
-    assert res.stderr.strip() == ("bertlab: error: config key 'trainer.max_epochz' does not exist "
-                                  "(to add a new key on purpose: +trainer.max_epochz=...)")
+    assert res.stderr.strip() == (
+        "bertlab: error: config key 'trainer.max_epochz' does not exist "
+        "(to add a new key on purpose: +trainer.max_epochz=...)"
+    )
 
 
 def test_hydra_flags_and_their_values_are_not_overrides():
@@ -68,10 +75,13 @@ def test_hydra_flags_and_their_values_are_not_overrides():
     assert hydra_overrides(argv) == ["experiment=cws_crf", "seed=1,2"]
 
 
-@pytest.mark.parametrize("override,message", [
-    ("nonfinite_loss=ignore", "config key 'nonfinite_loss': must be one of stop | skip, got 'ignore'"),
-    ("nonfinite_loss_max_skips=0", "config key 'nonfinite_loss_max_skips': must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("nonfinite_loss=ignore", "config key 'nonfinite_loss': must be one of stop | skip, got 'ignore'"),
+        ("nonfinite_loss_max_skips=0", "config key 'nonfinite_loss_max_skips': must be >= 1, got 0"),
+    ],
+)
 def test_choice_and_range_rules_name_the_key(make_cfg, override, message):
     from bertlab.utils.errors import ConfigError
     from bertlab.utils.hydra_utils import validate_config

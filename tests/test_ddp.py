@@ -23,13 +23,23 @@ import pytest
 from bertlab.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-ENC = ["encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-       "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null"]
+ENC = [
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "callbacks.rich_progress_bar=null",
+]
 TINY = [
-    "experiment=cws_crf", *ENC,
-    "data.max_train_chars=5000", "data.max_eval_sentences=21",
-    "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-    "trainer.val_check_interval=1.0", "trainer.deterministic=true",
+    "experiment=cws_crf",
+    *ENC,
+    "data.max_train_chars=5000",
+    "data.max_eval_sentences=21",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.val_check_interval=1.0",
+    "trainer.deterministic=true",
 ]
 
 
@@ -38,8 +48,9 @@ def _env() -> dict[str, str]:
 
 
 def _cli(module: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=400)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -70,13 +81,24 @@ def test_two_process_cpu_ddp_matches_one_process(tmp_path):
 TASKS = {
     "cws": ["experiment=cws_crf", "data.max_train_chars=3000", "data.max_eval_sentences=23"],
     "ner": ["experiment=ner_crf", "data.max_train_chars=3000", "data.max_eval_sentences=23"],
-    "sentiment": ["experiment=sentiment_cls", "encoder.pretrained=null", "encoder.model_type=bert",
-                  "data.max_train_examples=64", "data.max_eval_examples=23"],
+    "sentiment": [
+        "experiment=sentiment_cls",
+        "encoder.pretrained=null",
+        "encoder.model_type=bert",
+        "data.max_train_examples=64",
+        "data.max_eval_examples=23",
+    ],
     # thresholds near the top of the 3-step model's probabilities (subject ~0.20-0.28, object
     # ~0.05-0.11): it extracts some hundred triples, so the counts are not all 0
-    "triples": ["experiment=triples", "data.max_train_records=32", "data.max_eval_records=23",
-                "model.thresholds.subject_start=0.26", "model.thresholds.subject_end=0.25",
-                "model.thresholds.object_start=0.1", "model.thresholds.object_end=0.09"],
+    "triples": [
+        "experiment=triples",
+        "data.max_train_records=32",
+        "data.max_eval_records=23",
+        "model.thresholds.subject_start=0.26",
+        "model.thresholds.subject_end=0.25",
+        "model.thresholds.object_start=0.1",
+        "model.thresholds.object_end=0.09",
+    ],
     "mrc": ["experiment=mrc_mlm", "data.max_train_questions=16", "data.max_eval_questions=7"],
 }
 #: wall-clock metrics: not expected to agree
@@ -122,17 +144,33 @@ def _check_prediction_table(task: str, out: Path) -> None:
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_one_checkpoint_evaluated_by_one_and_two_processes_gives_identical_metrics(task, tmp_path):
     run = tmp_path / "train"
-    _cli("bertlab.train", *ENC, *TASKS[task], "data.eval_batch_size=5", "data.batch_size=8", "trainer.max_steps=3",
-         "trainer.max_epochs=1", "trainer.limit_val_batches=0", "test=false", "optimized_metric=null",
-         f"hydra.run.dir={run}")
+    _cli(
+        "bertlab.train",
+        *ENC,
+        *TASKS[task],
+        "data.eval_batch_size=5",
+        "data.batch_size=8",
+        "trainer.max_steps=3",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "test=false",
+        "optimized_metric=null",
+        f"hydra.run.dir={run}",
+    )
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     got, logs = {}, {}
     for trainer in ("cpu", "ddp_cpu"):
         out = tmp_path / trainer
         loggers = ["logger=many"] if trainer == "cpu" else []  # W&B (offline) attached: the prediction table
-        logs[trainer] = _cli("bertlab.evaluate", f"ckpt_path={ckpt}", f"trainer={trainer}", *loggers,
-                             "callbacks.rich_progress_bar=null", f"hydra.run.dir={out}")
+        logs[trainer] = _cli(
+            "bertlab.evaluate",
+            f"ckpt_path={ckpt}",
+            f"trainer={trainer}",
+            *loggers,
+            "callbacks.rich_progress_bar=null",
+            f"hydra.run.dir={out}",
+        )
         got[trainer] = json.loads((out / "metrics.json").read_text())["test"]
     _check_prediction_table(task, tmp_path / "cpu")
     one, two = ({k: v for k, v in m.items() if k not in TIMING} for m in (got["cpu"], got["ddp_cpu"]))
@@ -141,8 +179,9 @@ def test_one_checkpoint_evaluated_by_one_and_two_processes_gives_identical_metri
     files = sorted(p.name for p in (tmp_path / "cpu" / "predictions").iterdir())
     assert files and files == sorted(p.name for p in (tmp_path / "ddp_cpu" / "predictions").iterdir())
     for name in files:
-        assert (tmp_path / "ddp_cpu" / "predictions" / name).read_bytes() == \
-            (tmp_path / "cpu" / "predictions" / name).read_bytes(), name
+        assert (tmp_path / "ddp_cpu" / "predictions" / name).read_bytes() == (
+            tmp_path / "cpu" / "predictions" / name
+        ).read_bytes(), name
     # the two processes really split the batches (batches r, r+2, ...): nothing shared, nothing missed
     ranks = _rank_lines(logs["ddp_cpu"])
     assert set(ranks) == {0, 1}, logs["ddp_cpu"][-3000:]
@@ -158,15 +197,33 @@ def test_generation_perplexity_is_the_same_with_one_and_two_processes(tmp_path):
     """cond_gen: each process scores its share of the evaluation batches and the per-label NLL
     sums and token counts are added across processes (23 texts in batches of 5)."""
     run = tmp_path / "train"
-    _cli("bertlab.train", *ENC, "experiment=cond_gen", "data.max_train_chars=4000", "data.max_eval_sentences=23",
-         "data.eval_batch_size=5", "data.batch_size=8", "trainer.max_steps=3", "trainer.max_epochs=1",
-         "trainer.limit_val_batches=0", "trainer.max_time=null", "test=false", "optimized_metric=null",
-         f"hydra.run.dir={run}")
+    _cli(
+        "bertlab.train",
+        *ENC,
+        "experiment=cond_gen",
+        "data.max_train_chars=4000",
+        "data.max_eval_sentences=23",
+        "data.eval_batch_size=5",
+        "data.batch_size=8",
+        "trainer.max_steps=3",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.max_time=null",
+        "test=false",
+        "optimized_metric=null",
+        f"hydra.run.dir={run}",
+    )
     got = {}
     for trainer in ("cpu", "ddp_cpu"):
         out = tmp_path / trainer
-        _cli("bertlab.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"trainer={trainer}",
-             "+model.generation.num_samples=0", "callbacks.rich_progress_bar=null", f"hydra.run.dir={out}")
+        _cli(
+            "bertlab.evaluate",
+            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+            f"trainer={trainer}",
+            "+model.generation.num_samples=0",
+            "callbacks.rich_progress_bar=null",
+            f"hydra.run.dir={out}",
+        )
         got[trainer] = json.loads((out / "metrics.json").read_text())["test"]
     one, two = got["cpu"], got["ddp_cpu"]
     assert two["n_tokens"] == one["n_tokens"] > 0
@@ -176,11 +233,25 @@ def test_generation_perplexity_is_the_same_with_one_and_two_processes(tmp_path):
 
 @pytest.mark.slow
 def test_mlm_pretraining_validation_sums_counts_across_processes(tmp_path):
-    args = ["experiment=pretrain_mlm", "encoder.num_layers=1", "encoder.hidden_size=32",
-            "encoder.num_attention_heads=2", "encoder.intermediate_size=64", "data.max_train_texts=60",
-            "data.max_val_texts=23", "data.batch_size=4", "data.packed_batch_size=2", "data.eval_batch_size=5",
-            "callbacks.rich_progress_bar=null", "trainer.max_steps=2", "trainer.val_check_interval=2",
-            "trainer.max_time=null", "model.export_on_fit_end=false", "test=false", "optimized_metric=null"]
+    args = [
+        "experiment=pretrain_mlm",
+        "encoder.num_layers=1",
+        "encoder.hidden_size=32",
+        "encoder.num_attention_heads=2",
+        "encoder.intermediate_size=64",
+        "data.max_train_texts=60",
+        "data.max_val_texts=23",
+        "data.batch_size=4",
+        "data.packed_batch_size=2",
+        "data.eval_batch_size=5",
+        "callbacks.rich_progress_bar=null",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.max_time=null",
+        "model.export_on_fit_end=false",
+        "test=false",
+        "optimized_metric=null",
+    ]
     val = {}
     for trainer in ("cpu", "ddp_cpu"):
         out = tmp_path / trainer
@@ -220,7 +291,9 @@ def _two_rank_worker(rank: int, port: int, out_dir: str) -> None:
     result["merged"] = sorted(preds.items())
     # a padding DistributedSampler (11 samples -> 6 + 6, sample 0 twice): each rank evaluates all
     # of its own batches and the duplicate counts once
-    loader = DataLoader(list(range(11)), batch_size=4, sampler=DistributedSampler(list(range(11)), 2, rank, shuffle=False))
+    loader = DataLoader(
+        list(range(11)), batch_size=4, sampler=DistributedSampler(list(range(11)), 2, rank, shuffle=False)
+    )
     m._eval_start("val", loader)
     for batch_idx, batch in enumerate(loader):
         m._eval_step("val", batch.tolist(), batch_idx)

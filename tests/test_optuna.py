@@ -20,11 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 HS = "hparams_search" if "hparams_search" in (ROOT / "conf" / "train.yaml").read_text() else "+hparams_search"
 TINY = [
     "experiment=cws_crf",
-    "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null",
-    "data.max_train_chars=5000", "data.max_eval_sentences=20",
-    "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-    "trainer.val_check_interval=1.0", "test=false",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "callbacks.rich_progress_bar=null",
+    "data.max_train_chars=5000",
+    "data.max_eval_sentences=20",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.val_check_interval=1.0",
+    "test=false",
 ]
 
 
@@ -34,11 +41,24 @@ def test_three_trial_optuna_study_over_lr_and_crf_multiplier(tmp_path):
     db = tmp_path / "study.db"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
     proc = subprocess.run(
-        [sys.executable, "-m", "bertlab.train", "-m", f"{HS}=cws_optuna", *TINY,
-         "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2",
-         f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.study_name=t3",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bertlab.train",
+            "-m",
+            f"{HS}=cws_optuna",
+            *TINY,
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            f"hydra.sweeper.storage=sqlite:///{db}",
+            "hydra.sweeper.study_name=t3",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -26,14 +26,25 @@ CKPT_EVERY = 50
 KILL_AT = 125
 TINY_RUN = [
     "experiment=cws_crf",
-    "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2", "encoder.intermediate_size=64",
-    "data.max_train_chars=12000", "data.max_eval_sentences=30", "data.batch_size=4",
-    "trainer.max_epochs=3", "trainer.val_check_interval=1.0", "threads=1",
-    "scheduler=warmup_linear", "scheduler.warmup_steps=20",  # a schedule whose position matters
-    "callbacks.rich_progress_bar=null", "callbacks.transition_heatmap=null", "logger=csv",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "data.max_train_chars=12000",
+    "data.max_eval_sentences=30",
+    "data.batch_size=4",
+    "trainer.max_epochs=3",
+    "trainer.val_check_interval=1.0",
+    "threads=1",
+    "scheduler=warmup_linear",
+    "scheduler.warmup_steps=20",  # a schedule whose position matters
+    "callbacks.rich_progress_bar=null",
+    "callbacks.transition_heatmap=null",
+    "logger=csv",
     f"callbacks.resume_checkpoint.every_n_train_steps={CKPT_EVERY}",
     # EMA weights (their own state in the checkpoint) must come back exactly too
-    "+callbacks.ema._target_=bertlab.callbacks.ema.EMA", "+callbacks.ema.decay=0.9",
+    "+callbacks.ema._target_=bertlab.callbacks.ema.EMA",
+    "+callbacks.ema.decay=0.9",
 ]
 
 
@@ -56,9 +67,12 @@ class DumpFinalState(pl.Callback):
         self.path = path
 
     def on_train_end(self, trainer, pl_module):
-        state: dict[str, Any] = {"model": pl_module.state_dict(), "global_step": trainer.global_step,
-                                 "optimizers": [o.state_dict() for o in trainer.optimizers],
-                                 "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs]}
+        state: dict[str, Any] = {
+            "model": pl_module.state_dict(),
+            "global_step": trainer.global_step,
+            "optimizers": [o.state_dict() for o in trainer.optimizers],
+            "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
+        }
         for cb in trainer.callbacks:
             sd = cb.state_dict()
             tensors = {k: v for k, v in _flatten(sd).items() if isinstance(v, torch.Tensor)}
@@ -82,9 +96,17 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "bertlab.train", *TINY_RUN, f"hydra.run.dir={run_dir}",
-           f"paths.log_dir={run_dir.parent}", "+callbacks.dump._target_=tests.test_resume.DumpFinalState",
-           f"+callbacks.dump.path={run_dir}/final_state.pt", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        *TINY_RUN,
+        f"hydra.run.dir={run_dir}",
+        f"paths.log_dir={run_dir.parent}",
+        "+callbacks.dump._target_=tests.test_resume.DumpFinalState",
+        f"+callbacks.dump.path={run_dir}/final_state.pt",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=170)
 
 
@@ -129,7 +151,10 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
 
     resumed = _run(run_dir, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got, want = torch.load(run_dir / "final_state.pt", weights_only=False), torch.load(ref_dir / "final_state.pt", weights_only=False)
+    got, want = (
+        torch.load(run_dir / "final_state.pt", weights_only=False),
+        torch.load(ref_dir / "final_state.pt", weights_only=False),
+    )
     assert got["global_step"] == want["global_step"] > KILL_AT
     diffs = {k: _max_abs_diff(got[k], want[k], k) for k in want if k != "global_step"}
     print("max abs diff per state:", diffs)
@@ -154,8 +179,10 @@ class TraceSteps(pl.Callback):
         with open(self.path, "a", encoding="utf-8") as fh:
             loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
             lr = trainer.optimizers[0].param_groups[0]["lr"]
-            fh.write(f"{trainer.global_step} ep{trainer.current_epoch} b{batch_idx} idx={batch['index'].tolist()} "
-                     f"loss={loss:.8f} lr={lr:.8g}\n")
+            fh.write(
+                f"{trainer.global_step} ep{trainer.current_epoch} b{batch_idx} idx={batch['index'].tolist()} "
+                f"loss={loss:.8f} lr={lr:.8g}\n"
+            )
 
 
 # --------------------------------------------------------------------------- atomic checkpoints
@@ -182,7 +209,9 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint(tmp_path
     from bertlab.utils.checkpoint import find_last_checkpoint, is_complete_checkpoint, resolve_resume_path
 
     last = tmp_path / "checkpoints" / "last.ckpt"
-    res = subprocess.run([sys.executable, "-c", _DIE_MID_SAVE, str(last)], env=ENV, cwd=ROOT, capture_output=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", _DIE_MID_SAVE, str(last)], env=ENV, cwd=ROOT, capture_output=True, timeout=120
+    )
     assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
     leftovers = [p for p in last.parent.iterdir() if p != last]
     assert len(leftovers) == 1 and is_temp_file(leftovers[0]) and leftovers[0].stat().st_size > 0

@@ -22,14 +22,24 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=cws_crf",
-    "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null",
-    "data.max_train_chars=5000", "data.max_eval_sentences=20",
-    "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "callbacks.rich_progress_bar=null",
+    "data.max_train_chars=5000",
+    "data.max_eval_sentences=20",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
     "trainer.val_check_interval=1.0",
 ]
-SMALL_JOB = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
-             "hydra.launcher.timeout_min=10"]
+SMALL_JOB = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.timeout_min=10",
+]
 
 
 def _env() -> dict[str, str]:
@@ -39,8 +49,10 @@ def _env() -> dict[str, str]:
 def _cluster_up() -> bool:
     if not shutil.which("sbatch"):
         return False
-    return subprocess.run(["scontrol", "ping"], capture_output=True, text=True).returncode == 0 and \
-        subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["scontrol", "ping"], capture_output=True, text=True).returncode == 0
+        and subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True).returncode == 0
+    )
 
 
 def _skip(reason: str):
@@ -67,8 +79,9 @@ def slurm_cluster():
 
 
 def _sacct(job: str) -> dict[str, str]:
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State"], capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split("|")[:2] for line in out.splitlines() if line)
 
 
@@ -80,7 +93,8 @@ def _sacct_settled(job: str, n_tasks: int, timeout: float = 90.0) -> dict[str, s
     while True:
         states = _sacct(job)
         settled = len(states) == n_tasks and not any(
-            s.split()[0] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED") for s in states.values())
+            s.split()[0] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED") for s in states.values()
+        )
         if settled or time.time() > deadline:
             return states
         time.sleep(1)
@@ -98,7 +112,11 @@ def test_two_job_multirun_on_slurm(slurm_cluster, tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *TINY, "seed=1,2", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     array = _array_id(sweep)
@@ -125,9 +143,21 @@ def test_hard_killed_job_is_reported_failed_and_the_other_result_is_kept(slurm_c
     proc = subprocess.Popen(
         # job 1 runs 300 tiny epochs (a minute or more) so that the kill lands while it runs: with
         # the same short job on an idle machine it could finish between sacct and scancel
-        [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *TINY, "trainer.max_epochs=1,300",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bertlab.train",
+            "-m",
+            *SMALL_JOB,
+            *TINY,
+            "trainer.max_epochs=1,300",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         victim = None
@@ -161,10 +191,17 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
 
     sweep = tmp_path / "sweep"
     longer = [a for a in TINY if not a.startswith("trainer.limit_train_batches")] + [
-        "data.max_train_chars=60000", "trainer.max_epochs=15", "callbacks.throughput=null"]
+        "data.max_train_chars=60000",
+        "trainer.max_epochs=15",
+        "callbacks.throughput=null",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bertlab.train", "-m", *SMALL_JOB, *longer, "seed=3", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     start = time.time()
     try:
@@ -172,8 +209,11 @@ def test_requeue_signal_saves_requeues_and_resumes_from_the_hpc_checkpoint(slurm
         while time.time() - start < 120:
             time.sleep(1)
             # one job: submitted as a plain job (no array), folder .submitit/<jobid>
-            subs = [p.name for p in (sweep / ".submitit").glob("[0-9]*")
-                    if (p / f"{p.name}_submitted.pkl").is_file()] if (sweep / ".submitit").is_dir() else []
+            subs = (
+                [p.name for p in (sweep / ".submitit").glob("[0-9]*") if (p / f"{p.name}_submitted.pkl").is_file()]
+                if (sweep / ".submitit").is_dir()
+                else []
+            )
             if subs:
                 job = subs[0]
                 # training is under way once the first validation wrote its transition matrix
@@ -208,18 +248,42 @@ def test_two_task_ddp_job_on_slurm_matches_a_one_process_run(slurm_cluster, tmp_
     1 CPU each), gloo DDP across them (Lightning's SLURMEnvironment: it launches nothing).
     Its metrics agree with a 1-process run on the same data."""
     same = [a for a in TINY if not a.startswith("data.max_eval_sentences")] + [
-        "data.eval_batch_size=5", "data.max_eval_sentences=23", "trainer.deterministic=true", "seed=7"]
+        "data.eval_batch_size=5",
+        "data.max_eval_sentences=23",
+        "trainer.deterministic=true",
+        "seed=7",
+    ]
     one_dir = tmp_path / "one"
-    proc = subprocess.run([sys.executable, "-m", "bertlab.train", *same, "trainer=cpu", f"hydra.run.dir={one_dir}"],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertlab.train", *same, "trainer=cpu", f"hydra.run.dir={one_dir}"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((one_dir / "metrics.json").read_text())
 
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-m", "bertlab.train", "-m", "hydra/launcher=slurm_ddp_cpu", "trainer=ddp_cpu",
-         "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10", *same, f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            "-m",
+            "bertlab.train",
+            "-m",
+            "hydra/launcher=slurm_ddp_cpu",
+            "trainer=ddp_cpu",
+            "hydra.launcher.mem_gb=4",
+            "hydra.launcher.timeout_min=10",
+            *same,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     job = next(p.name for p in (sweep / ".submitit").iterdir() if p.name[:1].isdigit())
@@ -238,8 +302,13 @@ def test_two_task_ddp_job_on_slurm_matches_a_one_process_run(slurm_cluster, tmp_
         for k in ("precision", "recall", "f1"):
             assert two[split][k] == pytest.approx(one[split][k], abs=1e-6), (split, k)
     assert two["train/loss"] == pytest.approx(one["train/loss"], rel=1e-4)
-    print({name: {s: {k: m[s][k] for k in ("n_pred", "n_correct", "f1")} for s in ("val_last", "test")}
-           | {"train/loss": m["train/loss"]} for name, m in (("1 process", one), ("2 SLURM tasks", two))})
+    print(
+        {
+            name: {s: {k: m[s][k] for k in ("n_pred", "n_correct", "f1")} for s in ("val_last", "test")}
+            | {"train/loss": m["train/loss"]}
+            for name, m in (("1 process", one), ("2 SLURM tasks", two))
+        }
+    )
     with open(sweep / ".submitit" / job / f"{job}_0_result.pkl", "rb") as f:
         status, ret = pickle.load(f)
     assert status == "success" and ret.return_value == pytest.approx(one["val/f1"], abs=1e-6)
@@ -253,9 +322,14 @@ def _submission_script(tmp_path: Path, overrides: list[str]) -> str:
     (bindir / "sbatch").chmod(0o755)
     sweep = tmp_path / "sweep"
     env = dict(_env(), PATH=f"{bindir}:{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "bertlab.train", "-m", *overrides, "seed=1",
-                           f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertlab.train", "-m", *overrides, "seed=1", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "refused by test" in proc.stderr, proc.stderr[-2000:]
     scripts = list((sweep / ".submitit").glob(".submission_file_*.sh"))
     assert len(scripts) == 1
@@ -264,26 +338,56 @@ def _submission_script(tmp_path: Path, overrides: list[str]) -> str:
 
 @pytest.mark.slow
 def test_gpu_launcher_sbatch_lines(tmp_path):
-    text = _submission_script(tmp_path, [
-        "hydra/launcher=slurm_gpu", "trainer=gpu", "experiment=cws_crf", "hydra.launcher.partition=gpu",
-        "hydra.launcher.account=proj1", "hydra.launcher.qos=high", "hydra.launcher.timeout_min=240",
-        "+hydra.launcher.additional_parameters.mail-type=END"])
+    text = _submission_script(
+        tmp_path,
+        [
+            "hydra/launcher=slurm_gpu",
+            "trainer=gpu",
+            "experiment=cws_crf",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=proj1",
+            "hydra.launcher.qos=high",
+            "hydra.launcher.timeout_min=240",
+            "+hydra.launcher.additional_parameters.mail-type=END",
+        ],
+    )
     lines = set(text.splitlines())
-    for want in ("#SBATCH --gpus-per-node=1", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
-                 "#SBATCH --partition=gpu", "#SBATCH --account=proj1", "#SBATCH --qos=high",
-                 "#SBATCH --time=240", "#SBATCH --signal=USR1@120", "#SBATCH --mail-type=END",
-                 "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB"):
+    for want in (
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=proj1",
+        "#SBATCH --qos=high",
+        "#SBATCH --time=240",
+        "#SBATCH --signal=USR1@120",
+        "#SBATCH --mail-type=END",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=32GB",
+    ):
         assert want in lines, (want, text)
     assert not any(line.startswith("#SBATCH --signal=USR2") for line in lines)  # one requeue owner
 
 
 @pytest.mark.slow
 def test_ddp_launcher_sbatch_lines_follow_the_trainer(tmp_path):
-    text = _submission_script(tmp_path, [
-        "hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-        "experiment=cws_crf", "hydra.launcher.signal_delay_s=300"])
+    text = _submission_script(
+        tmp_path,
+        [
+            "hydra/launcher=slurm_ddp",
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            "experiment=cws_crf",
+            "hydra.launcher.signal_delay_s=300",
+        ],
+    )
     lines = set(text.splitlines())
-    for want in ("#SBATCH --gpus-per-node=4", "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2",
-                 "#SBATCH --signal=USR1@300"):
+    for want in (
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --nodes=2",
+        "#SBATCH --signal=USR1@300",
+    ):
         assert want in lines, (want, text)
     assert "srun --unbuffered" in text  # one task per GPU started by srun

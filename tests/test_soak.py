@@ -22,10 +22,18 @@ import pytorch_lightning as pl
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=cws_crf",
-    "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null", "callbacks.transition_heatmap=null",
-    "data.max_train_chars=5000", "data.max_eval_sentences=20", "threads=1",
-    "trainer.limit_train_batches=6", "trainer.limit_val_batches=1", "trainer.limit_test_batches=2",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.transition_heatmap=null",
+    "data.max_train_chars=5000",
+    "data.max_eval_sentences=20",
+    "threads=1",
+    "trainer.limit_train_batches=6",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=2",
     "trainer.val_check_interval=1.0",
 ]
 MIB = 1024 * 1024
@@ -68,8 +76,13 @@ def live_objects() -> dict[str, int]:
     run shows here even when it is too small to see in the RSS)."""
     import torch
 
-    kinds = {"trainers": pl.Trainer, "modules": pl.LightningModule, "datamodules": pl.LightningDataModule,
-             "loaders": torch.utils.data.DataLoader, "tensors": torch.Tensor}
+    kinds = {
+        "trainers": pl.Trainer,
+        "modules": pl.LightningModule,
+        "datamodules": pl.LightningDataModule,
+        "loaders": torch.utils.data.DataLoader,
+        "tensors": torch.Tensor,
+    }
     counts = dict.fromkeys(kinds, 0)
     for obj in gc.get_objects():
         for name, cls in kinds.items():
@@ -80,8 +93,13 @@ def live_objects() -> dict[str, int]:
 
 def resources() -> dict[str, Any]:
     gc.collect()
-    return {"rss_mib": _status_kib("VmRSS") / 1024, "peak_rss_mib": _status_kib("VmHWM") / 1024,
-            "open_fds": len(os.listdir("/proc/self/fd")), "children": len(children()), **live_objects()}
+    return {
+        "rss_mib": _status_kib("VmRSS") / 1024,
+        "peak_rss_mib": _status_kib("VmHWM") / 1024,
+        "open_fds": len(os.listdir("/proc/self/fd")),
+        "children": len(children()),
+        **live_objects(),
+    }
 
 
 class ResourceProbe(pl.Callback):
@@ -102,8 +120,11 @@ class ResourceProbe(pl.Callback):
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["job  peak RSS MiB  RSS after MiB  open fds  children  trainers  modules  loaders  tensors"]
-    lines += [f"{r['job']:<4} {r['peak_rss_mib']:>12.1f} {r['rss_mib']:>14.1f} {r['open_fds']:>9} {r['children']:>9}"
-              f" {r['trainers']:>9} {r['modules']:>8} {r['loaders']:>8} {r['tensors']:>8}" for r in rows]
+    lines += [
+        f"{r['job']:<4} {r['peak_rss_mib']:>12.1f} {r['rss_mib']:>14.1f} {r['open_fds']:>9} {r['children']:>9}"
+        f" {r['trainers']:>9} {r['modules']:>8} {r['loaders']:>8} {r['tensors']:>8}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -119,9 +140,10 @@ def _check_no_growth(rows: list[dict[str, Any]], what: str) -> None:
 
 
 def test_three_trainings_and_evaluations_in_one_process(tmp_path):
+    from tests.conftest import compose_cfg
+
     from bertlab.evaluate import evaluate
     from bertlab.train import train
-    from tests.conftest import compose_cfg
 
     base_children = len(children())
     rows = []
@@ -130,8 +152,11 @@ def test_three_trainings_and_evaluations_in_one_process(tmp_path):
         cfg = compose_cfg(tmp_path / f"run{i}", TINY)
         metrics, objs = train(cfg)
         del objs
-        ecfg = compose_cfg(tmp_path / f"eval{i}", [f"ckpt_path={metrics['test_checkpoint']}", "callbacks.rich_progress_bar=null"],
-                           config_name="eval")
+        ecfg = compose_cfg(
+            tmp_path / f"eval{i}",
+            [f"ckpt_path={metrics['test_checkpoint']}", "callbacks.rich_progress_bar=null"],
+            config_name="eval",
+        )
         emetrics = evaluate(ecfg)
         assert emetrics["test"]["f1"] == pytest.approx(metrics["test"]["f1"])
         rows.append({"job": i, **resources()})
@@ -142,11 +167,25 @@ def test_three_trainings_and_evaluations_in_one_process(tmp_path):
 
 def test_four_job_multirun_in_one_process(tmp_path):
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "bertlab.train", "-m", *TINY, "seed=1,2,3,4", f"hydra.sweep.dir={sweep}",
-           f"paths.log_dir={tmp_path}", "+callbacks.probe._target_=tests.test_soak.ResourceProbe",
-           "+callbacks.probe.path=${paths.output_dir}/resources.json"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        "-m",
+        *TINY,
+        "seed=1,2,3,4",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.log_dir={tmp_path}",
+        "+callbacks.probe._target_=tests.test_soak.ResourceProbe",
+        "+callbacks.probe.path=${paths.output_dir}/resources.json",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]

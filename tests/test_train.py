@@ -38,12 +38,19 @@ def trained_run(tmp_path_factory):
     from tests.conftest import compose_cfg
 
     out = tmp_path_factory.mktemp("main_job")
-    cfg = compose_cfg(out, [
-        "experiment=cws_crf", *TINY,
-        "encoder.hidden_size=64", "encoder.intermediate_size=128",
-        "data.max_train_chars=150000", "data.max_eval_sentences=null",
-        "trainer.val_check_interval=0.5", "optimizer.lr=3e-3",
-    ])
+    cfg = compose_cfg(
+        out,
+        [
+            "experiment=cws_crf",
+            *TINY,
+            "encoder.hidden_size=64",
+            "encoder.intermediate_size=128",
+            "data.max_train_chars=150000",
+            "data.max_eval_sentences=null",
+            "trainer.val_check_interval=0.5",
+            "optimizer.lr=3e-3",
+        ],
+    )
     metrics, objs = train(cfg)
     return Path(cfg.paths.output_dir), metrics, objs
 
@@ -56,8 +63,12 @@ def test_main_job_end_to_end_on_a_small_slice(trained_run):
     assert saved["test"]["f1"] > 0.6
     assert saved["test"]["n_sentences"] == 1945
     pred = (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8").split("\n")
-    raw = [line.rstrip("\r") for line in
-           lzma.open(ROOT / "data/cws/pku_sighan2005/pku_test.utf8.xz", "rt", encoding="utf-8").read().split("\n")]
+    raw = [
+        line.rstrip("\r")
+        for line in lzma.open(ROOT / "data/cws/pku_sighan2005/pku_test.utf8.xz", "rt", encoding="utf-8")
+        .read()
+        .split("\n")
+    ]
     assert [p.replace("  ", "") for p in pred[:1945]] == [r.replace(" ", "") for r in raw[:1945]]
     assert any("  " in p for p in pred)
     csvs = sorted((out / "transitions").glob("*.csv"))
@@ -81,8 +92,9 @@ def test_evaluate_reproduces_the_test_metrics_of_the_best_checkpoint(trained_run
     assert got["test"]["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
     # the data the checkpoint was scored on is stated, as in a training run's metrics.json
     assert got["data_stats"]["test_features"] == metrics["data_stats"]["test_features"] > 0
-    assert (tmp_path / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8") == \
-        (out / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8")
+    assert (tmp_path / "predictions" / "test_segmentation.txt").read_text(encoding="utf-8") == (
+        out / "predictions" / "test_segmentation.txt"
+    ).read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -98,25 +110,47 @@ def test_predict_offsets_point_at_the_right_characters(trained_run):
     for text, rec in zip(texts, recs):
         assert "".join(w["word"] for w in rec["words"]) == "".join(text.split())
         for w in rec["words"]:
-            assert text[w["start"]:w["end"]] == w["word"]
+            assert text[w["start"] : w["end"]] == w["word"]
 
 
 def test_bad_input_is_one_line_and_nonzero_exit(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
-    cmd = [sys.executable, "-m", "bertlab.train", "experiment=cws_crf", f"paths.log_dir={tmp_path}",
-           f"data.test_gold_file={tmp_path}/missing.txt"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        "experiment=cws_crf",
+        f"paths.log_dir={tmp_path}",
+        f"data.test_gold_file={tmp_path}/missing.txt",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert res.returncode == 2
     err = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert err == [f"bertlab: error: {tmp_path}/missing.txt: file not found"], res.stderr[-2000:]
-    res = subprocess.run(cmd[:-1] + [f"encoder.pretrained={tmp_path}/nope"], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=300)
+    res = subprocess.run(
+        cmd[:-1] + [f"encoder.pretrained={tmp_path}/nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert res.returncode == 2 and "no such directory" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("overrides", [["experiment=ner_crf"], ["experiment=ner_crf", "data=ner_resume", "head=memm",
-                                                                  "~optimizer.lr_multipliers.crf",
-                                                                  "+optimizer.lr_multipliers.memm=10"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=ner_crf"],
+        [
+            "experiment=ner_crf",
+            "data=ner_resume",
+            "head=memm",
+            "~optimizer.lr_multipliers.crf",
+            "+optimizer.lr_multipliers.memm=10",
+        ],
+    ],
+)
 def test_fast_dev_run_ner(make_cfg, overrides):
     cfg = make_cfg([*overrides, "debug=fdr", *TINY])
     metrics, objs = train(cfg)
@@ -135,12 +169,25 @@ def test_a_failing_job_of_a_multirun_does_not_stop_the_others(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     gold = ROOT / "data/cws/pku_sighan2005/pku_test_gold.utf8.xz"
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "bertlab.train", "-m", "experiment=cws_crf", "debug=fdr", *TINY, "logger=csv",
-           f"data.test_gold_file={tmp_path}/missing.txt,{gold}", f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        "-m",
+        "experiment=cws_crf",
+        "debug=fdr",
+        *TINY,
+        "logger=csv",
+        f"data.test_gold_file={tmp_path}/missing.txt,{gold}",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.log_dir={tmp_path}",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
     assert res.returncode == 1, res.stderr[-3000:]
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
-    assert errors[0] == f"bertlab: error: job failed: {sweep}/0: {tmp_path}/missing.txt: file not found", res.stderr[-3000:]
+    assert errors[0] == f"bertlab: error: job failed: {sweep}/0: {tmp_path}/missing.txt: file not found", res.stderr[
+        -3000:
+    ]
     assert "1 job(s) of the multirun failed" in errors[-1] and "Traceback" not in res.stderr
     failed, ok = read_status(sweep / "0"), read_status(sweep / "1")
     assert failed["status"] == "failed" and failed["error"] == f"{tmp_path}/missing.txt: file not found"

@@ -26,17 +26,30 @@ from bertlab.utils.wandb_utils import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = [
     "experiment=cws_crf",
-    "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null",
-    "data.max_train_chars=5000", "data.max_eval_sentences=20",
-    "trainer.limit_train_batches=4", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-    "trainer.val_check_interval=1.0", "trainer.log_every_n_steps=1",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "callbacks.rich_progress_bar=null",
+    "data.max_train_chars=5000",
+    "data.max_eval_sentences=20",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.val_check_interval=1.0",
+    "trainer.log_every_n_steps=1",
 ]
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-               WANDB_SILENT="true", WANDB_DISABLE_GIT="true")
+    env = dict(
+        os.environ,
+        WANDB_MODE="offline",
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        WANDB_SILENT="true",
+        WANDB_DISABLE_GIT="true",
+    )
     env.pop("WANDB_PROJECT", None)
     return env
 
@@ -45,9 +58,12 @@ def _env() -> dict[str, str]:
 def test_two_job_multirun_gives_two_offline_runs_in_one_group(tmp_path):
     sweep = tmp_path / "sweep42"
     proc = subprocess.run(
-        [sys.executable, "-m", "bertlab.train", "-m", "logger=many", "seed=1,2", *TINY_RUN,
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "bertlab.train", "-m", "logger=many", "seed=1,2", *TINY_RUN, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = []
@@ -185,8 +201,13 @@ def test_log_table_reaches_wandb_tensorboard_and_csv(tmp_path):
     wb = _offline_logger(tmp_path, name="tables")
     tb = TensorBoardLogger(save_dir=str(tmp_path / "tb"), name="", version="")
     cs = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
-    trainer = pl.Trainer(logger=[wb, tb, cs], accelerator="cpu", enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        logger=[wb, tb, cs],
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     cols = ["text", "gold", "pred", "correct"]
     rows = [["北京大学", "北京 大学", "北京大学", False], ["你好", "你好", "你好", True]]
     with wandb_run_finished():

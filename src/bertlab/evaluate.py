@@ -29,12 +29,19 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir = cfg.paths.output_dir
     os.makedirs(out_dir, exist_ok=True)
     model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_list(cfg.get("logger"), "logger") or False,
-                                      callbacks=instantiate_list(cfg.get("callbacks"), "callback"))
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        logger=instantiate_list(cfg.get("logger"), "logger") or False,
+        callbacks=instantiate_list(cfg.get("callbacks"), "callback"),
+    )
     trainer.test(model, datamodule=datamodule)
-    metrics = {"test": model.last_metrics.get("test", {}), "ckpt_path": cfg.ckpt_path,
-               "trained_as": saved.get("task_name"), "wall_seconds": time.time() - start,
-               "data_stats": getattr(datamodule, "stats", {})}
+    metrics = {
+        "test": model.last_metrics.get("test", {}),
+        "ckpt_path": cfg.ckpt_path,
+        "trained_as": saved.get("task_name"),
+        "wall_seconds": time.time() - start,
+        "data_stats": getattr(datamodule, "stats", {}),
+    }
     outputs = model.last_outputs.get("test")
     if not trainer.is_global_zero:  # under DDP every process holds the same whole-set results
         return metrics

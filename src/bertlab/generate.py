@@ -41,9 +41,21 @@ def load_generator(ckpt_path: str):
     return model, datamodule
 
 
-def generate_texts(ckpt_path: str | None = None, label: int | str = 1, n: int = 5, strategy: str = "topk", k: int = 5,
-                   p: float = 0.9, temperature: float = 1.0, beam_size: int = 4, max_len: int = 126,
-                   seed: int | None = 0, use_cache: bool = True, model: Any = None, datamodule: Any = None) -> list[str]:
+def generate_texts(
+    ckpt_path: str | None = None,
+    label: int | str = 1,
+    n: int = 5,
+    strategy: str = "topk",
+    k: int = 5,
+    p: float = 0.9,
+    temperature: float = 1.0,
+    beam_size: int = 4,
+    max_len: int = 126,
+    seed: int | None = 0,
+    use_cache: bool = True,
+    model: Any = None,
+    datamodule: Any = None,
+) -> list[str]:
     """``n`` texts for ``label`` (0/1 or a label name). Pass ``ckpt_path``, or an already
     loaded ``model`` and ``datamodule`` (:func:`load_generator`) to skip reloading. With
     ``strategy="beam"`` all ``n`` texts are the same best hypothesis (ask n=1)."""
@@ -69,8 +81,17 @@ def generate_texts(ckpt_path: str | None = None, label: int | str = 1, n: int = 
         check_args(strategy, vocab, k, p, temperature, beam_size, max_len)
     except ValueError as err:
         raise ConfigError(_arg_key(err), str(err)) from None
-    ids = model.generate_ids([lab] * n, strategy=strategy, k=k, p=p, temperature=temperature, beam_size=beam_size,
-                             max_len=max_len, seed=seed, use_cache=use_cache)
+    ids = model.generate_ids(
+        [lab] * n,
+        strategy=strategy,
+        k=k,
+        p=p,
+        temperature=temperature,
+        beam_size=beam_size,
+        max_len=max_len,
+        seed=seed,
+        use_cache=use_cache,
+    )
     return [datamodule.decode(t) for t in ids]
 
 
@@ -108,9 +129,19 @@ def as_float(key: str, value: Any) -> float:
 def run(cfg: DictConfig) -> list[str]:
     if not isinstance(cfg.use_cache, bool):
         raise ConfigError("use_cache", f"must be true or false, got {cfg.use_cache!r}")
-    texts = generate_texts(cfg.ckpt_path, label=cfg.label, n=cfg.n, strategy=str(cfg.strategy), k=cfg.k,
-                           p=cfg.p, temperature=cfg.temperature, beam_size=cfg.beam_size,
-                           max_len=cfg.max_len, seed=cfg.seed, use_cache=cfg.use_cache)
+    texts = generate_texts(
+        cfg.ckpt_path,
+        label=cfg.label,
+        n=cfg.n,
+        strategy=str(cfg.strategy),
+        k=cfg.k,
+        p=cfg.p,
+        temperature=cfg.temperature,
+        beam_size=cfg.beam_size,
+        max_len=cfg.max_len,
+        seed=cfg.seed,
+        use_cache=cfg.use_cache,
+    )
     sys.stdout.write("".join(t + "\n" for t in texts))
     sys.stdout.flush()
     return texts

@@ -109,10 +109,15 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any] | N
         factor = piecewise_linear(cfg["schedule"])
     elif cfg["type"] == "warmup_linear":
         if not total_steps or total_steps <= 0:
-            raise ConfigError("scheduler.type", "warmup_linear needs a known number of training steps (trainer.max_steps or max_epochs)")
+            raise ConfigError(
+                "scheduler.type",
+                "warmup_linear needs a known number of training steps (trainer.max_steps or max_epochs)",
+            )
         factor = warmup_linear_decay(cfg.get("warmup_steps", 0), total_steps, cfg.get("final_factor", 0.0))
     else:
-        raise ConfigError("scheduler.type", f"unknown scheduler {cfg['type']!r} (constant | piecewise_linear | warmup_linear)")
+        raise ConfigError(
+            "scheduler.type", f"unknown scheduler {cfg['type']!r} (constant | piecewise_linear | warmup_linear)"
+        )
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": sched, "interval": "step", "frequency": 1}
 
@@ -124,5 +129,7 @@ def configure_optimizers(module) -> Any:
     estimated number of steps)."""
     opt = build_optimizer(module, module.hparams.optimizer)
     total = module.trainer.estimated_stepping_batches if module._trainer is not None else None
-    sched = build_scheduler(opt, module.hparams.get("scheduler"), int(total) if total and total != float("inf") else None)
+    sched = build_scheduler(
+        opt, module.hparams.get("scheduler"), int(total) if total and total != float("inf") else None
+    )
     return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}

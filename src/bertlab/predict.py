@@ -103,7 +103,11 @@ def quote_free_text(argv: list[str]) -> list[str]:
             items = value[1:-1].split(",") if value.startswith("[") and value.endswith("]") else [value]
             out.append(f"{key}=[" + ",".join(_quote(v) for v in items) + "]")
             continue
-        if eq and key in FREE_TEXT_KEYS and not (value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) > 1):
+        if (
+            eq
+            and key in FREE_TEXT_KEYS
+            and not (value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) > 1)
+        ):
             value = _quote(value)
         out.append(f"{key}{eq}{value}" if eq else arg)
     return out

@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertlab.report", description=__doc__.splitlines()[0])
     parser.add_argument("multirun_dir", help="a Hydra multirun folder (holds multirun.yaml and one folder per job)")
     parser.add_argument("--metric", default="val/f1", help="metric to summarise (default: val/f1)")
-    parser.add_argument("--mode", default="auto", choices=("auto", "max", "min"),
-                        help="which value is best (auto: min if the name contains 'loss', else max)")
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "max", "min"),
+        help="which value is best (auto: min if the name contains 'loss', else max)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: the multirun folder)")
     args = parser.parse_args(argv)
 

@@ -134,7 +134,9 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     if not any(isinstance(c, ResumeState) for c in callbacks):
         callbacks.append(ResumeState(seed=cfg.get("seed")))
     if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):  # every task, every run
-        callbacks.append(NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20)))
+        callbacks.append(
+            NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20))
+        )
     loggers = instantiate_list(cfg.get("logger"), "logger")
     extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
@@ -190,7 +192,9 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
     if not name:
         return None
     if name not in metrics:
-        raise KeyError(f"optimized_metric {name!r} not among the logged metrics: {sorted(k for k in metrics if '/' in k)}")
+        raise KeyError(
+            f"optimized_metric {name!r} not among the logged metrics: {sorted(k for k in metrics if '/' in k)}"
+        )
     return float(metrics[name])
 
 
@@ -242,8 +246,11 @@ def cli() -> None:
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
     main()
     if FAILED_JOBS:
-        print(f"bertlab: error: {len(FAILED_JOBS)} job(s) of the multirun failed (see their status.json)",
-              file=sys.stderr, flush=True)
+        print(
+            f"bertlab: error: {len(FAILED_JOBS)} job(s) of the multirun failed (see their status.json)",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(1)
 
 

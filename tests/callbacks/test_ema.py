@@ -1,7 +1,7 @@
 """EMA callback: the update formula, EMA weights in validation and checkpoints, exact resume."""
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -81,9 +81,17 @@ def _fit(tmp_path, max_epochs, ckpt_path=None, name="run"):
     torch.manual_seed(0)
     model = Toy()
     ema = EMA(decay=0.8)
-    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[ema],
-                         default_root_dir=str(tmp_path / name), num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ema],
+        default_root_dir=str(tmp_path / name),
+        num_sanity_val_steps=0,
+    )
     trainer.fit(model, train_dataloaders=_data(), val_dataloaders=_data(), ckpt_path=ckpt_path)
     return trainer, model, ema
 

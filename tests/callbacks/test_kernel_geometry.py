@@ -30,8 +30,14 @@ class Tiny(pl.LightningModule):
 
 def _fit(tmp_path, cb, steps=6):
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(48, 16)), batch_size=8)
-    trainer = pl.Trainer(max_steps=steps, logger=pl.loggers.CSVLogger(tmp_path / "csv"), callbacks=[cb],
-                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=pl.loggers.CSVLogger(tmp_path / "csv"),
+        callbacks=[cb],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
     model = Tiny()
     trainer.fit(model, data)
     return model, trainer

@@ -20,10 +20,21 @@ from bertlab.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
-    "experiment=cws_crf", "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64", "data.max_train_chars=3000", "data.max_eval_sentences=5", "data.batch_size=4",
-    "trainer.max_steps=4", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.val_check_interval=1.0",
-    "callbacks.rich_progress_bar=null", "callbacks.transition_heatmap=null", "threads=1",
+    "experiment=cws_crf",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "data.max_train_chars=3000",
+    "data.max_eval_sentences=5",
+    "data.batch_size=4",
+    "trainer.max_steps=4",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.val_check_interval=1.0",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.transition_heatmap=null",
+    "threads=1",
 ]
 INJECT = "tests.callbacks.test_nonfinite_loss.InjectNonFiniteLoss"
 
@@ -52,8 +63,12 @@ class InjectNonFiniteLoss(pl.Callback):
     @staticmethod
     def _snapshot(trainer, pl_module):
         params = {k: v.detach().clone() for k, v in pl_module.named_parameters()}
-        opt = {f"{i}.{k}": v.clone() for i, st in trainer.optimizers[0].state.items()
-               for k, v in st.items() if isinstance(v, torch.Tensor)}
+        opt = {
+            f"{i}.{k}": v.clone()
+            for i, st in trainer.optimizers[0].state.items()
+            for k, v in st.items()
+            if isinstance(v, torch.Tensor)
+        }
         return params, opt
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -69,7 +84,9 @@ class InjectNonFiniteLoss(pl.Callback):
 def _guard_and_injector(objs):
     cbs = objs["trainer"].callbacks
     # the config imports this module again as tests.callbacks.test_nonfinite_loss: match by name
-    return next(c for c in cbs if isinstance(c, NonFiniteLossGuard)), next(c for c in cbs if type(c).__name__ == "InjectNonFiniteLoss")
+    return next(c for c in cbs if isinstance(c, NonFiniteLossGuard)), next(
+        c for c in cbs if type(c).__name__ == "InjectNonFiniteLoss"
+    )
 
 
 def test_zero_gradients_still_move_adamw_weights_but_no_gradient_does_not():
@@ -89,8 +106,16 @@ def test_zero_gradients_still_move_adamw_weights_but_no_gradient_does_not():
 
 
 def test_skip_leaves_weights_and_adamw_state_untouched_then_training_goes_on(make_cfg):
-    cfg = make_cfg([*TINY, "optimizer=adamw", "nonfinite_loss=skip", "test=false",
-                    f"+callbacks.inject._target_={INJECT}", "+callbacks.inject.steps=[2]"])
+    cfg = make_cfg(
+        [
+            *TINY,
+            "optimizer=adamw",
+            "nonfinite_loss=skip",
+            "test=false",
+            f"+callbacks.inject._target_={INJECT}",
+            "+callbacks.inject.steps=[2]",
+        ]
+    )
     metrics, objs = train(cfg)
     guard, inject = _guard_and_injector(objs)
     assert guard.skipped == 1 and metrics["nonfinite_loss_skipped"] == 1
@@ -112,10 +137,21 @@ def test_every_run_is_guarded_and_endless_skips_stop(make_cfg):
     """``callbacks=none`` still gets the guard (train adds it); inf counts like NaN; more than
     ``nonfinite_loss_max_skips`` skipped steps in a row stop the run."""
     tiny = [o for o in TINY if not o.startswith("callbacks.")]
-    cfg = make_cfg([*tiny, "callbacks=none", "nonfinite_loss=skip", "nonfinite_loss_max_skips=2", "test=false",
-                    f"+callbacks.inject._target_={INJECT}", "+callbacks.inject.steps=[0,1,2,3]",
-                    "+callbacks.inject.value=inf"])
-    with pytest.raises(NonFiniteLossError, match=r"non-finite training loss inf at global step 2 .*3 optimizer steps in a row"):
+    cfg = make_cfg(
+        [
+            *tiny,
+            "callbacks=none",
+            "nonfinite_loss=skip",
+            "nonfinite_loss_max_skips=2",
+            "test=false",
+            f"+callbacks.inject._target_={INJECT}",
+            "+callbacks.inject.steps=[0,1,2,3]",
+            "+callbacks.inject.value=inf",
+        ]
+    )
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite training loss inf at global step 2 .*3 optimizer steps in a row"
+    ):
         train(cfg)
     status = json.loads((Path(cfg.paths.output_dir) / "status.json").read_text())
     assert status["status"] == "failed" and "global step 2" in status["error"]
@@ -131,14 +167,29 @@ def test_bad_modes_are_config_errors():
 @pytest.mark.slow
 def test_stop_through_the_cli_names_the_step_and_exits_nonzero(tmp_path):
     run_dir = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "bertlab.train", *TINY, f"+callbacks.inject._target_={INJECT}",
-           "+callbacks.inject.steps=[2]", f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path}"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        *TINY,
+        f"+callbacks.inject._target_={INJECT}",
+        "+callbacks.inject.steps=[2]",
+        f"hydra.run.dir={run_dir}",
+        f"paths.log_dir={tmp_path}",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert res.returncode == 2, res.stderr[-3000:]
-    assert len(errors) == 1 and "non-finite training loss nan at global step 2 (epoch 0, batch 2)" in errors[0], res.stderr[-3000:]
+    assert len(errors) == 1 and "non-finite training loss nan at global step 2 (epoch 0, batch 2)" in errors[0], (
+        res.stderr[-3000:]
+    )
     assert "Traceback" not in res.stderr
     assert not (run_dir / "metrics.json").exists()
     status = json.loads((run_dir / "status.json").read_text())

@@ -46,8 +46,11 @@ def test_truncation_keeps_cls_first_chars_and_sep(full):
 
 
 def test_fixed_subset_is_the_same_for_every_run_seed():
-    a, b, c = make(max_train_examples=500, seed=1), make(max_train_examples=500, seed=2), \
-        make(max_train_examples=500, seed=1, subset_seed=7)
+    a, b, c = (
+        make(max_train_examples=500, seed=1),
+        make(max_train_examples=500, seed=2),
+        make(max_train_examples=500, seed=1, subset_seed=7),
+    )
     for dm in (a, b, c):
         dm.setup("fit")
     assert len(a.texts["train"]) == 500 and a.texts["train"] == b.texts["train"]
@@ -83,8 +86,13 @@ def test_score_decode_and_predict_protocol():
     metrics, outputs = dm.score("test", preds)
     in_train = [t in dm.train_texts for t in dm.texts["test"][:3]]
     unseen = [ok for ok, seen in zip([True, False, True], in_train) if not seen]
-    assert metrics == {"acc": 2 / 3, "n_examples": 3, "n_correct": 2, "n_unseen": len(unseen),
-                       "acc_unseen": sum(unseen) / len(unseen) if unseen else None}
+    assert metrics == {
+        "acc": 2 / 3,
+        "n_examples": 3,
+        "n_correct": 2,
+        "n_unseen": len(unseen),
+        "acc_unseen": sum(unseen) / len(unseen) if unseen else None,
+    }
     assert outputs == [gold[0], 1 - gold[1], gold[2], None]
     dm.set_predict_texts(["很好", "", "太差了 !"])
     batches = list(dm.predict_dataloader())
@@ -103,8 +111,11 @@ def test_save_outputs(tmp_path):
     dm.setup("test")
     (path,) = dm.save_outputs("test", [1, 0, None], str(tmp_path))
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    assert [line.split("\t")[1:] for line in lines] == [["1", str(dm.labels["test"][0])], ["0", str(dm.labels["test"][1])],
-                                                        ["", str(dm.labels["test"][2])]]
+    assert [line.split("\t")[1:] for line in lines] == [
+        ["1", str(dm.labels["test"][0])],
+        ["0", str(dm.labels["test"][1])],
+        ["", str(dm.labels["test"][2])],
+    ]
 
 
 def test_trimmed_vocab_and_model_kwargs():

@@ -57,7 +57,14 @@ def test_parse_pd_line_with_markers():
 
 
 def test_parse_pku_two_space_line():
-    assert parse_segmented_line("共同  创造  美好  的  新  世纪  ", "g.utf8", 1) == ["共同", "创造", "美好", "的", "新", "世纪"]
+    assert parse_segmented_line("共同  创造  美好  的  新  世纪  ", "g.utf8", 1) == [
+        "共同",
+        "创造",
+        "美好",
+        "的",
+        "新",
+        "世纪",
+    ]
     assert parse_segmented_line("", "g.utf8", 2) == []
     assert parse_segmented_line("   ", "g.utf8", 3) == []
 
@@ -89,7 +96,10 @@ def test_words_to_tags():
 def test_tags_round_trip_random():
     rng = random.Random(0)
     for _ in range(300):
-        words = ["".join(rng.choice("甲乙丙丁，。") for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 7]))) for _ in range(rng.randint(0, 12))]
+        words = [
+            "".join(rng.choice("甲乙丙丁，。") for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 7])))
+            for _ in range(rng.randint(0, 12))
+        ]
         text = "".join(words)
         assert tags_to_words(text, words_to_tags(words)) == words
     assert tags_to_words("我", [0]) == ["我"]
@@ -258,7 +268,10 @@ def test_shipped_splits(shipped):
     fold5_lines = 7665
     assert 0.09 * fold5_lines < len(sp.val) <= fold5_lines // 10
     assert sp.n_read == 38329 and sp.n_blank_skipped == 0
-    assert len(sp.train) + len(sp.val) + sp.dropped_duplicates + sp.dropped_test_overlap + sp.dropped_val_overlap == sp.n_read
+    assert (
+        len(sp.train) + len(sp.val) + sp.dropped_duplicates + sp.dropped_test_overlap + sp.dropped_val_overlap
+        == sp.n_read
+    )
     test_texts = {fold_width("".join(s)) for s in sp.test if s}
     assert not any(fold_width("".join(s)) in test_texts for s in sp.train)
     assert not any(fold_width("".join(s)) in test_texts for s in sp.val)

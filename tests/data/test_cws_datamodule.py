@@ -102,7 +102,9 @@ def test_fixed_padding_pads_training_batches_to_max_len_only(dm):
     dynamic = list(dm.train_dataloader())
     assert any(b["input_ids"].shape[1] < 64 for b in dynamic)
     # the same batches in the same order: only the padding differs
-    assert [b["attention_mask"].sum(1).tolist() for b in dynamic] == [b["attention_mask"].sum(1).tolist() for b in train]
+    assert [b["attention_mask"].sum(1).tolist() for b in dynamic] == [
+        b["attention_mask"].sum(1).tolist() for b in train
+    ]
 
 
 def test_no_bucketing_with_one_batch_pools():

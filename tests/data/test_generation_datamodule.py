@@ -6,10 +6,10 @@ import zipfile
 
 import pytest
 import torch
+from tests.conftest import ROOT
 
 from bertlab.data.generation_datamodule import GenerationDataModule, lm_collate, segment_text, text_segmentate
 from bertlab.data.sentiment import read_sentiment
-from tests.conftest import ROOT
 
 ZIP = str(ROOT / "data/sentiment/sentiment.zip")
 VOCAB = str(ROOT / "data/vocab/bert-base-chinese/vocab.txt")
@@ -65,7 +65,9 @@ def test_collate_targets_are_next_tokens_with_padding_masked():
 def _tiny_zip(tmp_path):
     z = tmp_path / "s.zip"
     with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("sentiment/sentiment.train.data", "房间很好，服务热情\t1\n太差了 再也不来\t0\n" + "好" * 200 + "\t1\n")
+        zf.writestr(
+            "sentiment/sentiment.train.data", "房间很好，服务热情\t1\n太差了 再也不来\t0\n" + "好" * 200 + "\t1\n"
+        )
         zf.writestr("sentiment/sentiment.valid.data", "还不错\t1\n")
         zf.writestr("sentiment/sentiment.test.data", "很差劲\t0\n")
     return str(z)
@@ -79,7 +81,9 @@ def test_datamodule_features_labels_and_trimmed_vocab(tmp_path):
     tok = dm.tokenizer
     # the tokenizer looks characters up NFKC-normalised: the full-width comma comes back as ","
     assert dm.decode(dm.features["train"][0]["input_ids"][1:-1]) == "房间很好,服务热情"
-    assert dm.features["train"][0]["input_ids"][0] == tok.cls_id and dm.features["train"][0]["input_ids"][-1] == tok.sep_id
+    assert (
+        dm.features["train"][0]["input_ids"][0] == tok.cls_id and dm.features["train"][0]["input_ids"][-1] == tok.sep_id
+    )
     assert kw["vocab_keep_ids"] == dm.keep_ids and len(tok) == len(dm.keep_ids) < 21128
     assert tok.unk_id not in dm.features["test"][0]["input_ids"]  # CJK chars of the vocab are all kept
     assert kw["special_ids"]["sep"] == tok.sep_id and set(kw["special_ids"]) == {"pad", "unk", "cls", "sep", "mask"}
@@ -104,7 +108,9 @@ def test_shipped_corpus_sizes_and_vocab():
     full = CharTokenizer(VOCAB)
     assert full_unk == sum(full.encode(t).ids.count(full.unk_id) for t in dm.texts["train"])
     b = next(iter(dm.train_dataloader()))
-    assert torch.equal(b["targets"][:, :-1][b["attention_mask"][:, 1:]], b["input_ids"][:, 1:][b["attention_mask"][:, 1:]])
+    assert torch.equal(
+        b["targets"][:, :-1][b["attention_mask"][:, 1:]], b["input_ids"][:, 1:][b["attention_mask"][:, 1:]]
+    )
 
 
 def test_overfit_texts_makes_every_split_the_first_training_texts():

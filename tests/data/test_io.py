@@ -56,7 +56,9 @@ def test_missing_file(tmp_path):
     assert str(info.value) == f"{p}: file not found"
 
 
-@pytest.mark.parametrize(("suffix", "compress"), [(".xz", lzma.compress), (".gz", gzip.compress), (".bz2", bz2.compress)])
+@pytest.mark.parametrize(
+    ("suffix", "compress"), [(".xz", lzma.compress), (".gz", gzip.compress), (".bz2", bz2.compress)]
+)
 def test_compressed_reading(tmp_path, suffix, compress):
     p = tmp_path / f"c.txt{suffix}"
     p.write_bytes(compress("甲  乙\r\n丙\n".encode()))

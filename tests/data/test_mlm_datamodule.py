@@ -102,7 +102,7 @@ def test_bad_masking_probabilities_are_config_errors():
 def test_packed_sequences_fill_512_with_consecutive_texts():
     rng = np.random.default_rng(0)
     pieces = []
-    for k in range(300):
+    for _k in range(300):
         n = int(rng.integers(1, 200))
         pieces.append((rng.integers(10, 5000, n), np.arange(n) // 2))  # two-token words
     packed = pack_sequences(pieces, 512, CLS, SEP)
@@ -149,11 +149,14 @@ def test_mixed_sampler_step_shares(fraction):
 def datamodule(tmp_path_factory):
     import hydra
     from hydra.core.global_hydra import GlobalHydra
-
-    from bertlab.nn.encoders import resolve_vocab_file
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg(tmp_path_factory.mktemp("mlm_dm"), ["experiment=pretrain_mlm", "data.max_train_texts=400", "data.max_val_texts=60"])
+    from bertlab.nn.encoders import resolve_vocab_file
+
+    cfg = compose_cfg(
+        tmp_path_factory.mktemp("mlm_dm"),
+        ["experiment=pretrain_mlm", "data.max_train_texts=400", "data.max_val_texts=60"],
+    )
     GlobalHydra.instance().clear()
     dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
     dm.setup("fit")
@@ -187,11 +190,16 @@ def test_validation_masks_are_fixed(datamodule):
     dm, cfg = datamodule
     first = list(dm.val_dataloader())
     again = list(dm.val_dataloader())
-    assert all(torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
-               for a, b in zip(first, again))
+    assert all(
+        torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+        for a, b in zip(first, again)
+    )
     assert sum(int((b["labels"] != IGNORE).sum()) for b in first) == dm.stats["val_targets"] > 100
     # held-out texts are never in training
-    val_rows = {tuple(torch.where(b["labels"] != IGNORE, b["labels"], b["input_ids"])[i][b["attention_mask"][i]].tolist())
-                for b in first for i in range(len(b["input_ids"]))}
+    val_rows = {
+        tuple(torch.where(b["labels"] != IGNORE, b["labels"], b["input_ids"])[i][b["attention_mask"][i]].tolist())
+        for b in first
+        for i in range(len(b["input_ids"]))
+    }
     train_rows = {tuple(f["input_ids"].tolist()) for f in dm.features["train"][: dm.n_single]}
     assert not val_rows & train_rows

@@ -35,8 +35,19 @@ CMRC = [DATA / "cmrc2018" / "cmrc2018_dev.json.xz", DATA / "cmrc2018" / "cmrc201
 
 
 # ------------------------------------------------------------------ windows
-@pytest.mark.parametrize("n,expected", [(0, [0]), (10, [0]), (255, [0]), (256, [0, 128]), (300, [0, 128]),
-                                        (383, [0, 128]), (384, [0, 128, 256]), (600, [0, 128, 256, 384])])
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (0, [0]),
+        (10, [0]),
+        (255, [0]),
+        (256, [0, 128]),
+        (300, [0, 128]),
+        (383, [0, 128]),
+        (384, [0, 128, 256]),
+        (600, [0, 128, 256, 384]),
+    ],
+)
 def test_window_starts(n, expected):
     assert window_starts(n, 255, 128) == expected
 
@@ -162,10 +173,22 @@ def test_layout_ceiling_against_independent_counts(cmrc_splits):
     out, _ = cmrc_splits
     qs = out["test"]
     m1 = 31
-    fits = sum(any(len("".join(g.split())) <= m1 and "".join(g.split()) in "".join(p.text.split())
-                   for g in q.answers for p in q.passages) for q in qs)
-    loose = sum(any(0 < len(normalize_answer(g)) <= m1 and normalize_answer(g) in normalize_answer(p.text)
-                    for g in q.answers for p in q.passages) for q in qs)
+    fits = sum(
+        any(
+            len("".join(g.split())) <= m1 and "".join(g.split()) in "".join(p.text.split())
+            for g in q.answers
+            for p in q.passages
+        )
+        for q in qs
+    )
+    loose = sum(
+        any(
+            0 < len(normalize_answer(g)) <= m1 and normalize_answer(g) in normalize_answer(p.text)
+            for g in q.answers
+            for p in q.passages
+        )
+        for q in qs
+    )
     ceiling = reading_comprehension_scores([layout_oracle(q, m1) for q in qs], [q.answers for q in qs])
     assert fits / len(qs) <= ceiling["acc"] <= loose / len(qs)
     assert fits < loose  # the bounds differ on this split, so the test can tell them apart
@@ -189,9 +212,12 @@ def test_overlap_baseline_matches_brute_force():
     rng = random.Random(1)
     for _ in range(200):
         alpha = "甲乙丙丁戊"
-        q = MrcQuestion("x", "".join(rng.choice(alpha) for _ in range(rng.randint(1, 6))),
-                        [Passage("".join(rng.choice(alpha) for _ in range(rng.randint(1, 12)))) for _ in range(2)],
-                        ["".join(rng.choice(alpha) for _ in range(rng.randint(1, 4)))])
+        q = MrcQuestion(
+            "x",
+            "".join(rng.choice(alpha) for _ in range(rng.randint(1, 6))),
+            [Passage("".join(rng.choice(alpha) for _ in range(rng.randint(1, 12)))) for _ in range(2)],
+            ["".join(rng.choice(alpha) for _ in range(rng.randint(1, 4)))],
+        )
         n = len(q.answers[0])
         qc = Counter(q.question)
         best, best_ov = "", -1
@@ -211,7 +237,9 @@ def _write(tmp_path: Path, name: str, obj) -> str:
 
 
 def _squad(context: str, answers: list[dict]) -> dict:
-    return {"data": [{"paragraphs": [{"context": context, "qas": [{"id": "Q1", "question": "问？", "answers": answers}]}]}]}
+    return {
+        "data": [{"paragraphs": [{"context": context, "qas": [{"id": "Q1", "question": "问？", "answers": answers}]}]}]
+    }
 
 
 def test_cmrc_bad_input_is_one_clear_error(tmp_path):
@@ -227,8 +255,14 @@ def test_cmrc_bad_input_is_one_clear_error(tmp_path):
         read_cmrc(_write(tmp_path, "d.json", _squad("甲乙丙", [{"text": "乙"}])))
     # a start that is off by one is repaired (counted); a -1 answer elsewhere is kept for scoring
     stats: Counter = Counter()
-    out = read_cmrc(_write(tmp_path, "e.json", _squad("甲乙丙", [{"text": "乙丙", "answer_start": 2},
-                                                            {"text": "丁", "answer_start": -1}])), stats=stats)
+    out = read_cmrc(
+        _write(
+            tmp_path,
+            "e.json",
+            _squad("甲乙丙", [{"text": "乙丙", "answer_start": 2}, {"text": "丁", "answer_start": -1}]),
+        ),
+        stats=stats,
+    )
     (q,) = [q for qs in out.values() for q in qs]
     assert q.answers == ["乙丙", "丁"] and q.passages[0].answer == "乙丙" and q.passages[0].answer_start == 1
     assert stats["answer_starts_repaired"] == 1 and stats["answers_not_in_context_scoring_only"] == 1
@@ -240,15 +274,28 @@ def test_native_bad_input(tmp_path):
     with pytest.raises(DataError, match=r"y\.jsonl:2: malformed JSON"):
         read_native(_write(tmp_path, "y.jsonl", '{"question": "q", "passages": []}\n{"question": \n'))
     with pytest.raises(DataError, match=r"record 2 \(id 'b'\): missing field 'passages'"):
-        read_native(_write(tmp_path, "z.json", [{"id": "a", "question": "q", "passages": []}, {"id": "b", "question": "q"}]))
+        read_native(
+            _write(tmp_path, "z.json", [{"id": "a", "question": "q", "passages": []}, {"id": "b", "question": "q"}])
+        )
     with pytest.raises(DataError, match="passage 1 lacks the field 'passage'"):
         read_native(_write(tmp_path, "w.json", [{"question": "q", "passages": [{"answer": ""}]}]))
     stats: Counter = Counter()
-    qs = read_native(_write(tmp_path, "v.json", [
-        {"id": "1", "question": "q", "passages": []},
-        {"id": "2", "question": "q", "passages": [{"passage": " ", "answer": ""}, {"passage": "甲乙", "answer": "丙"}]},
-        {"id": "3", "question": "q", "passages": [{"passage": "甲乙", "answer": ""}]},
-    ]), stats)
+    qs = read_native(
+        _write(
+            tmp_path,
+            "v.json",
+            [
+                {"id": "1", "question": "q", "passages": []},
+                {
+                    "id": "2",
+                    "question": "q",
+                    "passages": [{"passage": " ", "answer": ""}, {"passage": "甲乙", "answer": "丙"}],
+                },
+                {"id": "3", "question": "q", "passages": [{"passage": "甲乙", "answer": ""}]},
+            ],
+        ),
+        stats,
+    )
     assert [q.id for q in qs] == ["2", "3"] and len(qs[0].passages) == 1
     assert stats["questions_without_passages_dropped"] == 1 and stats["empty_passages_dropped"] == 1
     assert stats["passage_answers_not_in_passage"] == 1 and stats["questions_without_answer"] == 1
@@ -272,20 +319,38 @@ def test_webqa_and_sogouqa_samples_as_format_fixtures():
 # ------------------------------------------------------------------ DataModule
 def _native_file(tmp_path: Path) -> str:
     recs = [
-        {"id": "a", "question": "中国的首都是哪里？",
-         "passages": [{"passage": "北京是中华人民共和国的首都。", "answer": "北京"},
-                      {"passage": "上海是最大的城市。", "answer": ""},
-                      {"passage": "首都 北 京，简称京。", "answer": "北京"}]},
+        {
+            "id": "a",
+            "question": "中国的首都是哪里？",
+            "passages": [
+                {"passage": "北京是中华人民共和国的首都。", "answer": "北京"},
+                {"passage": "上海是最大的城市。", "answer": ""},
+                {"passage": "首都 北 京，简称京。", "answer": "北京"},
+            ],
+        },
         {"id": "b", "question": "问" * 80, "passages": [{"passage": "甲" * 300 + "乙丙", "answer": "乙丙"}]},
-        {"id": "c", "question": "ＡＢＣ是什么？", "passages": [{"passage": "答案是ＡＢＣ ｄｅｆ。", "answer": "ＡＢＣ ｄｅｆ"}]},
+        {
+            "id": "c",
+            "question": "ＡＢＣ是什么？",
+            "passages": [{"passage": "答案是ＡＢＣ ｄｅｆ。", "answer": "ＡＢＣ ｄｅｆ"}],
+        },
     ]
     return _write(tmp_path, "qa.json", recs)
 
 
 def _dm(tmp_path, **kw) -> MrcDataModule:
     path = _native_file(tmp_path)
-    args = dict(vocab_file=VOCAB, source="native", files=[path], val_files=[path], test_files=[path],
-                max_answer_len=8, answer_rule="first_found", batch_size=4, eval_batch_size=4)
+    args = dict(
+        vocab_file=VOCAB,
+        source="native",
+        files=[path],
+        val_files=[path],
+        test_files=[path],
+        max_answer_len=8,
+        answer_rule="first_found",
+        batch_size=4,
+        eval_batch_size=4,
+    )
     dm = MrcDataModule(**(args | kw))
     dm.setup("fit")
     return dm
@@ -341,11 +406,13 @@ def test_eval_batches_hold_whole_questions_and_answers_map_back(tmp_path):
     # fake decoder output: the tokens of "ＡＢＣｄｅｆ" in passage 0 of question c, found at token 3
     tok = dm.tokenizer
     toks = [tok.char_id(c) for c in "ＡＢＣｄｅｆ"]
-    preds = {0: {"tokens": [tok.char_id("北"), tok.char_id("京")], "start": 0, "score": 0.9},
-             1: {"tokens": [], "start": -1, "score": 0.8},
-             2: {"tokens": [tok.char_id("北"), tok.char_id("京")], "start": 2, "score": 0.5},
-             3: {"tokens": [], "start": -1, "score": 0.9},
-             4: {"tokens": toks, "start": 3, "score": 0.6}}
+    preds = {
+        0: {"tokens": [tok.char_id("北"), tok.char_id("京")], "start": 0, "score": 0.9},
+        1: {"tokens": [], "start": -1, "score": 0.8},
+        2: {"tokens": [tok.char_id("北"), tok.char_id("京")], "start": 2, "score": 0.5},
+        3: {"tokens": [], "start": -1, "score": 0.9},
+        4: {"tokens": toks, "start": 3, "score": 0.6},
+    }
     out = dm.decode("test", preds)
     assert out[0]["answer"] == "北京" and out[0]["score"] == pytest.approx((0.81 + 0.25) / (1.4 + 1))
     assert [c["answer"] for c in out[0]["candidates"]] == ["北京", "", "北 京"]
@@ -365,8 +432,14 @@ def test_trimmed_vocab_keeps_mask_and_the_training_characters(tmp_path):
 
 
 def test_cmrc_datamodule_uses_the_window_answer(tmp_path):
-    dm = MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage",
-                       max_train_questions=50, max_eval_questions=5)
+    dm = MrcDataModule(
+        vocab_file=VOCAB,
+        source="cmrc2018",
+        files=[str(CMRC[1])],
+        answer_rule="passage",
+        max_train_questions=50,
+        max_eval_questions=5,
+    )
     dm.setup("fit")
     tok = dm.tokenizer
     for q, eq in zip(dm.questions["train"], dm.encoded["train"]):
@@ -377,15 +450,22 @@ def test_cmrc_datamodule_uses_the_window_answer(tmp_path):
 
 
 def test_overfit_mode_evaluates_on_the_training_questions(tmp_path):
-    dm = MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage",
-                       overfit_questions=7)
+    dm = MrcDataModule(
+        vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage", overfit_questions=7
+    )
     dm.setup("fit")
     ids = [q.id for q in dm.questions["train"]]
     assert len(ids) == 7
     assert [q.id for q in dm.questions["val"]] == ids and [q.id for q in dm.questions["test"]] == ids
     assert dm.evaluated_on == "training questions (overfit check)"
-    held_out = MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], answer_rule="passage",
-                             max_train_questions=7, max_eval_questions=3)
+    held_out = MrcDataModule(
+        vocab_file=VOCAB,
+        source="cmrc2018",
+        files=[str(CMRC[1])],
+        answer_rule="passage",
+        max_train_questions=7,
+        max_eval_questions=3,
+    )
     held_out.setup("fit")
     assert held_out.evaluated_on == "held-out questions"
     assert not {q.id for q in held_out.questions["test"]} & {q.id for q in held_out.questions["train"]}

@@ -138,7 +138,7 @@ def test_read_empty_or_missing_file(tmp_path):
 def _check_pieces(chars, tags, pieces, max_len, scheme):
     assert [c for p, _ in pieces for c in p] == list(chars)
     assert all(1 <= len(p) <= max_len for p, _ in pieces)
-    for p, t in pieces:
+    for _p, t in pieces:
         assert check_gold_tags(t, scheme) is None
 
 
@@ -160,7 +160,7 @@ def test_cut_prefers_punctuation_outside_entities():
 
 def test_split_random_sentences_never_cuts_entities():
     rng = random.Random(0)
-    for scheme, labels in (("BIO", BIO), ("BMES", BMES)):
+    for scheme, _labels in (("BIO", BIO), ("BMES", BMES)):
         for _ in range(300):
             # well-formed gold tags built from entities of length 1..4
             tags: list[str] = []
@@ -168,7 +168,10 @@ def test_split_random_sentences_never_cuts_entities():
                 if rng.random() < 0.5:
                     tags.append("O")
                     continue
-                t, n = rng.choice(["ORG", "NAME"]) if scheme == "BMES" else rng.choice(["PER", "LOC"]), rng.randint(1, 4)
+                t, n = (
+                    rng.choice(["ORG", "NAME"]) if scheme == "BMES" else rng.choice(["PER", "LOC"]),
+                    rng.randint(1, 4),
+                )
                 if scheme == "BIO":
                     tags += [f"B-{t}"] + [f"I-{t}"] * (n - 1)
                 else:

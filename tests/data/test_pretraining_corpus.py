@@ -60,26 +60,50 @@ def _write_fixture(tmp_path: Path) -> dict:
         zf.writestr("sentiment/sentiment.test.data", "这是测试集里的句子\t0\n")
     lic_train = tmp_path / "lic_train.json"
     lic_dev = tmp_path / "lic_dev.json"
-    lic_train.write_text("\n".join(json.dumps({"text": t, "spo_list": []}, ensure_ascii=False)
-                                   for t in ["《红楼梦》的作者是曹雪芹", "开发集也有的句子"]) + "\n", encoding="utf-8")
-    lic_dev.write_text(json.dumps({"text": "开发集也有的句子", "spo_list": []}, ensure_ascii=False) + "\n", encoding="utf-8")
+    lic_train.write_text(
+        "\n".join(
+            json.dumps({"text": t, "spo_list": []}, ensure_ascii=False)
+            for t in ["《红楼梦》的作者是曹雪芹", "开发集也有的句子"]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    lic_dev.write_text(
+        json.dumps({"text": "开发集也有的句子", "spo_list": []}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     contexts = [f"这是第{i}个阅读理解段落。" for i in range(40)]
     cmrc = tmp_path / "cmrc.json"
-    cmrc.write_text(json.dumps({"data": [{"paragraphs": [{"context": c, "qas": []} for c in contexts]}]},
-                               ensure_ascii=False), encoding="utf-8")
+    cmrc.write_text(
+        json.dumps({"data": [{"paragraphs": [{"context": c, "qas": []} for c in contexts]}]}, ensure_ascii=False),
+        encoding="utf-8",
+    )
     ner = tmp_path / "ner.dev"
     ner.write_text("第 O\n二 O\n份 O\n文 O\n件 O\n1 O\n。 O\n\n", encoding="utf-8")
-    return dict(pd=[str(pd1), str(pd2)], gold=str(gold), senti=str(senti), lic_train=str(lic_train),
-                lic_dev=str(lic_dev), cmrc=[str(cmrc)], contexts=contexts, ner=str(ner))
+    return dict(
+        pd=[str(pd1), str(pd2)],
+        gold=str(gold),
+        senti=str(senti),
+        lic_train=str(lic_train),
+        lic_dev=str(lic_dev),
+        cmrc=[str(cmrc)],
+        contexts=contexts,
+        ner=str(ner),
+    )
 
 
 def test_synthetic_corpus_keeps_exactly_the_training_texts(tmp_path):
     f = _write_fixture(tmp_path)
-    corpus = build_pretraining_corpus(f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"],
-                                      extra_heldout_files=[f["ner"]])
-    by_source = {s: [t.text for t in corpus.texts if t.source == s] for s in ("peoples_daily", "sentiment", "lic2019", "cmrc")}
-    expected_pd = ["中国人民银行发布公告。"] + [f"训练文本{i}号。" for i in range(8)] + \
-        [f"第二份文件{i}。" for i in (0, 2, 5, 6, 7, 8)]  # 1: NER held out, 3: duplicate, 4 and 10: validation
+    corpus = build_pretraining_corpus(
+        f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"], extra_heldout_files=[f["ner"]]
+    )
+    by_source = {
+        s: [t.text for t in corpus.texts if t.source == s] for s in ("peoples_daily", "sentiment", "lic2019", "cmrc")
+    }
+    expected_pd = (
+        ["中国人民银行发布公告。"]
+        + [f"训练文本{i}号。" for i in range(8)]
+        + [f"第二份文件{i}。" for i in (0, 2, 5, 6, 7, 8)]
+    )  # 1: NER held out, 3: duplicate, 4 and 10: validation
     assert by_source["peoples_daily"] == expected_pd
     assert by_source["sentiment"] == ["很好的酒店", "太差了"]  # the line repeated in the test split is out
     assert by_source["lic2019"] == ["《红楼梦》的作者是曹雪芹"]
@@ -89,11 +113,14 @@ def test_synthetic_corpus_keeps_exactly_the_training_texts(tmp_path):
     assert pd_items[0].words == ("中国", "人民", "银行", "发布", "公告", "。")  # brackets stripped, words kept
     assert all(t.words is None for t in corpus.texts if t.source != "peoples_daily")
     assert corpus.dropped_heldout["sentiment"] == 1 and corpus.dropped_heldout["lic2019"] == 1
-    only = build_pretraining_corpus(f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"],
-                                    sources=["sentiment"])
+    only = build_pretraining_corpus(
+        f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"], sources=["sentiment"]
+    )
     assert [t.text for t in only.texts] == ["很好的酒店", "太差了"]
     with pytest.raises(ConfigError, match="data.sources"):
-        build_pretraining_corpus(f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"], sources=["wiki"])
+        build_pretraining_corpus(
+            f["pd"], f["gold"], f["senti"], f["lic_train"], f["lic_dev"], f["cmrc"], sources=["wiki"]
+        )
 
 
 def test_bad_cmrc_file_is_a_data_error(tmp_path):
@@ -106,9 +133,15 @@ def test_bad_cmrc_file_is_a_data_error(tmp_path):
 # ----------------------------------------------------------------------- the shipped data
 @pytest.fixture(scope="module")
 def real_corpus():
-    return build_pretraining_corpus(PD, str(DATA / "cws/pku_sighan2005/pku_test_gold.utf8.xz"),
-                                    str(DATA / "sentiment/sentiment.zip"), str(DATA / "triples/lic2019/train_data.json.xz"),
-                                    str(DATA / "triples/lic2019/dev_data.json.xz"), CMRC, NER)
+    return build_pretraining_corpus(
+        PD,
+        str(DATA / "cws/pku_sighan2005/pku_test_gold.utf8.xz"),
+        str(DATA / "sentiment/sentiment.zip"),
+        str(DATA / "triples/lic2019/train_data.json.xz"),
+        str(DATA / "triples/lic2019/dev_data.json.xz"),
+        CMRC,
+        NER,
+    )
 
 
 def _heldout_texts_read_independently() -> dict[str, set[str]]:
@@ -124,7 +157,8 @@ def _heldout_texts_read_independently() -> dict[str, set[str]]:
         out["sentiment_valid_test"] = {
             line.rsplit("\t", 1)[0]
             for split in ("valid", "test")
-            for line in zf.read(f"sentiment/sentiment.{split}.data").decode("utf-8").splitlines() if line.strip()
+            for line in zf.read(f"sentiment/sentiment.{split}.data").decode("utf-8").splitlines()
+            if line.strip()
         }
     dev = lzma.open(DATA / "triples/lic2019/dev_data.json.xz", "rt", encoding="utf-8").read().splitlines()
     out["lic2019_dev"] = {json.loads(line)["text"] for line in dev if line.strip()}

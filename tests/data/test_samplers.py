@@ -15,8 +15,12 @@ LENGTHS = [(i * 7) % 50 + 1 for i in range(203)]
 
 def _loader(cls=ResumableDataLoader, num_workers=0, seed=5):
     sampler = BucketBatchSampler(LENGTHS, 8, pool_batches=4, seed=seed)
-    return cls(list(range(len(LENGTHS))), batch_sampler=sampler, num_workers=num_workers,
-               collate_fn=lambda items: torch.tensor(items))
+    return cls(
+        list(range(len(LENGTHS))),
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=lambda items: torch.tensor(items),
+    )
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

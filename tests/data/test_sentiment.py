@@ -1,10 +1,10 @@
 import zipfile
 
 import pytest
+from tests.conftest import ROOT
 
 from bertlab.data.sentiment import read_sentiment
 from bertlab.utils.errors import DataError
-from tests.conftest import ROOT
 
 ZIP = str(ROOT / "data/sentiment/sentiment.zip")
 

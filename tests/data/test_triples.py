@@ -37,8 +37,10 @@ def tok():
 
 
 def _write(path: Path, lines: list) -> Path:
-    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -77,18 +79,30 @@ def test_schema_formats_and_errors(tmp_path):
         read_schema(tmp_path / "empty")
 
 
-@pytest.mark.parametrize("bad_line,message", [
-    ("this is not json", r":2: not valid JSON"),
-    ({"spo_list": []}, r":2: record without a string 'text'"),
-    ({"text": "abc"}, r":2: record without 'spo_list'"),
-    ({"text": "abc", "spo_list": {}}, r":2: 'spo_list' must be a list"),
-    ({"text": "abc", "spo_list": [{}]}, r":2: spo_list entry 0 is empty"),
-    ({"text": "abc", "spo_list": [{"subject": "a", "predicate": "p"}]}, r":2: spo_list entry 0 lacks object"),
-    ({"text": "abc", "spo_list": [{"subject": " ", "predicate": "p", "object": "b"}]}, r":2: empty subject"),
-    ({"text": "abc", "spo_list": [{"subject": "a", "predicate": "nope", "object": "b"}]}, r":2: predicate 'nope' is not in the schema"),
-    ({"text": "abc", "spo_list": [{"subject": "a", "predicate": "p", "object": {"x": "b"}}]}, r":2: object is an object without '@value'"),
-    ({"text": "abc", "spo_list": [{"subject": "a", "predicate": "p", "object": 3}]}, r":2: object must be a string"),
-])
+@pytest.mark.parametrize(
+    "bad_line,message",
+    [
+        ("this is not json", r":2: not valid JSON"),
+        ({"spo_list": []}, r":2: record without a string 'text'"),
+        ({"text": "abc"}, r":2: record without 'spo_list'"),
+        ({"text": "abc", "spo_list": {}}, r":2: 'spo_list' must be a list"),
+        ({"text": "abc", "spo_list": [{}]}, r":2: spo_list entry 0 is empty"),
+        ({"text": "abc", "spo_list": [{"subject": "a", "predicate": "p"}]}, r":2: spo_list entry 0 lacks object"),
+        ({"text": "abc", "spo_list": [{"subject": " ", "predicate": "p", "object": "b"}]}, r":2: empty subject"),
+        (
+            {"text": "abc", "spo_list": [{"subject": "a", "predicate": "nope", "object": "b"}]},
+            r":2: predicate 'nope' is not in the schema",
+        ),
+        (
+            {"text": "abc", "spo_list": [{"subject": "a", "predicate": "p", "object": {"x": "b"}}]},
+            r":2: object is an object without '@value'",
+        ),
+        (
+            {"text": "abc", "spo_list": [{"subject": "a", "predicate": "p", "object": 3}]},
+            r":2: object must be a string",
+        ),
+    ],
+)
 def test_malformed_records_name_file_and_line(tmp_path, bad_line, message):
     good = {"text": "abc", "spo_list": [{"subject": "a", "predicate": "p", "object": "b"}]}
     path = _write(tmp_path / "data.json", [good, bad_line])
@@ -106,8 +120,16 @@ def test_reader_skips_blank_lines_and_allows_unlabelled_records_when_asked(tmp_p
 def test_compressed_file_is_read_transparently(tmp_path):
     path = tmp_path / "d.json.xz"
     with lzma.open(path, "wt", encoding="utf-8") as f:
-        f.write(json.dumps({"text": "周杰伦唱七里香", "spo_list": [{"subject": "七里香", "predicate": "歌手", "object": "周杰伦"}]},
-                           ensure_ascii=False) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "text": "周杰伦唱七里香",
+                    "spo_list": [{"subject": "七里香", "predicate": "歌手", "object": "周杰伦"}],
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     recs, _ = read_triples(path, ["歌手"])
     assert recs[0].spo_list == [("七里香", "歌手", "周杰伦")]
 
@@ -125,8 +147,12 @@ def test_locate_triples_counts_not_found_and_beyond_max_len(tok):
     text = "《七里香》是周杰伦的歌，由方文山作词" + "啊" * 30 + "林俊杰"
     ids, offsets, full = encode_cut(tok, text, 32)
     assert len(ids) == 32 and ids[-1] == tok.sep_id and offsets[-1] == -1 and len(full) == len(text) + 2
-    spo = [("七里香", "歌手", "周杰伦"), ("七里香", "作词", "方文山"), ("七里香", "歌手", "林俊杰"),
-           ("稻香", "歌手", "周杰伦")]
+    spo = [
+        ("七里香", "歌手", "周杰伦"),
+        ("七里香", "作词", "方文山"),
+        ("七里香", "歌手", "林俊杰"),
+        ("稻香", "歌手", "周杰伦"),
+    ]
     spoes, counts = locate_triples(tok, ids, full, spo, {"歌手": 0, "作词": 1})
     assert counts == Counter(located=2, beyond_max_len=1, not_found=1)
     # token positions are character positions + 1 ([CLS]); spans inclusive
@@ -139,7 +165,7 @@ def test_search_is_case_and_width_tolerant_through_the_tokenizer(tok):
     ids, _, full = encode_cut(tok, text, 128)
     spoes, counts = locate_triples(tok, ids, full, [("apple", "p", "tim cook")], {"p": 0})
     assert counts["located"] == 1
-    (s, objs), = spoes.items()
+    ((s, objs),) = spoes.items()
     assert s == (1, 5) and objs == [(13, 19, 0)]
 
 
@@ -173,15 +199,23 @@ def test_collator_labels_and_deterministic_sampling():
     # same seed/epoch/index -> same draw, whatever the batch; epochs differ
     again = col(list(reversed(feats)))
     assert tuple(again["subject_ids"][0].tolist()) == s
-    epochs = {tuple(TripleCollator(0, 3, 7, "gold", epoch_fn=lambda e=e: e)(feats)["subject_ids"][1].tolist())
-              for e in range(20)}
+    epochs = {
+        tuple(TripleCollator(0, 3, 7, "gold", epoch_fn=lambda e=e: e)(feats)["subject_ids"][1].tolist())
+        for e in range(20)
+    }
     assert epochs == {(1, 1), (2, 2)}
 
 
 # ----------------------------------------------------------------------------- DataModule
 def _dm(**kw):
-    args = dict(train_file=str(LIC / "train_data.json.xz"), eval_file=str(LIC / "dev_data.json.xz"),
-                schema_file=str(LIC / "all_50_schemas.xz"), vocab_file=VOCAB, batch_size=8, eval_batch_size=16)
+    args = dict(
+        train_file=str(LIC / "train_data.json.xz"),
+        eval_file=str(LIC / "dev_data.json.xz"),
+        schema_file=str(LIC / "all_50_schemas.xz"),
+        vocab_file=VOCAB,
+        batch_size=8,
+        eval_batch_size=16,
+    )
     args.update(kw)
     return TripleDataModule(**args)
 
@@ -235,12 +269,19 @@ def test_decode_maps_token_spans_to_character_offsets(tok):
     o0, o1 = pos[text.index("J")], pos[text.index("u")]  # "Jay Chou": a space inside the span
     p = dm.predicate_id["歌手"]
     last = len(feats[0]["input_ids"]) - 1
-    decoded = dm.decode("predict", {0: [(s0, s1, p, o0, o1), (s0, s1, p, o0, o1), (0, s1, p, o0, o1),
-                                        (s0, s1, p, o0, last)], 1: []})
+    decoded = dm.decode(
+        "predict", {0: [(s0, s1, p, o0, o1), (s0, s1, p, o0, o1), (0, s1, p, o0, o1), (s0, s1, p, o0, last)], 1: []}
+    )
     assert decoded[1] == []
-    assert decoded[0] == [{"subject": "七里香", "predicate": "歌手", "object": "Jay Chou",
-                           "subject_span": [text.index("七"), text.index("香") + 1],
-                           "object_span": [text.index("J"), text.index("u") + 1]}]
+    assert decoded[0] == [
+        {
+            "subject": "七里香",
+            "predicate": "歌手",
+            "object": "Jay Chou",
+            "subject_span": [text.index("七"), text.index("香") + 1],
+            "object_span": [text.index("J"), text.index("u") + 1],
+        }
+    ]
     (t,) = decoded[0]
     assert text[slice(*t["object_span"])] == "Jay Chou"
     assert dm.format_prediction(text, decoded[0]) == {"text": text, "spo_list": decoded[0]}
@@ -265,14 +306,22 @@ def test_score_counts_every_gold_triple_and_reports_unlocatable(lic_dm):
 
 
 def test_duie2_config_slices_one_file(tmp_path):
-    dm = _dm(train_file=str(DUIE / "train_data_5000.json.xz"), eval_file=str(DUIE / "train_data_5000.json.xz"),
-             schema_file=str(DUIE / "duie_schema.json.xz"), train_slice=[0, 300], eval_slice=[4000, 4300])
+    dm = _dm(
+        train_file=str(DUIE / "train_data_5000.json.xz"),
+        eval_file=str(DUIE / "train_data_5000.json.xz"),
+        schema_file=str(DUIE / "duie_schema.json.xz"),
+        train_slice=[0, 300],
+        eval_slice=[4000, 4300],
+    )
     dm.setup("fit")
     assert dm.stats["train_records"] == 300 and dm.stats["val_records"] == 200 and dm.stats["test_records"] == 100
     assert len(dm.predicates) == 48
     with pytest.raises(ConfigError, match="eval_slice"):
-        _dm(train_file=str(DUIE / "train_data_5000.json.xz"), eval_file=str(DUIE / "train_data_5000.json.xz"),
-            schema_file=str(DUIE / "duie_schema.json.xz")).setup("fit")
+        _dm(
+            train_file=str(DUIE / "train_data_5000.json.xz"),
+            eval_file=str(DUIE / "train_data_5000.json.xz"),
+            schema_file=str(DUIE / "duie_schema.json.xz"),
+        ).setup("fit")
 
 
 def test_overfit_mode_evaluates_on_the_training_records_and_says_so():
@@ -292,7 +341,9 @@ def test_bad_config_values():
 
 
 def test_predicate_outside_schema_in_training_file_is_a_data_error(tmp_path):
-    path = _write(tmp_path / "t.json", [{"text": "ab", "spo_list": [{"subject": "a", "predicate": "无此关系", "object": "b"}]}])
+    path = _write(
+        tmp_path / "t.json", [{"text": "ab", "spo_list": [{"subject": "a", "predicate": "无此关系", "object": "b"}]}]
+    )
     with pytest.raises(DataError, match=r"t.json:1: predicate '无此关系'"):
         _dm(train_file=str(path)).setup("fit")
 

@@ -37,13 +37,20 @@ def test_corpus_keeps_seen_tokens_and_every_cjk_char():
 def test_loaded_checkpoint_is_sliced_consistently(tmp_path, make_cfg):
     from transformers import BertForMaskedLM
 
-    cfg = dict(make_cfg().encoder) | {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    cfg = dict(make_cfg().encoder) | {
+        "num_layers": 1,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     enc, _ = build_encoder(cfg)
     full = BertForMaskedLM(enc.config)
     full.save_pretrained(tmp_path / "ckpt")
     keep = [0, 100, 101, 102, 103, 2769, 4263]
     small_enc, head = build_encoder(cfg | {"pretrained": str(tmp_path / "ckpt")}, with_mlm_head=True, keep_ids=keep)
-    torch.testing.assert_close(small_enc.embeddings.word_embeddings.weight, full.bert.embeddings.word_embeddings.weight[keep])
+    torch.testing.assert_close(
+        small_enc.embeddings.word_embeddings.weight, full.bert.embeddings.word_embeddings.weight[keep]
+    )
     ids_new = torch.tensor([[2, 5, 6, 3]])
     ids_old = torch.tensor([[keep[i] for i in ids_new[0]]])
     full.eval()

@@ -124,8 +124,7 @@ def test_top_k_1_equals_greedy_and_stops_at_eos_or_max_len():
     lm = ToyLM(seed=2)
     prompt = torch.full((4, 1), BOS)
     greedy = generate(lm.full, prompt, strategy="greedy", max_len=10, eos_id=EOS, banned_ids=BANNED)
-    assert generate(lm.full, prompt, strategy="topk", k=1, seed=5, max_len=10, eos_id=EOS,
-                    banned_ids=BANNED) == greedy
+    assert generate(lm.full, prompt, strategy="topk", k=1, seed=5, max_len=10, eos_id=EOS, banned_ids=BANNED) == greedy
     # the greedy answer, by hand: follow the argmax until EOS or 10 tokens
     prefix = [BOS]
     for _ in range(10):
@@ -173,15 +172,25 @@ def test_beam_search_equals_the_brute_force_best_sequence(seed):
     lm = ToyLM(seed=seed, sharp=1.0)
     max_len = 4
     score, tokens = _brute_force(lm, max_len)
-    got = beam_search(lm.full, torch.tensor([[BOS]]), beam_size=3 ** max_len, max_len=max_len, eos_id=EOS,
-                      banned_ids=BANNED)[0][0]
+    got = beam_search(
+        lm.full, torch.tensor([[BOS]]), beam_size=3**max_len, max_len=max_len, eos_id=EOS, banned_ids=BANNED
+    )[0][0]
     assert got[1] == tokens and got[0] == pytest.approx(score, abs=1e-5)
-    cached = beam_search(lm.cached, torch.tensor([[BOS]]), beam_size=3 ** max_len, max_len=max_len, eos_id=EOS,
-                         banned_ids=BANNED, state=None, select=lm.select)[0][0]
+    cached = beam_search(
+        lm.cached,
+        torch.tensor([[BOS]]),
+        beam_size=3**max_len,
+        max_len=max_len,
+        eos_id=EOS,
+        banned_ids=BANNED,
+        state=None,
+        select=lm.select,
+    )[0][0]
     assert cached[1] == tokens
     # a narrow beam never beats the exact answer
-    narrow = beam_search(lm.full, torch.tensor([[BOS]]), beam_size=2, max_len=max_len, eos_id=EOS,
-                         banned_ids=BANNED)[0][0]
+    narrow = beam_search(lm.full, torch.tensor([[BOS]]), beam_size=2, max_len=max_len, eos_id=EOS, banned_ids=BANNED)[
+        0
+    ][0]
     assert narrow[0] <= score + 1e-6
 
 
@@ -190,8 +199,9 @@ def test_beam_1_equals_greedy():
         lm = ToyLM(seed=seed)
         prompt = torch.full((2, 1), BOS)
         kw = dict(max_len=7, eos_id=EOS, banned_ids=BANNED)
-        assert generate(lm.full, prompt, strategy="beam", beam_size=1, **kw) == \
-            generate(lm.full, prompt, strategy="greedy", **kw)
+        assert generate(lm.full, prompt, strategy="beam", beam_size=1, **kw) == generate(
+            lm.full, prompt, strategy="greedy", **kw
+        )
 
 
 def test_bad_arguments_name_the_value():

@@ -28,8 +28,11 @@ def _random_corpus(rng, scheme, n_sent):
         n = rng.randint(1, 9)
         g = _random_tags(rng, scheme, n)
         # predictions: mostly the gold with some noise, sometimes pure noise
-        p = [t if rng.random() < 0.7 else _random_tags(rng, scheme, 1)[0] for t in g] if rng.random() < 0.8 \
+        p = (
+            [t if rng.random() < 0.7 else _random_tags(rng, scheme, 1)[0] for t in g]
+            if rng.random() < 0.8
             else _random_tags(rng, scheme, n)
+        )
         gold.append(g)
         pred.append(p)
     return pred, gold
@@ -40,7 +43,10 @@ def test_extract_entities_bio_by_hand():
     assert extract_entities(["B-PER", "I-PER", "O", "B-LOC"], "BIO") == [("PER", 0, 2), ("LOC", 3, 4)]
     # an I- without B- starts an entity; a type change ends one; B- after I- starts a new one
     assert extract_entities(["I-PER", "I-PER", "I-LOC", "B-LOC", "I-LOC"], "BIO") == [
-        ("PER", 0, 2), ("LOC", 2, 3), ("LOC", 3, 5)]
+        ("PER", 0, 2),
+        ("LOC", 2, 3),
+        ("LOC", 3, 5),
+    ]
     assert extract_entities(["O", "O"], "BIO") == []
     assert extract_entities([], "BIO") == []
 
@@ -88,7 +94,14 @@ def test_entity_scores_by_hand():
     assert s["precision"] == pytest.approx(0.5)
     assert s["recall"] == pytest.approx(1 / 3)
     assert s["f1"] == pytest.approx(0.4)
-    assert s["per_type"]["PER"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "n_pred": 1, "n_gold": 1, "n_correct": 1}
+    assert s["per_type"]["PER"] == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "n_pred": 1,
+        "n_gold": 1,
+        "n_correct": 1,
+    }
     assert s["per_type"]["LOC"]["precision"] == 0.0 and s["per_type"]["LOC"]["n_gold"] == 1
     assert list(s["per_type"]) == ["LOC", "ORG", "PER"]
 

@@ -50,7 +50,11 @@ def test_control_accuracy_with_a_stand_in_classifier():
 
 def test_copy_rate():
     train = ["这家酒店的服务非常好，房间干净整洁，早餐丰富，下次还会再来入住", "差"]
-    samples = ["我觉得这家酒店的服务非常好，房间干净整洁，早餐也不错", "这家酒店的服务非常好", "完全不同的一句话没有任何重复的内容在这里啊啊啊"]
+    samples = [
+        "我觉得这家酒店的服务非常好，房间干净整洁，早餐也不错",
+        "这家酒店的服务非常好",
+        "完全不同的一句话没有任何重复的内容在这里啊啊啊",
+    ]
     # sample 1 shares the 20 characters "这家酒店的服务非常好，房间干净整洁，早餐"; sample 2 is only 10 long
     assert copy_rate(samples, train, min_chars=20) == pytest.approx(1 / 3)
     assert copy_rate(samples, train, min_chars=10) == pytest.approx(2 / 3)

@@ -54,8 +54,10 @@ def _check(sock: socket.socket, address: object, what: str) -> None:
         return
     host = address[0] if isinstance(address, tuple) and address else address
     if not is_local_host(host):
-        raise NetworkBlocked(f"network access blocked by the tests' socket guard: {what} to {address!r} "
-                             f"(only loopback is allowed; tests/netguard/bertlab_netguard.py)")
+        raise NetworkBlocked(
+            f"network access blocked by the tests' socket guard: {what} to {address!r} "
+            f"(only loopback is allowed; tests/netguard/bertlab_netguard.py)"
+        )
 
 
 def install() -> None:
@@ -80,8 +82,10 @@ def install() -> None:
 
     def getaddrinfo(host, *args, **kwargs):
         if host not in (None, "", b"") and not _is_ip_literal(host) and not is_local_host(host):
-            raise NetworkBlocked(f"network access blocked by the tests' socket guard: DNS lookup of {host!r} "
-                                 f"(only loopback is allowed; tests/netguard/bertlab_netguard.py)")
+            raise NetworkBlocked(
+                f"network access blocked by the tests' socket guard: DNS lookup of {host!r} "
+                f"(only loopback is allowed; tests/netguard/bertlab_netguard.py)"
+            )
         return _ORIGINAL["getaddrinfo"](host, *args, **kwargs)
 
     cls.connect, cls.connect_ex, cls.sendto = connect, connect_ex, sendto

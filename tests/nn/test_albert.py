@@ -11,9 +11,17 @@ from bertlab.utils.errors import ConfigError
 
 
 def tiny_config(**kw) -> AlbertConfig:
-    base = dict(vocab_size=50, embedding_size=8, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
-                attention_probs_dropout_prob=0.0)
+    base = dict(
+        vocab_size=50,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return AlbertConfig(**(base | kw))
 
 
@@ -50,7 +58,9 @@ def test_unsharing_keeps_outputs_and_makes_layers_independent():
     w = [g.albert_layers[0].ffn.weight.detach() for g in model.encoder.albert_layer_groups]
     assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
     # the shared model has 3x fewer block parameters
-    n_shared = sum(p.numel() for p in AlbertModel(tiny_config(), add_pooling_layer=False).encoder.albert_layer_groups.parameters())
+    n_shared = sum(
+        p.numel() for p in AlbertModel(tiny_config(), add_pooling_layer=False).encoder.albert_layer_groups.parameters()
+    )
     n_unshared = sum(p.numel() for p in model.encoder.albert_layer_groups.parameters())
     assert n_unshared == 3 * n_shared
 
@@ -68,11 +78,16 @@ def test_unshared_model_round_trips_as_a_plain_hf_checkpoint(tmp_path):
     loaded = AlbertForMaskedLM.from_pretrained(tmp_path / "ckpt").eval()
     assert loaded.config.num_hidden_groups == 3 and len(loaded.albert.encoder.albert_layer_groups) == 3
     ids, mask = _ids()
-    torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits,
-                               full(input_ids=ids, attention_mask=mask).logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        loaded(input_ids=ids, attention_mask=mask).logits,
+        full(input_ids=ids, attention_mask=mask).logits,
+        rtol=0,
+        atol=1e-6,
+    )
     base = AlbertModel.from_pretrained(tmp_path / "ckpt", add_pooling_layer=False).eval()
-    torch.testing.assert_close(base(input_ids=ids).last_hidden_state, full.albert(input_ids=ids).last_hidden_state,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        base(input_ids=ids).last_hidden_state, full.albert(input_ids=ids).last_hidden_state, rtol=0, atol=1e-6
+    )
 
 
 def test_unsharing_is_idempotent_and_follows_hf_grouping():
@@ -99,7 +114,8 @@ def test_unsharing_a_truncated_albert_gives_k_layers():
 
 
 def test_non_albert_is_one_clear_error():
-    bert = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=16))
+    bert = BertModel(
+        BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    )
     with pytest.raises(ConfigError, match="encoder.albert_unshared.*ALBERT.*BertModel"):
         unshare_albert(bert)

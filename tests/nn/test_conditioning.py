@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import torch
+from tests.conftest import ROOT
 from torch import nn
 
 from bertlab.nn.conditioning import (
@@ -18,16 +19,24 @@ from bertlab.nn.conditioning import (
     conditional_norms,
 )
 from bertlab.nn.encoders import build_encoder
-from tests.conftest import ROOT
 
 VOCAB = str(ROOT / "data/vocab/bert-base-chinese/vocab.txt")
 CONFIG = str(ROOT / "data/vocab/bert-base-chinese/bert_config.json")
 
 
 def tiny(model_type="bert", layers=2, vocab=50):
-    cfg = dict(model_type=model_type, vocab_file=VOCAB, config_file=CONFIG if model_type == "bert" else None,
-               num_layers=layers, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-               max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = dict(
+        model_type=model_type,
+        vocab_file=VOCAB,
+        config_file=CONFIG if model_type == "bert" else None,
+        num_layers=layers,
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     if model_type == "albert":
         cfg["embedding_size"] = 16
     torch.manual_seed(0)
@@ -60,8 +69,12 @@ def test_swapped_model_with_zero_init_equals_the_plain_model_for_any_condition(m
 def test_every_bert_layer_norm_is_conditioned():
     enc, head = tiny("bert", layers=3)
     condition_layer_norms([enc, head], cond_dim=8)
-    names = {("enc." if i == 0 else "head.") + n for i, r in enumerate((enc, head)) for n, m in r.named_modules()
-             if isinstance(m, ContextLayerNorm)}
+    names = {
+        ("enc." if i == 0 else "head.") + n
+        for i, r in enumerate((enc, head))
+        for n, m in r.named_modules()
+        if isinstance(m, ContextLayerNorm)
+    }
     want = {"enc.embeddings.LayerNorm", "head.predictions.transform.LayerNorm"}
     for i in range(3):
         want |= {f"enc.encoder.layer.{i}.attention.output.LayerNorm", f"enc.encoder.layer.{i}.output.LayerNorm"}
@@ -138,7 +151,7 @@ def test_causal_mask_an_earlier_position_never_sees_a_later_token(model_type):
         base = run(enc, head, ids, mask)
         for t in range(8):
             changed = ids.clone()
-            changed[:, t + 1:] = torch.randint(5, 50, changed[:, t + 1:].shape)
+            changed[:, t + 1 :] = torch.randint(5, 50, changed[:, t + 1 :].shape)
             out = run(enc, head, changed, mask)
             assert torch.allclose(out[:, : t + 1], base[:, : t + 1], atol=1e-5), t
         # and without the causal mask the future does leak (the test can fail)

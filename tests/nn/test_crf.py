@@ -366,7 +366,10 @@ def test_value_errors():
     ]
     bad_first = mask.clone()
     bad_first[1, 0] = False
-    cases += [(lambda: crf.nll(em, tags, bad_first), r"mask\[:, 0\]"), (lambda: crf.decode(em, bad_first), r"mask\[:, 0\]")]
+    cases += [
+        (lambda: crf.nll(em, tags, bad_first), r"mask\[:, 0\]"),
+        (lambda: crf.decode(em, bad_first), r"mask\[:, 0\]"),
+    ]
     out_of_range = tags.clone()
     out_of_range[1, 2] = 4
     cases += [(lambda: crf.nll(em, out_of_range, mask), r"tags\[1, 2\] = 4")]

@@ -6,8 +6,15 @@ import torch
 from bertlab.nn.encoders import build_encoder, resolve_vocab_file
 from bertlab.utils.errors import CheckpointError, ConfigError
 
-TINY = {"model_type": "bert", "pretrained": None, "num_layers": 3, "hidden_size": 32, "num_attention_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 64}
+TINY = {
+    "model_type": "bert",
+    "pretrained": None,
+    "num_layers": 3,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
 
 
 def test_fresh_encoder_has_the_configured_shape(make_cfg):
@@ -29,7 +36,9 @@ def test_checkpoint_directory_round_trip_and_num_layers(make_cfg, tmp_path):
     (tmp_path / "ckpt" / "vocab.txt").write_text(open(cfg["vocab_file"], encoding="utf-8").read(), encoding="utf-8")
     loaded, _ = build_encoder(cfg | {"pretrained": str(tmp_path / "ckpt"), "num_layers": 2})
     assert len(loaded.encoder.layer) == 2 and loaded.config.num_hidden_layers == 2
-    torch.testing.assert_close(loaded.encoder.layer[1].output.dense.weight, full.bert.encoder.layer[1].output.dense.weight)
+    torch.testing.assert_close(
+        loaded.encoder.layer[1].output.dense.weight, full.bert.encoder.layer[1].output.dense.weight
+    )
     assert resolve_vocab_file(cfg | {"pretrained": str(tmp_path / "ckpt")}).endswith("ckpt/vocab.txt")
     ids = torch.randint(0, 100, (2, 5))
     full.bert.encoder.layer = full.bert.encoder.layer[:2]
@@ -54,8 +63,15 @@ def test_missing_checkpoint_path_is_one_clear_error(make_cfg, tmp_path):
 
 
 # ----------------------------------------------------------------------- ALBERT
-ALBERT = {"model_type": "albert", "pretrained": None, "num_layers": 4, "hidden_size": 64, "num_attention_heads": 2,
-          "intermediate_size": 128, "embedding_size": 16}
+ALBERT = {
+    "model_type": "albert",
+    "pretrained": None,
+    "num_layers": 4,
+    "hidden_size": 64,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "embedding_size": 16,
+}
 
 
 def test_fresh_albert_is_factorised_with_one_shared_block(make_cfg):
@@ -80,13 +96,17 @@ def test_fresh_albert_is_factorised_with_one_shared_block(make_cfg):
 def _save_bert(tmp_path, name="ckpt", vocab_rows=None, **kw):
     from transformers import BertConfig, BertForMaskedLM
 
-    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, **kw)
+    config = BertConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, **kw
+    )
     model = BertForMaskedLM(config)
     path = tmp_path / name
     model.save_pretrained(path)
     rows = 60 if vocab_rows is None else vocab_rows
-    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(0x4E00 + i) for i in range(rows - 5)]) + "\n",
-                                    encoding="utf-8")
+    (path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(0x4E00 + i) for i in range(rows - 5)]) + "\n",
+        encoding="utf-8",
+    )
     return path, model
 
 
@@ -113,7 +133,9 @@ def test_bad_checkpoints_are_one_clear_error_naming_path_and_problem(make_cfg, t
     from safetensors.torch import save_file
 
     path, _ = _save_bert(tmp_path, "foreign")
-    save_file({"transformer.h.0.attn.weight": torch.zeros(2, 2)}, str(path / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {"transformer.h.0.attn.weight": torch.zeros(2, 2)}, str(path / "model.safetensors"), metadata={"format": "pt"}
+    )
     with pytest.raises(CheckpointError, match="foreign.*encoder weights are missing"):
         build_encoder(cfg | {"pretrained": str(path)})
 
@@ -121,13 +143,23 @@ def test_bad_checkpoints_are_one_clear_error_naming_path_and_problem(make_cfg, t
 def test_checkpoint_type_comes_from_its_config_and_weights_load_as_float32(make_cfg, tmp_path):
     from transformers import AlbertConfig, AlbertForMaskedLM
 
-    model = AlbertForMaskedLM(AlbertConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=3,
-                                           num_attention_heads=2, intermediate_size=32)).eval()
+    model = AlbertForMaskedLM(
+        AlbertConfig(
+            vocab_size=60,
+            embedding_size=8,
+            hidden_size=16,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    ).eval()
     model.half().save_pretrained(tmp_path / "alb")
     cfg = dict(make_cfg().encoder) | {"num_layers": None}  # model_type: bert in the config
     enc, head = build_encoder(cfg | {"pretrained": str(tmp_path / "alb")}, with_mlm_head=True)
     assert type(enc).__name__ == "AlbertModel" and enc.embeddings.word_embeddings.weight.dtype == torch.float32
-    torch.testing.assert_close(enc.embeddings.word_embeddings.weight, model.albert.embeddings.word_embeddings.weight.float())
+    torch.testing.assert_close(
+        enc.embeddings.word_embeddings.weight, model.albert.embeddings.word_embeddings.weight.float()
+    )
 
 
 def test_factory_returns_train_mode_and_unshares_albert(tmp_path):
@@ -138,11 +170,20 @@ def test_factory_returns_train_mode_and_unshares_albert(tmp_path):
 
     from bertlab.nn.encoders import build_encoder
 
-    config = tf.AlbertConfig(vocab_size=50, embedding_size=16, hidden_size=32, num_hidden_layers=3,
-                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    config = tf.AlbertConfig(
+        vocab_size=50,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     tf.AlbertForMaskedLM(config).save_pretrained(tmp_path)
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                                                  + [f"t{i}" for i in range(45)]) + "\n", encoding="utf-8")
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"t{i}" for i in range(45)]) + "\n",
+        encoding="utf-8",
+    )
     cfg = {"model_type": "albert", "pretrained": str(tmp_path)}
     shared, _ = build_encoder(cfg)
     unshared, head = build_encoder({**cfg, "albert_unshared": True}, with_mlm_head=True)

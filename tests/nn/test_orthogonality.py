@@ -14,9 +14,9 @@ from bertlab.nn.orthogonality import (
     biggan_orthogonality,
     gram_deviation,
     kernel_of,
+    soft_orthogonality,
     som_penalty,
     som_theta,
-    soft_orthogonality,
 )
 from bertlab.utils.errors import ConfigError
 
@@ -151,8 +151,10 @@ def test_hooks_capture_the_right_inputs_with_mask_and_detach_cleanly():
 def test_zero_weight_and_none_change_nothing():
     torch.manual_seed(0)
     net = Net()
-    for pen in (OrthogonalityPenalty(net, ["blocks.*"], kind="som", weight=0.0),
-                OrthogonalityPenalty(net, [], kind="none", weight=1.0)):
+    for pen in (
+        OrthogonalityPenalty(net, ["blocks.*"], kind="som", weight=0.0),
+        OrthogonalityPenalty(net, [], kind="none", weight=1.0),
+    ):
         assert not pen.active and not pen.layers
         assert all(not m._forward_hooks for m in net.modules())
         loss = net(torch.randn(4, 4)).sum() + pen()
@@ -174,8 +176,14 @@ def test_minimising_each_penalty_makes_filters_more_orthogonal():
             layer(x)
             pen().backward()
             opt.step()
-        cos = lambda w: (nn.functional.normalize(w, dim=1) @ nn.functional.normalize(w, dim=1).t()  # noqa: E731
-                         - torch.eye(6)).abs().max()
+        cos = lambda w: (
+            (
+                nn.functional.normalize(w, dim=1) @ nn.functional.normalize(w, dim=1).t()  # noqa: E731
+                - torch.eye(6)
+            )
+            .abs()
+            .max()
+        )
         assert cos(layer.weight.detach()) < 0.5 * cos(w0), kind
 
 

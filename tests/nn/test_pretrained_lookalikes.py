@@ -29,8 +29,14 @@ N_VOCAB = 21128
 def _bert(hidden=32, layers=2):
     from transformers import BertConfig, BertForMaskedLM
 
-    cfg = BertConfig(vocab_size=N_VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=N_VOCAB,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=512,
+    )
     return BertForMaskedLM(cfg)
 
 
@@ -38,15 +44,23 @@ def _albert():
     from transformers import AlbertConfig, AlbertForMaskedLM
 
     # albert_chinese_tiny's shape, at reduced width: factorised 128-d embedding, one shared block
-    cfg = AlbertConfig(vocab_size=N_VOCAB, embedding_size=128, hidden_size=48, num_hidden_layers=4,
-                       num_attention_heads=2, intermediate_size=96, hidden_act="gelu", max_position_embeddings=512)
+    cfg = AlbertConfig(
+        vocab_size=N_VOCAB,
+        embedding_size=128,
+        hidden_size=48,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=96,
+        hidden_act="gelu",
+        max_position_embeddings=512,
+    )
     return AlbertForMaskedLM(cfg)
 
 
 def _tokenizer_files(path, name):
-    from transformers import BertTokenizer
-
     import shutil
+
+    from transformers import BertTokenizer
 
     src = path.parent / f"{path.name}_vocab_only"
     src.mkdir(parents=True)

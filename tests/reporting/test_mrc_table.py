@@ -4,39 +4,90 @@ import json
 
 from bertlab.reporting.mrc_table import main
 
-BOUNDS = {"baseline_acc": 0.05, "baseline_f1": 0.25, "baseline_final": 0.15,
-          "oracle_acc": 0.9, "oracle_f1": 0.95, "oracle_final": 0.925}
+BOUNDS = {
+    "baseline_acc": 0.05,
+    "baseline_f1": 0.25,
+    "baseline_final": 0.15,
+    "oracle_acc": 0.9,
+    "oracle_f1": 0.95,
+    "oracle_final": 0.925,
+}
 
 
 def _run(tmp_path, name, test, steps=100):
     d = tmp_path / name
     d.mkdir()
-    (d / "metrics.json").write_text(json.dumps({"test": test, "wall_seconds": 61.4,
-                                                "validation_clock": [{"step": 50, "fit_seconds": 1.0},
-                                                                     {"step": steps, "fit_seconds": 2.0}]}))
+    (d / "metrics.json").write_text(
+        json.dumps(
+            {
+                "test": test,
+                "wall_seconds": 61.4,
+                "validation_clock": [{"step": 50, "fit_seconds": 1.0}, {"step": steps, "fit_seconds": 2.0}],
+            }
+        )
+    )
     return d
 
 
 def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
-    over = _run(tmp_path, "o", {"acc": 0.95, "f1": 0.97, "final": 0.96, "no_answer_rate": 0.0, "n_questions": 200,
-                                "evaluated_on": "training questions (overfit check)",
-                                **{k: 0.0 for k in BOUNDS}, "oracle_acc": 0.905, "oracle_f1": 0.98}, steps=700)
-    held = _run(tmp_path, "h", {"acc": 0.3, "f1": 0.5, "final": 0.4, "no_answer_rate": 0.125, "n_questions": 412,
-                                "evaluated_on": "held-out questions", **BOUNDS})
+    over = _run(
+        tmp_path,
+        "o",
+        {
+            "acc": 0.95,
+            "f1": 0.97,
+            "final": 0.96,
+            "no_answer_rate": 0.0,
+            "n_questions": 200,
+            "evaluated_on": "training questions (overfit check)",
+            **{k: 0.0 for k in BOUNDS},
+            "oracle_acc": 0.905,
+            "oracle_f1": 0.98,
+        },
+        steps=700,
+    )
+    held = _run(
+        tmp_path,
+        "h",
+        {
+            "acc": 0.3,
+            "f1": 0.5,
+            "final": 0.4,
+            "no_answer_rate": 0.125,
+            "n_questions": 412,
+            "evaluated_on": "held-out questions",
+            **BOUNDS,
+        },
+    )
     speed = tmp_path / "bench.json"
-    speed.write_text(json.dumps({"questions": 100, "passages": 230, "threads": 2,
-                                 "constrained": {"questions_per_s": 12.0, "final": 0.4},
-                                 "autoregressive": {"questions_per_s": 2.0, "final": 0.41},
-                                 "speedup_constrained_vs_autoregressive": 6.0}))
+    speed.write_text(
+        json.dumps(
+            {
+                "questions": 100,
+                "passages": 230,
+                "threads": 2,
+                "constrained": {"questions_per_s": 12.0, "final": 0.4},
+                "autoregressive": {"questions_per_s": 2.0, "final": 0.41},
+                "speedup_constrained_vs_autoregressive": 6.0,
+            }
+        )
+    )
     out = tmp_path / "r" / "t.md"
     assert main([f"overfit={over}", f"scratch={held}", "--speed", str(speed), "--out", str(out)]) == 0
     rows = out.read_text().splitlines()
-    assert rows[2] == ("| overfit | training questions (overfit check) (200 questions) | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
-                       "| 0.9050 / 0.9800 | 700 | 61 |")
-    assert rows[3] == ("| scratch | held-out questions (412 questions) | 0.3000 | 0.5000 | 0.4000 | 0.1250 "
-                       "| 0.9000 / 0.9500 | 100 | 61 |")
+    assert rows[2] == (
+        "| overfit | training questions (overfit check) (200 questions) | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
+        "| 0.9050 / 0.9800 | 700 | 61 |"
+    )
+    assert rows[3] == (
+        "| scratch | held-out questions (412 questions) | 0.3000 | 0.5000 | 0.4000 | 0.1250 "
+        "| 0.9000 / 0.9500 | 100 | 61 |"
+    )
     # baseline and ceiling come from the held-out run, not from the overfit run listed first
-    assert rows[4].startswith("| trivial baseline") and "held-out questions (412 questions) | 0.0500 | 0.2500 | 0.1500" in rows[4]
+    assert (
+        rows[4].startswith("| trivial baseline")
+        and "held-out questions (412 questions) | 0.0500 | 0.2500 | 0.1500" in rows[4]
+    )
     assert rows[5].startswith("| ceiling of the layout") and "| 0.9000 | 0.9500 | 0.9250 |" in rows[5]
     text = "\n".join(rows)
     assert "| constrained | 12.00 | 0.4000 |" in text and "6.0x" in text

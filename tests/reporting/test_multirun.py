@@ -19,9 +19,10 @@ def _job(root: Path, num: int, crf: str, history: list[tuple], metrics: dict | N
     job = root / str(num)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(
-        f"- experiment=cws_crf\n- optimizer.lr_multipliers.crf={crf}\n", encoding="utf-8")
+        f"- experiment=cws_crf\n- optimizer.lr_multipliers.crf={crf}\n", encoding="utf-8"
+    )
     (job / ".hydra" / "config.yaml").write_text("seed: 1\n", encoding="utf-8")
-    (job / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    num: %d\n" % num, encoding="utf-8")
+    (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: {num}\n", encoding="utf-8")
     (job / "csv").mkdir()
     lines = [CSV_HEADER] + [",".join("" if v is None else str(v) for v in row) + "\n" for row in history]
     (job / "csv" / "metrics.csv").write_text("".join(lines), encoding="utf-8")
@@ -35,17 +36,38 @@ def multirun(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "multirun.yaml").write_text(
         "hydra:\n  overrides:\n    task:\n    - experiment=cws_crf\n    - optimizer.lr_multipliers.crf=1,10,100\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     # job 0: f1 0.50 -> 0.70 -> 0.65 (best in epoch 1, final 0.65)
-    _job(root, 0, "1", [(0, 9, 1.2, None, None), (0, 9, None, 0.5, 0.6), (1, 19, 0.8, None, None),
-                        (1, 19, None, 0.7, 0.72), (2, 29, None, 0.65, 0.7)],
-         {"val/f1": 0.65, "val/precision": 0.7, "train/loss": 0.8,
-          "test": {"f1": 0.61, "precision": 0.6, "recall": 0.62, "n_gold": 10}, "val_last": {"f1": 0.65}})
+    _job(
+        root,
+        0,
+        "1",
+        [
+            (0, 9, 1.2, None, None),
+            (0, 9, None, 0.5, 0.6),
+            (1, 19, 0.8, None, None),
+            (1, 19, None, 0.7, 0.72),
+            (2, 29, None, 0.65, 0.7),
+        ],
+        {
+            "val/f1": 0.65,
+            "val/precision": 0.7,
+            "train/loss": 0.8,
+            "test": {"f1": 0.61, "precision": 0.6, "recall": 0.62, "n_gold": 10},
+            "val_last": {"f1": 0.65},
+        },
+    )
     # job 1: failed in epoch 1 (partial CSV, no metrics.json)
     _job(root, 1, "10", [(0, 9, None, 0.55, 0.5), (1, 12, 0.9, None, None)], None)
     # job 2: f1 0.60 -> 0.80
-    _job(root, 2, "100", [(0, 9, None, 0.6, 0.6), (1, 19, None, 0.8, 0.81)],
-         {"val/f1": 0.8, "test": {"f1": 0.77, "precision": 0.75, "recall": 0.79}})
+    _job(
+        root,
+        2,
+        "100",
+        [(0, 9, None, 0.6, 0.6), (1, 19, None, 0.8, 0.81)],
+        {"val/f1": 0.8, "test": {"f1": 0.77, "precision": 0.75, "recall": 0.79}},
+    )
     return root
 
 
@@ -98,8 +120,9 @@ def test_not_a_multirun_folder_exits_2(tmp_path, multirun, capsys):
 
 
 def test_module_entry_point(multirun, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bertlab.report", str(tmp_path / "nope")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertlab.report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("bertlab: error:") and len(proc.stderr.strip().splitlines()) == 1
 
@@ -121,7 +144,8 @@ def test_best_line_ignores_failed_jobs(multirun):
 
 
 def test_failed_job_shows_its_recorded_reason(multirun):
-    (multirun / "1" / "status.json").write_text(json.dumps(
-        {"status": "failed", "error": "data/x.txt:3: empty word"}), encoding="utf-8")
+    (multirun / "1" / "status.json").write_text(
+        json.dumps({"status": "failed", "error": "data/x.txt:3: empty word"}), encoding="utf-8"
+    )
     md = render_markdown(build_report(multirun))
     assert "- job 1: no metrics.json (the job did not finish): data/x.txt:3: empty word" in md

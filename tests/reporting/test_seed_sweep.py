@@ -22,21 +22,38 @@ def _script(name: str):
     return mod
 
 
-def _job(sweep: Path, num: int, kind: str, weight: str, seed: int, accs: list[float], test: float | None,
-         gram: float, **extra) -> None:
+def _job(
+    sweep: Path,
+    num: int,
+    kind: str,
+    weight: str,
+    seed: int,
+    accs: list[float],
+    test: float | None,
+    gram: float,
+    **extra,
+) -> None:
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(f"- model.orthogonality.kind={kind}\n- seed={seed}\n", encoding="utf-8")
+    (job / ".hydra" / "overrides.yaml").write_text(
+        f"- model.orthogonality.kind={kind}\n- seed={seed}\n", encoding="utf-8"
+    )
     (job / ".hydra" / "config.yaml").write_text(
-        f"seed: {seed}\nmodel:\n  orthogonality:\n    kind: {kind}\n    weight: {weight}\n", encoding="utf-8")
+        f"seed: {seed}\nmodel:\n  orthogonality:\n    kind: {kind}\n    weight: {weight}\n", encoding="utf-8"
+    )
     rows = ["epoch,step,geometry/gram_dev_mean,train/epoch_seconds,val/acc"]
     for epoch, acc in enumerate(accs):
-        rows += [f"{epoch},{epoch * 10 + 5},{gram * 2},,", f"{epoch},{epoch * 10 + 9},{gram},{10.0 + epoch},",
-                 f"{epoch},{epoch * 10 + 9},,,{acc}"]
+        rows += [
+            f"{epoch},{epoch * 10 + 5},{gram * 2},,",
+            f"{epoch},{epoch * 10 + 9},{gram},{10.0 + epoch},",
+            f"{epoch},{epoch * 10 + 9},,,{acc}",
+        ]
     (job / "csv").mkdir()
     (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     if test is not None:
-        (job / "metrics.json").write_text(json.dumps({"val/acc": accs[-1], "test": {"acc": test, **extra}}), encoding="utf-8")
+        (job / "metrics.json").write_text(
+            json.dumps({"val/acc": accs[-1], "test": {"acc": test, **extra}}), encoding="utf-8"
+        )
 
 
 def _sweep(root: Path, i: int) -> Path:
@@ -69,8 +86,16 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
     none_cells = [c.strip() for c in lines["none"].split("|")[2:-1]]
     # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11
     # no predictions file in these fabricated runs: the unseen-text accuracy is "-"
-    assert none_cells == ["2", "61.00 ± 1.41", "75.00 ± 7.07", "72.00 ± 8.49", "+0.00 ± 0.00", "-", "4.00e-03 ± 1.41e-03",
-                          "11.0 ± 0.0"]
+    assert none_cells == [
+        "2",
+        "61.00 ± 1.41",
+        "75.00 ± 7.07",
+        "72.00 ± 8.49",
+        "+0.00 ± 0.00",
+        "-",
+        "4.00e-03 ± 1.41e-03",
+        "11.0 ± 0.0",
+    ]
     som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
     # the failed run is left out of the means; seed 1 paired with none's seed 1: 0.72 - 0.66
     assert som_cells[:5] == ["1", "50.00", "75.00", "72.00", "+6.00"]
@@ -85,8 +110,10 @@ def test_load_jobs_names_a_folder_without_multiruns(tmp_path):
 
 
 def test_render_per_run_rows_keep_order_and_format():
-    rows = [{"job": "0", "arm": "a", "seed": 1, "x": 0.5, "failed": None},
-            {"job": "1", "arm": "b", "seed": 1, "x": None, "failed": "boom"}]
+    rows = [
+        {"job": "0", "arm": "a", "seed": 1, "x": 0.5, "failed": None},
+        {"job": "1", "arm": "b", "seed": 1, "x": None, "failed": "boom"},
+    ]
     md = render(rows, [Column("x (%)", "x", 100.0)], title="T", source="s", arms=["a", "b"])
     assert "| a | 1 | 50.00 |" in md and "| b | 0 | - |" in md and "| 1 | b | 1 | - | failed: boom |" in md
 
@@ -94,11 +121,18 @@ def test_render_per_run_rows_keep_order_and_format():
 def test_pretrain_report_rows(tmp_path):
     mod = _script("reproduce_pretrain")
     sweep = _sweep(tmp_path, 0)
-    for num, (pretrained, seed, f1s, test) in enumerate([("null", 1, [0.79, 0.82], 0.826), ("/x/bert_small", 1, [0.80, 0.83], 0.834),
-                                                          ("/x/bert_small", 2, [0.81, 0.815], 0.828)]):
+    for num, (pretrained, seed, f1s, test) in enumerate(
+        [
+            ("null", 1, [0.79, 0.82], 0.826),
+            ("/x/bert_small", 1, [0.80, 0.83], 0.834),
+            ("/x/bert_small", 2, [0.81, 0.815], 0.828),
+        ]
+    ):
         job = sweep / str(num)
         (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nencoder:\n  pretrained: {pretrained}\n", encoding="utf-8")
+        (job / ".hydra" / "config.yaml").write_text(
+            f"seed: {seed}\nencoder:\n  pretrained: {pretrained}\n", encoding="utf-8"
+        )
         (job / "csv").mkdir()
         rows = ["epoch,step,val/f1"] + [f"0,{149 + 150 * i},{f}" for i, f in enumerate(f1s)] + ["0,320,"]
         (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -108,7 +142,10 @@ def test_pretrain_report_rows(tmp_path):
     md = out.read_text(encoding="utf-8")
     assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | +0.00 | 60.00 |" in md
     # seed 1 paired with scratch seed 1 (+0.8 pp); seed 2 has no scratch run to pair with
-    assert "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | +0.80 | 60.00 ± 0.00 |" in md
+    assert (
+        "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | +0.80 | 60.00 ± 0.00 |"
+        in md
+    )
 
 
 def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
@@ -128,14 +165,17 @@ def test_unseen_accuracy_comes_from_metrics_or_the_saved_predictions(tmp_path):
     (sweep / "1" / "predictions").mkdir()
     # right on every text not in train, wrong on the others: the unseen accuracy is 1
     (sweep / "1" / "predictions" / "test_labels.tsv").write_text(
-        "".join(f"{t}\t{g if t not in train else 1 - g}\t{g}\n" for t, g in rows), encoding="utf-8")
+        "".join(f"{t}\t{g if t not in train else 1 - g}\t{g}\n" for t, g in rows), encoding="utf-8"
+    )
     jobs = load_multirun(sweep)[1]
     assert unseen_test_acc(jobs[0]) == 0.55 and unseen_test_acc(jobs[1]) == 1.0
 
 
 def test_render_lists_given_arms_first_then_any_other():
-    rows = [{"job": "0", "arm": "extra", "seed": 1, "x": 0.1, "failed": None},
-            {"job": "1", "arm": "a", "seed": 1, "x": 0.5, "failed": None}]
+    rows = [
+        {"job": "0", "arm": "extra", "seed": 1, "x": 0.1, "failed": None},
+        {"job": "1", "arm": "a", "seed": 1, "x": 0.5, "failed": None},
+    ]
     md = render(rows, [Column("x", "x")], title="T", source="s", arms=["a", "b"])
     arm_rows = [line.split("|")[1].strip() for line in md.split("Per run")[0].splitlines() if line.startswith("| ")][1:]
     assert arm_rows == ["a", "b", "extra"]
@@ -151,8 +191,11 @@ def test_runs_sort_by_arm_order_then_numeric_seed(tmp_path):
     _job(none, 0, "none", "0", 1, [0.6], 0.6, 1e-3)
     out = tmp_path / "r.md"
     assert mod.main(["--multirun", str(root), "--out", str(out)]) == 1  # soft / biggan have no run
-    runs = [line.split("|")[1:4] for line in out.read_text(encoding="utf-8").split("Per run")[1].splitlines()
-            if line.startswith("| ") and not line.startswith("| job") and "---" not in line]
+    runs = [
+        line.split("|")[1:4]
+        for line in out.read_text(encoding="utf-8").split("Per run")[1].splitlines()
+        if line.startswith("| ") and not line.startswith("| job") and "---" not in line
+    ]
     assert [(j.strip(), s.strip()) for j, _, s in runs] == [("1/0", "1"), ("0/1", "2"), ("0/0", "10")]
     assert mod.main(["--seeds"]) == 2
 
@@ -160,9 +203,14 @@ def test_runs_sort_by_arm_order_then_numeric_seed(tmp_path):
 def test_paired_deltas_subtract_the_baseline_run_of_the_same_seed():
     from bertlab.reporting.seed_sweep import add_paired_deltas
 
-    rows = [{"arm": "none", "seed": 1, "test": 0.80}, {"arm": "none", "seed": 2, "test": 0.70},
-            {"arm": "som", "seed": 1, "test": 0.83}, {"arm": "som", "seed": 2, "test": 0.69},
-            {"arm": "som", "seed": 3, "test": 0.90}, {"arm": "som", "seed": 2, "test": None, "failed": "x"}]
+    rows = [
+        {"arm": "none", "seed": 1, "test": 0.80},
+        {"arm": "none", "seed": 2, "test": 0.70},
+        {"arm": "som", "seed": 1, "test": 0.83},
+        {"arm": "som", "seed": 2, "test": 0.69},
+        {"arm": "som", "seed": 3, "test": 0.90},
+        {"arm": "som", "seed": 2, "test": None, "failed": "x"},
+    ]
     add_paired_deltas(rows, "none", "test")
     assert [r["delta_test"] for r in rows[:4]] == [0.0, 0.0, pytest.approx(0.03), pytest.approx(-0.01)]
     assert rows[4]["delta_test"] is None and rows[5]["delta_test"] is None  # no seed-3 baseline; failed run

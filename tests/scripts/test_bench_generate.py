@@ -26,8 +26,24 @@ def _result(capsys):
 def test_fresh_tiny_model_both_modes_and_the_ratio(tmp_path, capsys):
     mod = _load()
     out = tmp_path / "bench.json"
-    rc = mod.main(["--size", "tiny", "--override", TINY_DATA, "--n", "2", "--max-len", "9", "--repeats", "1",
-                   "--threads", "1", "--json", str(out)])
+    rc = mod.main(
+        [
+            "--size",
+            "tiny",
+            "--override",
+            TINY_DATA,
+            "--n",
+            "2",
+            "--max-len",
+            "9",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = _result(capsys)
     assert res == json.loads(out.read_text(encoding="utf-8"))
@@ -68,14 +84,29 @@ def test_a_missing_checkpoint_is_one_error_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_trained_tiny_checkpoint(tmp_path, capsys):
-    from bertlab.train import train
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg(tmp_path, ["experiment=cond_gen", "encoder.num_layers=1", "encoder.hidden_size=32",
-                                 "encoder.num_attention_heads=2", "encoder.intermediate_size=64", TINY_DATA,
-                                 "data.max_eval_sentences=10", "callbacks.rich_progress_bar=null", "logger=csv",
-                                 "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-                                 "test=false", "model.generation.val_num_samples=0"])
+    from bertlab.train import train
+
+    cfg = compose_cfg(
+        tmp_path,
+        [
+            "experiment=cond_gen",
+            "encoder.num_layers=1",
+            "encoder.hidden_size=32",
+            "encoder.num_attention_heads=2",
+            "encoder.intermediate_size=64",
+            TINY_DATA,
+            "data.max_eval_sentences=10",
+            "callbacks.rich_progress_bar=null",
+            "logger=csv",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "trainer.limit_val_batches=1",
+            "test=false",
+            "model.generation.val_num_samples=0",
+        ],
+    )
     train(cfg)
     best = sorted((tmp_path / "checkpoints").glob("best-*.ckpt"))
     assert best, list((tmp_path / "checkpoints").iterdir())

@@ -1,7 +1,6 @@
 """scripts/reproduce_crf.py: the layer-1 rows as one real multirun, tabulated (tiny model)."""
 
 import importlib.util
-
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,17 @@ def _load():
 def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
     mod = _load()
     out = tmp_path / "sweep"
-    tiny = ["encoder.hidden_size=32", "encoder.num_attention_heads=2", "encoder.intermediate_size=64",
-            "data.max_train_chars=6000", "data.max_eval_sentences=30", "trainer.max_epochs=2",
-            "trainer.limit_train_batches=4", "callbacks.rich_progress_bar=null", "threads=1"]
+    tiny = [
+        "encoder.hidden_size=32",
+        "encoder.num_attention_heads=2",
+        "encoder.intermediate_size=64",
+        "data.max_train_chars=6000",
+        "data.max_eval_sentences=30",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "callbacks.rich_progress_bar=null",
+        "threads=1",
+    ]
     rc = mod.main(["--rows", "crf1,crf2,softmax", "--out", str(out), *tiny])
     assert rc == 0
     md = (out / "crf_layer1.md").read_text(encoding="utf-8")

@@ -31,16 +31,29 @@ def tiny_albert(tmp_path_factory) -> str:
     """A tiny shared ALBERT checkpoint (full bert-base-chinese vocab, 3 layers, 1 group)."""
     path = tmp_path_factory.mktemp("albert") / "albert_tiny"
     torch.manual_seed(0)
-    cfg = AlbertConfig(vocab_size=21128, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=512)
+    cfg = AlbertConfig(
+        vocab_size=21128,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     AlbertForMaskedLM(cfg).save_pretrained(path)
     return str(path)
 
 
 @pytest.mark.parametrize("experiment,unshared", [("sentiment_cls", False), ("albert_unshared", True)])
 def test_fast_dev_run_of_the_experiments(make_cfg, tiny_albert, experiment, unshared):
-    cfg = make_cfg([f"experiment={experiment}", f"encoder.pretrained={tiny_albert}", "debug=fdr",
-                    "callbacks.rich_progress_bar=null"])
+    cfg = make_cfg(
+        [
+            f"experiment={experiment}",
+            f"encoder.pretrained={tiny_albert}",
+            "debug=fdr",
+            "callbacks.rich_progress_bar=null",
+        ]
+    )
     metrics, objs = train(cfg)
     model = objs["model"]
     assert "train/loss" in metrics and 0.0 <= metrics["val/acc"] <= 1.0 and "test" in metrics
@@ -56,29 +69,52 @@ def test_fast_dev_run_of_the_experiments(make_cfg, tiny_albert, experiment, unsh
 
 def test_fast_dev_run_with_init_and_each_regulariser(make_cfg):
     for kind in ("som", "soft", "biggan"):
-        cfg = make_cfg(["experiment=sentiment_cls", *TINY_BERT, "debug=fdr", "model.init=dual",
-                        f"model.orthogonality.kind={kind}", "model.orthogonality.weight=0.01",
-                        "model.orthogonality.patterns=[*.intermediate.dense,classifier]"])
+        cfg = make_cfg(
+            [
+                "experiment=sentiment_cls",
+                *TINY_BERT,
+                "debug=fdr",
+                "model.init=dual",
+                f"model.orthogonality.kind={kind}",
+                "model.orthogonality.weight=0.01",
+                "model.orthogonality.patterns=[*.intermediate.dense,classifier]",
+            ]
+        )
         metrics, objs = train(cfg)
         assert metrics["train/orthogonality"] > 0, kind
-        assert sorted(objs["model"].orthogonality.layers) == ["classifier", "encoder.encoder.layer.0.intermediate.dense"]
+        assert sorted(objs["model"].orthogonality.layers) == [
+            "classifier",
+            "encoder.encoder.layer.0.intermediate.dense",
+        ]
 
 
 def _module(**kw):
-    from bertlab.tasks.classification import ClassificationModule
     from tests.conftest import ROOT
 
-    enc = {"model_type": "bert", "pretrained": None, "vocab_file": str(ROOT / "data/vocab/bert-base-chinese/vocab.txt"),
-           "config_file": str(ROOT / "data/vocab/bert-base-chinese/bert_config.json"), "num_layers": 1,
-           "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "hidden_dropout_prob": 0.0,
-           "attention_probs_dropout_prob": 0.0} | kw.pop("encoder", {})
+    from bertlab.tasks.classification import ClassificationModule
+
+    enc = {
+        "model_type": "bert",
+        "pretrained": None,
+        "vocab_file": str(ROOT / "data/vocab/bert-base-chinese/vocab.txt"),
+        "config_file": str(ROOT / "data/vocab/bert-base-chinese/bert_config.json"),
+        "num_layers": 1,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    } | kw.pop("encoder", {})
     torch.manual_seed(0)
     return ClassificationModule(enc, {"lr": 1e-3}, dropout=0.0, **kw)
 
 
 def test_init_applies_to_fresh_weights_and_zero_weight_changes_nothing():
-    batch = {"input_ids": torch.randint(5, 500, (4, 9)), "attention_mask": torch.ones(4, 9, dtype=torch.bool),
-             "label": torch.tensor([0, 1, 1, 0])}
+    batch = {
+        "input_ids": torch.randint(5, 500, (4, 9)),
+        "attention_mask": torch.ones(4, 9, dtype=torch.bool),
+        "label": torch.tensor([0, 1, 1, 0]),
+    }
     plain = _module()
     zero = _module(orthogonality={"kind": "som", "patterns": ["*.intermediate.dense"], "weight": 0.0})
     on = _module(orthogonality={"kind": "som", "patterns": ["*.intermediate.dense"], "weight": 0.5})
@@ -105,10 +141,22 @@ def test_a_short_run_learns_and_its_checkpoint_predicts(make_cfg, tmp_path):
     from bertlab.predict import predict_texts
     from bertlab.utils.checkpoint import load_run
 
-    cfg = make_cfg(["experiment=sentiment_cls", *TINY_BERT, "encoder.hidden_size=64", "encoder.intermediate_size=128",
-                    "encoder.trim_vocab=corpus", "data.max_train_examples=2000", "data.max_len=64",
-                    "data.max_eval_examples=400", "scheduler=constant", "optimizer.lr=2e-3", "trainer.max_epochs=2",
-                    "seed=0"])
+    cfg = make_cfg(
+        [
+            "experiment=sentiment_cls",
+            *TINY_BERT,
+            "encoder.hidden_size=64",
+            "encoder.intermediate_size=128",
+            "encoder.trim_vocab=corpus",
+            "data.max_train_examples=2000",
+            "data.max_len=64",
+            "data.max_eval_examples=400",
+            "scheduler=constant",
+            "optimizer.lr=2e-3",
+            "trainer.max_epochs=2",
+            "seed=0",
+        ]
+    )
     metrics, objs = train(cfg)
     val = objs["datamodule"].labels["val"]
     majority = max(sum(val), len(val) - sum(val)) / len(val)
@@ -130,7 +178,9 @@ def test_fast_dev_run_of_the_orthogonality_experiment(make_cfg):
     cfg = make_cfg(["experiment=orthogonality_sentiment", *TINY_BERT[2:], "debug=fdr"])
     metrics, objs = train(cfg)
     pen = objs["model"].orthogonality
-    assert pen.kind == "som" and pen.weight == 1e-8 and len(pen.layers) == 3  # layer 0: intermediate, attention.output and output dense
+    assert (
+        pen.kind == "som" and pen.weight == 1e-8 and len(pen.layers) == 3
+    )  # layer 0: intermediate, attention.output and output dense
     assert metrics["train/orthogonality"] > 0
     # post 3's kernel statistic is tracked on the same layers (experiment's kernel_geometry callback)
     from bertlab.callbacks.kernel_geometry import KernelGeometry

@@ -24,13 +24,31 @@ from bertlab.utils.errors import CheckpointError
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = str(ROOT / "data/vocab/bert-base-chinese/vocab.txt")
 CONFIG = str(ROOT / "data/vocab/bert-base-chinese/bert_config.json")
-TINY_ENC = dict(model_type="bert", vocab_file=VOCAB, config_file=CONFIG, num_layers=1, hidden_size=32,
-                num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, trim_vocab="corpus")
-TINY = ["encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-        "encoder.intermediate_size=64", "data.max_train_chars=20000", "data.max_eval_sentences=20",
-        "callbacks.rich_progress_bar=null", "model.generation.num_samples=3", "model.generation.val_num_samples=2",
-        "model.generation.max_len=12"]
+TINY_ENC = dict(
+    model_type="bert",
+    vocab_file=VOCAB,
+    config_file=CONFIG,
+    num_layers=1,
+    hidden_size=32,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    trim_vocab="corpus",
+)
+TINY = [
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "data.max_train_chars=20000",
+    "data.max_eval_sentences=20",
+    "callbacks.rich_progress_bar=null",
+    "model.generation.num_samples=3",
+    "model.generation.val_num_samples=2",
+    "model.generation.max_len=12",
+]
 
 
 def _toy_zip(tmp_path):
@@ -83,6 +101,7 @@ def test_condition_has_no_effect_at_init_and_a_clear_one_after_training(toy):
 
     class _Trainer:
         datamodule = dm
+
     model._trainer = _Trainer()  # sample_texts decodes with the trainer's datamodule
     try:
         samples = model.sample_texts(4, strategy="topk", k=2, max_len=6)
@@ -101,12 +120,14 @@ def test_cached_and_uncached_decoding_agree_and_special_tokens_never_appear(toy)
     assert greedy == model.generate_ids(labels, strategy="greedy", max_len=10, use_cache=False)
     assert greedy == model.generate_ids(labels, strategy="topk", k=1, max_len=10, seed=4)
     assert greedy == model.generate_ids(labels, strategy="beam", beam_size=1, max_len=10)
-    assert model.generate_ids(labels, strategy="beam", beam_size=3, max_len=6, use_cache=True) == \
-        model.generate_ids(labels, strategy="beam", beam_size=3, max_len=6, use_cache=False)
+    assert model.generate_ids(labels, strategy="beam", beam_size=3, max_len=6, use_cache=True) == model.generate_ids(
+        labels, strategy="beam", beam_size=3, max_len=6, use_cache=False
+    )
     for strategy in ("topk", "topp", "temperature"):
         a = model.generate_ids(labels * 4, strategy=strategy, k=30, p=0.99, temperature=3.0, max_len=10, seed=1)
-        assert a == model.generate_ids(labels * 4, strategy=strategy, k=30, p=0.99, temperature=3.0, max_len=10,
-                                       seed=1, use_cache=False)
+        assert a == model.generate_ids(
+            labels * 4, strategy=strategy, k=30, p=0.99, temperature=3.0, max_len=10, seed=1, use_cache=False
+        )
         banned = {kw["special_ids"][k] for k in ("pad", "unk", "cls", "mask", "sep")}
         assert not any(t in banned for row in a for t in row) and all(len(r) <= 10 for r in a)
     with pytest.raises(ValueError, match="unknown label 5"):
@@ -123,7 +144,11 @@ def test_unconditional_baseline_has_plain_layer_norms(toy):
 def test_samples_markdown_and_classifier_records():
     md = samples_markdown([{"label_name": "positive", "text": "a|b"}, {"label_name": "positive", "text": "c"}])
     assert "| positive | 1 | a\\|b |" in md and "| positive | 2 | c |" in md
-    assert labels_from_records([{"label": "positive"}, {"label_id": 0}, {"label": "1"}], ["negative", "positive"]) == [1, 0, 1]
+    assert labels_from_records([{"label": "positive"}, {"label_id": 0}, {"label": "1"}], ["negative", "positive"]) == [
+        1,
+        0,
+        1,
+    ]
     with pytest.raises(CheckpointError, match="no label id"):
         labels_from_records([{"text": "x"}], ["negative", "positive"])
 
@@ -143,8 +168,18 @@ def tiny_ckpt(tmp_path_factory):
     from tests.conftest import compose_cfg
 
     out = tmp_path_factory.mktemp("cond_gen_run")
-    cfg = compose_cfg(out, ["experiment=cond_gen", *TINY, "trainer.max_steps=3", "trainer.val_check_interval=3",
-                            "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "logger=csv"])
+    cfg = compose_cfg(
+        out,
+        [
+            "experiment=cond_gen",
+            *TINY,
+            "trainer.max_steps=3",
+            "trainer.val_check_interval=3",
+            "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1",
+            "logger=csv",
+        ],
+    )
     train(cfg)
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
@@ -153,8 +188,14 @@ def tiny_ckpt(tmp_path_factory):
 
 def _cli(*args):
     env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "bertlab.generate", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bertlab.generate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -175,10 +216,17 @@ def test_generate_cli_and_function_on_a_tiny_checkpoint(tiny_ckpt, tmp_path):
     beam_ids = model.generate_ids([0], strategy="beam", beam_size=3, max_len=6)
     assert len(beam) == 1 and beam == [dm.decode(beam_ids[0])] and len(beam_ids[0]) <= 6
     # bad input: one line naming the value, exit status 2
-    for args, needle in ((["label=7"], "unknown label 7"), (["n=0"], "'n'"), (["strategy=topk", "k=100000"], "100000"),
-                         (["strategy=nucleus"], "nucleus")):
+    for args, needle in (
+        (["label=7"], "unknown label 7"),
+        (["n=0"], "'n'"),
+        (["strategy=topk", "k=100000"], "100000"),
+        (["strategy=nucleus"], "nucleus"),
+    ):
         res = _cli(f"ckpt_path={tiny_ckpt}", *args)
-        assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, (args, res.stderr[-1500:])
+        assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, (
+            args,
+            res.stderr[-1500:],
+        )
     # a checkpoint of another task
     ck = torch.load(tiny_ckpt, map_location="cpu", weights_only=False)
     ck["bertlab"]["config"]["model"]["_target_"] = "bertlab.tasks.sequence_labeling.SequenceLabelingModule"
@@ -192,15 +240,29 @@ def test_generate_cli_and_function_on_a_tiny_checkpoint(tiny_ckpt, tmp_path):
 def test_control_accuracy_with_a_tiny_trained_classification_checkpoint(tmp_path_factory, make_cfg):
     """End to end: a tiny sentence classifier (tasks/classification.py) trained on a slice of the
     corpus judges the samples of a cond_gen run through model.control_classifier_ckpt."""
-    from bertlab.tasks.conditional_generation import load_control_classifier
     from tests.conftest import compose_cfg
 
+    from bertlab.tasks.conditional_generation import load_control_classifier
+
     out = tmp_path_factory.mktemp("classifier")
-    cls_cfg = compose_cfg(out, ["experiment=sentiment_cls", "encoder.pretrained=null", "encoder.model_type=bert",
-                                "encoder.num_layers=1", "encoder.hidden_size=32", "encoder.num_attention_heads=2",
-                                "encoder.intermediate_size=64", "callbacks.rich_progress_bar=null",
-                                "data.max_train_examples=300", "data.max_eval_examples=50", "trainer.max_epochs=1",
-                                "scheduler=constant", "optimizer.lr=1e-3"])
+    cls_cfg = compose_cfg(
+        out,
+        [
+            "experiment=sentiment_cls",
+            "encoder.pretrained=null",
+            "encoder.model_type=bert",
+            "encoder.num_layers=1",
+            "encoder.hidden_size=32",
+            "encoder.num_attention_heads=2",
+            "encoder.intermediate_size=64",
+            "callbacks.rich_progress_bar=null",
+            "data.max_train_examples=300",
+            "data.max_eval_examples=50",
+            "trainer.max_epochs=1",
+            "scheduler=constant",
+            "optimizer.lr=1e-3",
+        ],
+    )
     train(cls_cfg)
     ckpt = str(out / "checkpoints" / "last.ckpt")
     judge = load_control_classifier(ckpt, ["negative", "positive"])
@@ -221,8 +283,18 @@ def _lm_ckpt_for_error(tmp_path_factory):
     from tests.conftest import compose_cfg
 
     out = tmp_path_factory.mktemp("lm_for_error")
-    cfg = compose_cfg(out, ["experiment=cond_gen", *TINY, "trainer.max_steps=1", "trainer.val_check_interval=1",
-                            "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "test=false"])
+    cfg = compose_cfg(
+        out,
+        [
+            "experiment=cond_gen",
+            *TINY,
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1",
+            "test=false",
+        ],
+    )
     train(cfg)
     return str(out / "checkpoints" / "last.ckpt")
 
@@ -238,9 +310,18 @@ def test_samples_table_reaches_wandb_and_csv_loggers(make_cfg, tmp_path, monkeyp
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = make_cfg(["experiment=cond_gen", *TINY, "logger=many", "trainer.max_steps=2",
-                    "trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-                    "model.generation.val_num_samples=0"])
+    cfg = make_cfg(
+        [
+            "experiment=cond_gen",
+            *TINY,
+            "logger=many",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1",
+            "model.generation.val_num_samples=0",
+        ]
+    )
     with wandb_run_finished():
         metrics, objs = train(cfg)
     samples = objs["model"].last_outputs["test"]
@@ -304,8 +385,13 @@ def test_generate_texts_bad_input_names_the_value(toy, tmp_path):
         assert info.value.key == key and needle in str(info.value), (kwargs, str(info.value))
     # a checkpoint of another task, and a file that is not there: named in the message
     other = tmp_path / "ner.ckpt"
-    torch.save({"state_dict": {}, "bertlab": {"config": {"model": {
-        "_target_": "bertlab.tasks.sequence_labeling.SequenceLabelingModule"}}}}, other)
+    torch.save(
+        {
+            "state_dict": {},
+            "bertlab": {"config": {"model": {"_target_": "bertlab.tasks.sequence_labeling.SequenceLabelingModule"}}},
+        },
+        other,
+    )
     with pytest.raises(CheckpointError, match="SequenceLabelingModule checkpoint, not a conditional_generation one"):
         load_generator(str(other))
     with pytest.raises(CheckpointError, match="no such file: .*missing.ckpt"):

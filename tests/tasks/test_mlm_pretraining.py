@@ -4,7 +4,6 @@ HF directory loads through ``encoder.pretrained`` with identical MLM logits."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ import torch
 
 from bertlab.data.mlm_datamodule import IGNORE, MlmMasker, mlm_collate
 from bertlab.nn.encoders import build_encoder, resolve_vocab_file
-from bertlab.tasks.mlm_pretraining import MlmPretrainingModule, main as export_main
+from bertlab.tasks.mlm_pretraining import MlmPretrainingModule
+from bertlab.tasks.mlm_pretraining import main as export_main
 from bertlab.train import train
 
 TINY = [
@@ -27,8 +27,16 @@ TINY = [
     "callbacks.rich_progress_bar=null",
     "threads=1",
 ]
-ENC = {"pretrained": None, "num_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
-       "max_position_embeddings": 512, "vocab_file": "data/vocab/bert-base-chinese/vocab.txt", "trim_vocab": "none"}
+ENC = {
+    "pretrained": None,
+    "num_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 512,
+    "vocab_file": "data/vocab/bert-base-chinese/vocab.txt",
+    "trim_vocab": "none",
+}
 OPT = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 
 
@@ -57,7 +65,9 @@ def test_head_sees_only_the_masked_positions(model_type):
     assert logits.shape == (n_target, module.encoder.config.vocab_size)
     # oracle: the head over every position, then the targets picked
     with torch.no_grad():
-        hidden = module.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state
+        hidden = module.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()
+        ).last_hidden_state
         full = module.mlm_head(hidden)
     target = batch["labels"] != IGNORE
     torch.testing.assert_close(logits.detach(), full[target])
@@ -88,8 +98,17 @@ def short_run(request, tmp_path_factory):
     from tests.conftest import compose_cfg
 
     tmp = tmp_path_factory.mktemp(request.param)
-    cfg = compose_cfg(tmp, [f"experiment={request.param}", *TINY, "trainer.max_steps=5", "trainer.val_check_interval=3",
-                            "model.export_fp16=false", f"export_dir={tmp}/exported"])
+    cfg = compose_cfg(
+        tmp,
+        [
+            f"experiment={request.param}",
+            *TINY,
+            "trainer.max_steps=5",
+            "trainer.val_check_interval=3",
+            "model.export_fp16=false",
+            f"export_dir={tmp}/exported",
+        ],
+    )
     metrics, objs = train(cfg)
     objs["metrics"] = metrics
     return tmp, cfg, objs
@@ -111,8 +130,11 @@ def test_export_loads_through_build_encoder_with_identical_mlm_logits(short_run)
     module.eval()
     batch = next(iter(dm.val_dataloader()))
     with torch.no_grad():
-        want = module.mlm_head(module.encoder(input_ids=batch["input_ids"],
-                                              attention_mask=batch["attention_mask"].long()).last_hidden_state)
+        want = module.mlm_head(
+            module.encoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()
+            ).last_hidden_state
+        )
         got = head(enc(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     # the card and the curves
@@ -152,8 +174,12 @@ def test_fp16_export_and_export_from_checkpoint(short_run):
     enc.eval()
     module.eval()
     with torch.no_grad():
-        torch.testing.assert_close(head(enc(input_ids=ids).last_hidden_state),
-                                   module.mlm_head(module.encoder(input_ids=ids).last_hidden_state), atol=2e-2, rtol=1e-2)
+        torch.testing.assert_close(
+            head(enc(input_ids=ids).last_hidden_state),
+            module.mlm_head(module.encoder(input_ids=ids).last_hidden_state),
+            atol=2e-2,
+            rtol=1e-2,
+        )
     # on demand, from the run's last checkpoint (the CLI)
     again = tmp / "from_ckpt"
     export_main([str(tmp / "checkpoints" / "last.ckpt"), str(again), "--fp32"])
@@ -166,8 +192,15 @@ def test_fp16_export_and_export_from_checkpoint(short_run):
 @pytest.mark.slow
 def test_a_task_fine_tunes_from_the_exported_checkpoint(short_run, make_cfg):
     tmp, cfg, _ = short_run
-    overrides = ["experiment=cws_crf", "debug=fdr", f"encoder.pretrained={tmp}/exported", "encoder.num_layers=null",
-                 "data.max_train_chars=5000", "data.max_eval_sentences=10", "callbacks.rich_progress_bar=null"]
+    overrides = [
+        "experiment=cws_crf",
+        "debug=fdr",
+        f"encoder.pretrained={tmp}/exported",
+        "encoder.num_layers=null",
+        "data.max_train_chars=5000",
+        "data.max_eval_sentences=10",
+        "callbacks.rich_progress_bar=null",
+    ]
     metrics, objs = train(make_cfg(overrides))
     enc = objs["model"].encoder
     assert type(enc).__name__ == ("AlbertModel" if "albert" in str(tmp) else "BertModel")

@@ -65,12 +65,16 @@ def test_head_runs_on_the_mask_slots_only_and_padding_is_out_of_the_loss(tiny_ru
     model.eval()
     with torch.no_grad():
         logits = model.mask_logits(batch["input_ids"], batch["attention_mask"])
-        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state
+        hidden = model.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()
+        ).last_hidden_state
         full = model.mlm_head(hidden)  # the head on every position, for reference only
     assert torch.allclose(logits, full[:, 1 : 1 + m], atol=1e-5)
     labels = batch["labels"]
     keep = labels != -100
-    manual = torch.cat([F.cross_entropy(logits[i][keep[i]], labels[i][keep[i]], reduction="none") for i in range(b)]).mean()
+    manual = torch.cat(
+        [F.cross_entropy(logits[i][keep[i]], labels[i][keep[i]], reduction="none") for i in range(b)]
+    ).mean()
     with torch.no_grad():
         assert model.loss(batch).item() == pytest.approx(manual.item(), rel=1e-5)
     assert keep.sum() < keep.numel()  # the batch really has padding slots
@@ -89,7 +93,9 @@ def test_decodings_give_passage_runs_and_agree_on_the_first_slot(tiny_run):
             if ans.tokens:
                 assert p[ans.start : ans.start + len(ans.tokens)] == ans.tokens
         # slot 1 sees the same input in both (all slots still [MASK]): the same first choice
-        assert (c.tokens[:1] or [None]) == (a.tokens[:1] or [None]) and c.probs[0] == pytest.approx(a.probs[0], rel=1e-4)
+        assert (c.tokens[:1] or [None]) == (a.tokens[:1] or [None]) and c.probs[0] == pytest.approx(
+            a.probs[0], rel=1e-4
+        )
     assert len(free) == len(cons)
 
 
@@ -121,8 +127,15 @@ def test_predict_round_trip(tiny_run, make_cfg):
     from bertlab.predict import predict
     from bertlab.utils.errors import CheckpointError, ConfigError
 
-    cfg = make_cfg([f"ckpt_path={ckpt}", "task=mrc", "question='中国的首都是哪里？'", f"passages={json.dumps(passages, ensure_ascii=False)}"],
-                   config_name="predict")
+    cfg = make_cfg(
+        [
+            f"ckpt_path={ckpt}",
+            "task=mrc",
+            "question='中国的首都是哪里？'",
+            f"passages={json.dumps(passages, ensure_ascii=False)}",
+        ],
+        config_name="predict",
+    )
     (got,) = predict(cfg)
     assert got["answer"] == rec["answer"] and got["score"] == pytest.approx(rec["score"], rel=1e-5)
     with pytest.raises(CheckpointError, match="not a sequence_labeling one"):
@@ -140,12 +153,33 @@ def test_predict_cli(tiny_run):
     out, _, _ = tiny_run
     ckpt = str(out / "checkpoints" / "last.ckpt")
     model, dm, _ = load_run(ckpt)
-    (rec,) = predict_texts(model, dm, [{"question": "中国的首都是哪里？",
-                                        "passages": ["北京是中华人民共和国的首都。", "上海 是中国最大的城市，ＡＢＣ。"]}])
+    (rec,) = predict_texts(
+        model,
+        dm,
+        [
+            {
+                "question": "中国的首都是哪里？",
+                "passages": ["北京是中华人民共和国的首都。", "上海 是中国最大的城市，ＡＢＣ。"],
+            }
+        ],
+    )
     env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", "task=mrc",
-                          "question=中国的首都是哪里？", "passages=[北京是中华人民共和国的首都。,上海 是中国最大的城市，ＡＢＣ。]"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bertlab.predict",
+            f"ckpt_path={ckpt}",
+            "task=mrc",
+            "question=中国的首都是哪里？",
+            "passages=[北京是中华人民共和国的首都。,上海 是中国最大的城市，ＡＢＣ。]",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["answer"] == rec["answer"] and got["score"] == pytest.approx(rec["score"], rel=1e-5)
@@ -159,9 +193,17 @@ def test_overfit_check_memorises_its_training_questions(tmp_path):
     encoder size, about a minute on 2 cores; measured: 0.958 at step 300, 0.58 at step 225)."""
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg(tmp_path, ["experiment=mrc_mlm_overfit", "data.overfit_questions=24", "data.batch_size=8",
-                                 "trainer.max_epochs=250", "trainer.check_val_every_n_epoch=25",
-                                 "callbacks.rich_progress_bar=null"])
+    cfg = compose_cfg(
+        tmp_path,
+        [
+            "experiment=mrc_mlm_overfit",
+            "data.overfit_questions=24",
+            "data.batch_size=8",
+            "trainer.max_epochs=250",
+            "trainer.check_val_every_n_epoch=25",
+            "callbacks.rich_progress_bar=null",
+        ],
+    )
     metrics, _ = train(cfg)
     test = metrics["test"]
     assert test["evaluated_on"] == "training questions (overfit check)" and test["n_questions"] == 24
@@ -173,8 +215,14 @@ def test_pretrained_encoder_directory_keeps_its_mlm_head(make_cfg, tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
     vocab = ROOT / "data" / "vocab" / "bert-base-chinese" / "vocab.txt"
-    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=21128,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     torch.manual_seed(0)
     full = BertForMaskedLM(config)
     with torch.no_grad():
@@ -182,11 +230,21 @@ def test_pretrained_encoder_directory_keeps_its_mlm_head(make_cfg, tmp_path):
     ckpt = tmp_path / "bert_tiny"
     full.save_pretrained(ckpt)
     (ckpt / "vocab.txt").write_text(vocab.read_text(encoding="utf-8"), encoding="utf-8")
-    cfg = make_cfg(["experiment=mrc_mlm", "debug=fdr", *TINY, f"encoder.pretrained={ckpt}", "encoder.num_layers=null",
-                    "train=false"])
+    cfg = make_cfg(
+        [
+            "experiment=mrc_mlm",
+            "debug=fdr",
+            *TINY,
+            f"encoder.pretrained={ckpt}",
+            "encoder.num_layers=null",
+            "train=false",
+        ]
+    )
     metrics, objs = train(cfg)
     model = objs["model"]
     keep = torch.as_tensor(objs["datamodule"].keep_ids)
     assert torch.equal(model.mlm_head.predictions.transform.dense.weight, full.cls.predictions.transform.dense.weight)
-    assert torch.equal(model.encoder.embeddings.word_embeddings.weight, full.bert.embeddings.word_embeddings.weight[keep])
+    assert torch.equal(
+        model.encoder.embeddings.word_embeddings.weight, full.bert.embeddings.word_embeddings.weight[keep]
+    )
     assert torch.equal(model.mlm_head.predictions.bias, full.cls.predictions.bias[keep])

@@ -28,9 +28,19 @@ from bertlab.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = str(ROOT / "data/vocab/bert-base-chinese/vocab.txt")
-TINY_ENC = {"model_type": "bert", "pretrained": None, "vocab_file": VOCAB, "config_file": None, "num_layers": 2,
-            "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
-            "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+TINY_ENC = {
+    "model_type": "bert",
+    "pretrained": None,
+    "vocab_file": VOCAB,
+    "config_file": None,
+    "num_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
 OPT = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 TINY = [
     "encoder.num_layers=1",
@@ -117,7 +127,9 @@ def test_cln_condition_matters_after_training_its_projections():
 
 
 def test_heads_and_cln_can_get_their_own_learning_rate():
-    groups = build_param_groups(_model().named_parameters(), 1e-3, {"object_cln": 10, "subject_head": 5, "object_head": 5})
+    groups = build_param_groups(
+        _model().named_parameters(), 1e-3, {"object_cln": 10, "subject_head": 5, "object_head": 5}
+    )
     by_name = {g["name"]: g for g in groups}
     assert by_name["object_cln"]["lr"] == pytest.approx(1e-2) and len(by_name["object_cln"]["params"]) == 4
     assert by_name["subject_head"]["lr"] == pytest.approx(5e-3) and len(by_name["object_head"]["params"]) == 2
@@ -149,14 +161,24 @@ def test_training_step_backpropagates_into_encoder_heads_and_cln():
     model = _model().train()
     ids, mask = _ids()
     T, P = ids.size(1), 3
-    batch = {"input_ids": ids, "attention_mask": mask, "subject_ids": torch.tensor([[1, 2], [2, 2]]),
-             "subject_labels": torch.zeros(2, T, 2), "object_labels": torch.zeros(2, T, P, 2)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "subject_ids": torch.tensor([[1, 2], [2, 2]]),
+        "subject_labels": torch.zeros(2, T, 2),
+        "object_labels": torch.zeros(2, T, P, 2),
+    }
     batch["subject_labels"][0, 1, 0] = batch["subject_labels"][0, 2, 1] = 1
     batch["object_labels"][0, 4, 1, 0] = batch["object_labels"][0, 5, 1, 1] = 1
     sub, obj = model.losses(batch)
     (sub + obj).backward()
-    for name in ("subject_head.weight", "object_head.weight", "object_cln.gamma_dense.weight",
-                 "object_cln.beta_dense.weight", "encoder.embeddings.word_embeddings.weight"):
+    for name in (
+        "subject_head.weight",
+        "object_head.weight",
+        "object_cln.gamma_dense.weight",
+        "object_cln.beta_dense.weight",
+        "encoder.embeddings.word_embeddings.weight",
+    ):
         assert dict(model.named_parameters())[name].grad.abs().sum() > 0, name
 
 
@@ -282,8 +304,14 @@ def test_predict_round_trip_offsets_point_at_the_right_characters(tiny_checkpoin
 def test_predict_cli_prints_json(tiny_checkpoint):
     _, _, ckpt = tiny_checkpoint
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    res = subprocess.run([sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", "text=《七里香》是周杰伦的歌"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", "text=《七里香》是周杰伦的歌"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout.strip().splitlines()[-1])
     assert rec["text"] == "《七里香》是周杰伦的歌" and isinstance(rec["spo_list"], list)

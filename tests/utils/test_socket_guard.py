@@ -10,9 +10,8 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 import bertlab_netguard as guard  # tests/netguard, put on sys.path by conftest
+import pytest
 
 OUTSIDE = "192.0.2.1"  # TEST-NET-1 (RFC 5737): never routed
 
@@ -48,8 +47,9 @@ def test_non_loopback_connections_are_refused_at_once():
                 s6.connect(("2001:db8::1", 80, 0, 0))
 
 
-@pytest.mark.parametrize("family,host,name", [(socket.AF_INET, "127.0.0.1", "localhost"),
-                                              (socket.AF_INET6, "::1", "::1")])
+@pytest.mark.parametrize(
+    "family,host,name", [(socket.AF_INET, "127.0.0.1", "localhost"), (socket.AF_INET6, "::1", "::1")]
+)
 def test_loopback_stays_open(family, host, name):
     if family == socket.AF_INET6 and not socket.has_ipv6:
         pytest.skip("no IPv6")
@@ -67,10 +67,24 @@ def test_loopback_stays_open(family, host, name):
 
 
 def test_address_rules():
-    assert all(guard.is_local_host(h) for h in ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "::ffff:127.0.0.1",
-                                                "0.0.0.0", "localhost", "LOCALHOST", socket.gethostname()])
-    assert not any(guard.is_local_host(h) for h in ["10.0.0.1", "192.168.1.1", "8.8.8.8", "::ffff:8.8.8.8",
-                                                    "2001:db8::1", "pypi.org", None])
+    assert all(
+        guard.is_local_host(h)
+        for h in [
+            "127.0.0.1",
+            "127.3.2.1",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "localhost",
+            "LOCALHOST",
+            socket.gethostname(),
+        ]
+    )
+    assert not any(
+        guard.is_local_host(h)
+        for h in ["10.0.0.1", "192.168.1.1", "8.8.8.8", "::ffff:8.8.8.8", "2001:db8::1", "pypi.org", None]
+    )
     assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("192.0.2.1", 80)  # numeric: no lookup
 
 
@@ -89,8 +103,11 @@ sys.exit(3)
 
 @pytest.mark.parametrize("env", ["inherited", "own env", "own env with PYTHONPATH"])
 def test_subprocesses_get_the_guard(env):
-    envs = {"inherited": None, "own env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            "own env with PYTHONPATH": {**os.environ, "PYTHONPATH": os.getcwd()}}
+    envs = {
+        "inherited": None,
+        "own env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        "own env with PYTHONPATH": {**os.environ, "PYTHONPATH": os.getcwd()},
+    }
     res = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=envs[env], timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.startswith("NetworkBlocked network access blocked by the tests' socket guard"), res.stdout

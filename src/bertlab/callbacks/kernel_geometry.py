@@ -37,11 +37,16 @@ class KernelGeometry(pl.Callback):
         self.values: dict[str, list[float]] = {}
 
     def layers(self, pl_module: nn.Module) -> dict[str, nn.Linear]:
-        found = {name: m for name, m in pl_module.named_modules() if isinstance(m, nn.Linear)
-                 and any(fnmatch.fnmatchcase(name, p) for p in self.patterns)}
+        found = {
+            name: m
+            for name, m in pl_module.named_modules()
+            if isinstance(m, nn.Linear) and any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        }
         if not found:
-            raise ConfigError("callbacks.kernel_geometry.patterns",
-                              f"{self.patterns} match no Linear layer of {type(pl_module).__name__}")
+            raise ConfigError(
+                "callbacks.kernel_geometry.patterns",
+                f"{self.patterns} match no Linear layer of {type(pl_module).__name__}",
+            )
         return found
 
     @torch.no_grad()
@@ -55,8 +60,11 @@ class KernelGeometry(pl.Callback):
             self.values.setdefault(name, []).append(value)
         values = list(stats.values())
         if log:  # Lightning takes step metrics from batch hooks only (step 0: CSV and plot)
-            pl_module.log_dict({"geometry/gram_dev_mean": sum(values) / len(values), "geometry/gram_dev_max": max(values)},
-                               on_step=True, on_epoch=False)
+            pl_module.log_dict(
+                {"geometry/gram_dev_mean": sum(values) / len(values), "geometry/gram_dev_max": max(values)},
+                on_step=True,
+                on_epoch=False,
+            )
         return stats
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -79,9 +87,22 @@ class KernelGeometry(pl.Callback):
             for i, step in enumerate(self.steps):
                 w.writerow([step, *(f"{v[i]:.6g}" for v in self.values.values())])
         png = os.path.join(self.output_dir, "gram_deviation.png")
-        series = self.values if len(self.values) <= 12 else {
-            "mean over layers": [sum(v[i] for v in self.values.values()) / len(self.values) for i in range(len(self.steps))],
-            "max over layers": [max(v[i] for v in self.values.values()) for i in range(len(self.steps))]}
-        fig = curves_png(self.steps, series, png, title="mean((W^T W - I)^2) of the Linear kernels",
-                         ylabel="mean((W^T W - I)^2)", logy=True)
+        series = (
+            self.values
+            if len(self.values) <= 12
+            else {
+                "mean over layers": [
+                    sum(v[i] for v in self.values.values()) / len(self.values) for i in range(len(self.steps))
+                ],
+                "max over layers": [max(v[i] for v in self.values.values()) for i in range(len(self.steps))],
+            }
+        )
+        fig = curves_png(
+            self.steps,
+            series,
+            png,
+            title="mean((W^T W - I)^2) of the Linear kernels",
+            ylabel="mean((W^T W - I)^2)",
+            logy=True,
+        )
         send_figure(trainer, "geometry/gram_deviation", fig, png)

@@ -47,7 +47,11 @@ class NonFiniteLossGuard(pl.Callback):
     def __init__(self, mode: str = "stop", max_consecutive_skips: int = 20):
         if mode not in MODES:
             raise ConfigError("nonfinite_loss", f"must be one of {' | '.join(MODES)}, got {mode!r}")
-        if isinstance(max_consecutive_skips, bool) or not isinstance(max_consecutive_skips, int) or max_consecutive_skips < 1:
+        if (
+            isinstance(max_consecutive_skips, bool)
+            or not isinstance(max_consecutive_skips, int)
+            or max_consecutive_skips < 1
+        ):
             raise ConfigError("nonfinite_loss_max_skips", f"must be an integer >= 1, got {max_consecutive_skips!r}")
         self.mode = mode
         self.max_consecutive_skips = max_consecutive_skips
@@ -70,7 +74,8 @@ class NonFiniteLossGuard(pl.Callback):
         if self.mode == "stop":
             raise NonFiniteLossError(
                 f"non-finite training loss {value} at {where}: stopped before updating the weights "
-                f"(nonfinite_loss=skip skips such steps; lower optimizer.lr or set trainer.gradient_clip_val)")
+                f"(nonfinite_loss=skip skips such steps; lower optimizer.lr or set trainer.gradient_clip_val)"
+            )
         self._pending = (value, where)
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
@@ -89,7 +94,8 @@ class NonFiniteLossGuard(pl.Callback):
         if self.consecutive > self.max_consecutive_skips:
             raise NonFiniteLossError(
                 f"non-finite training loss {value} at {where}: {self.consecutive} optimizer steps in a row skipped "
-                f"(nonfinite_loss_max_skips={self.max_consecutive_skips}); the run does not train")
+                f"(nonfinite_loss_max_skips={self.max_consecutive_skips}); the run does not train"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {"skipped": self.skipped, "consecutive": self.consecutive}

@@ -97,8 +97,10 @@ class ResumeState(pl.Callback):
         fetcher = getattr(fit_loop, "_data_fetcher", None)
         load = getattr(fit_loop, "_load_combined_loader_states", None)
         if fetcher is None or load is None:
-            log.warning("cannot restore the training data position (unknown Lightning internals): "
-                        "the resumed epoch restarts at its first batch")
+            log.warning(
+                "cannot restore the training data position (unknown Lightning internals): "
+                "the resumed epoch restarts at its first batch"
+            )
             return
         load()
         iter(fetcher)  # a fresh iterator that starts at the restored position
@@ -108,12 +110,20 @@ class ResumeState(pl.Callback):
         loaders = trainer.train_dataloader
         if loaders is None:
             return
-        for loader in loaders if isinstance(loaders, (list, tuple)) else loaders.values() if isinstance(loaders, dict) else [loaders]:
+        for loader in (
+            loaders
+            if isinstance(loaders, (list, tuple))
+            else loaders.values()
+            if isinstance(loaders, dict)
+            else [loaders]
+        ):
             set_epoch = getattr(getattr(loader, "batch_sampler", None), "set_epoch", None)
             if callable(set_epoch):
                 set_epoch(trainer.current_epoch)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._pending_rng is not None:
             set_rng_state(self._pending_rng)
             self._pending_rng = None
@@ -121,16 +131,27 @@ class ResumeState(pl.Callback):
             # the number of this training batch in the whole run (restored with the loops)
             seed_all(batch_seed(self.seed, trainer.fit_loop.total_batch_idx))
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[CKPT_KEY] = {"rng": get_rng_state(), "seed": self.seed, "step_seed": self.step_seed}
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         saved = checkpoint.get(CKPT_KEY)
         if not saved:
-            log.warning("the checkpoint holds no random-number state (not written by bertlab.train?): "
-                        "the resumed run will not repeat the original one exactly")
+            log.warning(
+                "the checkpoint holds no random-number state (not written by bertlab.train?): "
+                "the resumed run will not repeat the original one exactly"
+            )
             return
         if saved.get("seed") != self.seed or saved.get("step_seed") != self.step_seed:
-            log.warning("resuming a run trained with seed=%s step_seed=%s as seed=%s step_seed=%s",
-                        saved.get("seed"), saved.get("step_seed"), self.seed, self.step_seed)
+            log.warning(
+                "resuming a run trained with seed=%s step_seed=%s as seed=%s step_seed=%s",
+                saved.get("seed"),
+                saved.get("step_seed"),
+                self.seed,
+                self.step_seed,
+            )
         self._pending_rng = saved["rng"]

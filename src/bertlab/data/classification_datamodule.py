@@ -49,7 +49,9 @@ def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) 
     return batch
 
 
-def unseen_accuracy(rows: Iterable[tuple[Any, Any, str]], train_texts: Container[str] | None) -> tuple[float | None, int]:
+def unseen_accuracy(
+    rows: Iterable[tuple[Any, Any, str]], train_texts: Container[str] | None
+) -> tuple[float | None, int]:
     """Accuracy over the ``(predicted, gold, text)`` rows whose text is not in ``train_texts``
     (rows without a prediction, ``predicted is None``, are left out) and how many rows that is;
     ``None`` (not 0) when there is no such row or the training texts are unknown (``None``)."""
@@ -119,7 +121,9 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         rows = read_sentiment(self.hparams.path, SPLIT_FILES[split])
         bad = next((lab for _, lab in rows if not 0 <= lab < len(self.label_names)), None)
         if bad is not None:
-            raise ConfigError("data.label_names", f"label {bad} in {self.hparams.path} has no name in {self.label_names}")
+            raise ConfigError(
+                "data.label_names", f"label {bad} in {self.hparams.path} has no name in {self.label_names}"
+            )
         return rows
 
     @staticmethod
@@ -180,8 +184,9 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
                 self.stats[f"{split}_in_train"] = sum(t in self.train_texts for t, _ in rows)
         if fitting:
             feats = self.features["train"]
-            self.stats.update(train_tokens=sum(len(f["input_ids"]) for f in feats),
-                              train_truncated=sum(f["truncated"] for f in feats))
+            self.stats.update(
+                train_tokens=sum(len(f["input_ids"]) for f in feats), train_truncated=sum(f["truncated"] for f in feats)
+            )
         self.stats["vocab_size"] = len(self.tokenizer)
         log.info("classification data: %s", self.stats)
 
@@ -235,11 +240,21 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         gold = self.labels[split]
         pairs = [(p, g) for p, g in zip(pred, gold) if p is not None]
         if len(pairs) < len(gold):
-            log.warning("%s: %d of %d examples have no prediction (a limited eval run?)", split, len(gold) - len(pairs), len(gold))
+            log.warning(
+                "%s: %d of %d examples have no prediction (a limited eval run?)",
+                split,
+                len(gold) - len(pairs),
+                len(gold),
+            )
         correct = sum(p == g for p, g in pairs)
         acc_unseen, n_unseen = unseen_accuracy(zip(pred, gold, self.texts[split]), self.train_texts)
-        metrics = {"acc": correct / len(pairs) if pairs else 0.0, "n_examples": len(pairs), "n_correct": correct,
-                   "acc_unseen": acc_unseen, "n_unseen": n_unseen}
+        metrics = {
+            "acc": correct / len(pairs) if pairs else 0.0,
+            "n_examples": len(pairs),
+            "n_correct": correct,
+            "acc_unseen": acc_unseen,
+            "n_unseen": n_unseen,
+        }
         return metrics, pred
 
     def save_outputs(self, split: str, outputs: list[int | None], out_dir: str) -> list[str]:

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 
 
-def pad_collate(features: Sequence[dict[str, Any]], pad_id: int = 0, label_pad: int = 0,
-                pad_to: int | None = None) -> dict[str, torch.Tensor]:
+def pad_collate(
+    features: Sequence[dict[str, Any]], pad_id: int = 0, label_pad: int = 0, pad_to: int | None = None
+) -> dict[str, torch.Tensor]:
     """features: dicts with ``input_ids`` (list[int]), optional ``labels`` (list[int]) and ``index`` (int).
     Pads to the longest feature of the batch, or to at least ``pad_to`` (fixed padding)."""
     longest = max(max(len(f["input_ids"]) for f in features), pad_to or 0)

@@ -62,8 +62,19 @@ class CwsDataModule(CharTaggingDataModule):
         trim_vocab: str = "none",
         fixed_padding: bool = False,
     ):
-        super().__init__(vocab_file, max_len, batch_size, eval_batch_size, max_train_chars, max_eval_sentences,
-                         pool_batches, num_workers, seed, trim_vocab, fixed_padding)
+        super().__init__(
+            vocab_file,
+            max_len,
+            batch_size,
+            eval_batch_size,
+            max_train_chars,
+            max_eval_sentences,
+            pool_batches,
+            num_workers,
+            seed,
+            trim_vocab,
+            fixed_padding,
+        )
         self.save_hyperparameters(logger=False)
         self.train_words: set[str] = set()
 
@@ -72,7 +83,9 @@ class CwsDataModule(CharTaggingDataModule):
         splits = load_cws_splits(list(hp.train_files), hp.test_gold_file, val_every=hp.val_every)
         raw = read_raw_lines(hp.test_raw_file)
         if len(raw) != len(splits.test):
-            raise DataError(hp.test_raw_file, None, f"{len(raw)} lines but the gold file {hp.test_gold_file} has {len(splits.test)}")
+            raise DataError(
+                hp.test_raw_file, None, f"{len(raw)} lines but the gold file {hp.test_gold_file} has {len(splits.test)}"
+            )
         for i, (line, words) in enumerate(zip(raw, splits.test)):
             if "".join(line.split()) != "".join(words):
                 raise DataError(hp.test_raw_file, i + 1, f"text differs from line {i + 1} of {hp.test_gold_file}")

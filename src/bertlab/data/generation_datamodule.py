@@ -73,7 +73,7 @@ def segment_text(text: str, maxlen: int = 126) -> list[str]:
     out = []
     for piece in text_segmentate(text, maxlen):
         for i in range(0, len(piece), maxlen):
-            chunk = piece[i:i + maxlen].strip().strip(STRIPS)
+            chunk = piece[i : i + maxlen].strip().strip(STRIPS)
             if chunk:
                 out.append(chunk)
     return out
@@ -221,8 +221,12 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup)."""
         self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids, "num_labels": 2, "label_names": list(self.hparams.label_names),
-                "special_ids": self.special_ids()}
+        return {
+            "vocab_keep_ids": self.keep_ids,
+            "num_labels": 2,
+            "label_names": list(self.hparams.label_names),
+            "special_ids": self.special_ids(),
+        }
 
     def decode(self, ids: Sequence[int]) -> str:
         """Generated token ids -> text (character tokens joined; ``##`` stripped)."""

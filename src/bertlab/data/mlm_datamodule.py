@@ -77,7 +77,9 @@ class MlmMasker:
         if not 0 < mask_prob < 1:
             raise ConfigError("data.mask_prob", f"must be in (0, 1), got {mask_prob}")
         if mask_token_prob < 0 or random_token_prob < 0 or mask_token_prob + random_token_prob > 1:
-            raise ConfigError("data.mask_token_prob", "mask_token_prob and random_token_prob must be >= 0 with a sum <= 1")
+            raise ConfigError(
+                "data.mask_token_prob", "mask_token_prob and random_token_prob must be >= 0 with a sum <= 1"
+            )
         self.mask_id = mask_id
         self.random_ids = np.asarray(random_ids, dtype=np.int64)
         self.mask_prob = mask_prob
@@ -107,7 +109,9 @@ class MlmMasker:
             chosen[rng.integers(sizes.size)] = True
         return cand[chosen[inverse]]
 
-    def __call__(self, ids: np.ndarray, word_ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, ids: np.ndarray, word_ids: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(masked input ids, labels): labels are the original ids at the targets, IGNORE elsewhere."""
         ids = np.asarray(ids, dtype=np.int64)
         pos = self.targets(np.asarray(word_ids), rng)
@@ -191,8 +195,11 @@ class MixedBatchSampler(Sampler[list[int]]):
         self.fraction = packed_fraction
         self.seed = seed
         self.epoch = 0
-        self.buckets = BucketBatchSampler(single_lengths, batch_size, shuffle=True, pool_batches=pool_batches, seed=seed) \
-            if single_lengths else None
+        self.buckets = (
+            BucketBatchSampler(single_lengths, batch_size, shuffle=True, pool_batches=pool_batches, seed=seed)
+            if single_lengths
+            else None
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -233,8 +240,12 @@ class MixedBatchSampler(Sampler[list[int]]):
                 yield batch
 
 
-def mlm_collate(features: Sequence[dict[str, Any]], pad_id: int, masker: MlmMasker | None = None,
-                rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+def mlm_collate(
+    features: Sequence[dict[str, Any]],
+    pad_id: int,
+    masker: MlmMasker | None = None,
+    rng: np.random.Generator | None = None,
+) -> dict[str, torch.Tensor]:
     """Pad a batch; training features (``word_ids``) are masked here with ``masker``/``rng``,
     evaluation features carry their fixed ``labels`` already."""
     longest = max(len(f["input_ids"]) for f in features)
@@ -316,8 +327,14 @@ class MlmDataModule(pl.LightningDataModule):
         """(training texts, held-out texts), both in corpus order."""
         hp = self.hparams
         corpus = build_pretraining_corpus(
-            hp.pd_files, hp.pku_test_gold_file, hp.sentiment_file, hp.lic2019_train_file, hp.lic2019_dev_file,
-            hp.cmrc_files, hp.extra_heldout_files, hp.sources,
+            hp.pd_files,
+            hp.pku_test_gold_file,
+            hp.sentiment_file,
+            hp.lic2019_train_file,
+            hp.lic2019_dev_file,
+            hp.cmrc_files,
+            hp.extra_heldout_files,
+            hp.sources,
         )
         self.stats.update({f"corpus_{k}": v for k, v in corpus.stats().items()})
         train, val = [], []
@@ -381,8 +398,14 @@ class MlmDataModule(pl.LightningDataModule):
         if "[MASK]" not in tok.vocab:
             raise ConfigError("encoder.vocab_file", f"{hp.vocab_file} has no [MASK] token")
         specials = {i for t, i in tok.vocab.items() if t.startswith("[") and t.endswith("]")}
-        self.masker = MlmMasker(tok.vocab["[MASK]"], [i for i in range(len(tok)) if i not in specials], hp.mask_prob,
-                                hp.mask_token_prob, hp.random_token_prob, hp.whole_word_masking)
+        self.masker = MlmMasker(
+            tok.vocab["[MASK]"],
+            [i for i in range(len(tok)) if i not in specials],
+            hp.mask_prob,
+            hp.mask_token_prob,
+            hp.random_token_prob,
+            hp.whole_word_masking,
+        )
 
         # held-out: single texts with masks drawn once, from the seed
         rng = np.random.default_rng([hp.seed, 1])
@@ -397,13 +420,23 @@ class MlmDataModule(pl.LightningDataModule):
         if stage in (None, "fit"):
             pieces = [p for item in train for p in self._pieces(item)]
             singles = [dict(zip(("input_ids", "word_ids"), self._single(*p))) for p in pieces]
-            packed = [{"input_ids": i, "word_ids": w, "packed": True}
-                      for i, w in pack_sequences(pieces, hp.pack_len, tok.cls_id, tok.sep_id)] if hp.packed_fraction > 0 else []
+            packed = (
+                [
+                    {"input_ids": i, "word_ids": w, "packed": True}
+                    for i, w in pack_sequences(pieces, hp.pack_len, tok.cls_id, tok.sep_id)
+                ]
+                if hp.packed_fraction > 0
+                else []
+            )
             self.features["train"] = singles + packed
             self.n_single, self.n_packed = len(singles), len(packed)
-            self.stats.update(train_texts=len(train), train_singles=len(singles), train_packed=len(packed),
-                              train_tokens=int(sum(len(f["input_ids"]) for f in singles)),
-                              train_unk_tokens=int(sum((f["input_ids"] == tok.unk_id).sum() for f in singles)))
+            self.stats.update(
+                train_texts=len(train),
+                train_singles=len(singles),
+                train_packed=len(packed),
+                train_tokens=int(sum(len(f["input_ids"]) for f in singles)),
+                train_unk_tokens=int(sum((f["input_ids"] == tok.unk_id).sum() for f in singles)),
+            )
         self.stats["vocab_size"] = len(tok)
         log.info("MLM data: %s", self.stats)
 
@@ -412,8 +445,9 @@ class MlmDataModule(pl.LightningDataModule):
         hp = self.hparams
         assert self.tokenizer is not None
         lengths = [len(f["input_ids"]) for f in self.features["train"][: self.n_single]]
-        sampler = MixedBatchSampler(lengths, self.n_packed, hp.batch_size, hp.packed_batch_size, hp.packed_fraction,
-                                    hp.pool_batches, hp.seed)
+        sampler = MixedBatchSampler(
+            lengths, self.n_packed, hp.batch_size, hp.packed_batch_size, hp.packed_fraction, hp.pool_batches, hp.seed
+        )
         collate = partial(mlm_collate, pad_id=self.tokenizer.pad_id, masker=self.masker, rng=self._train_rng)
         return DataLoader(self.features["train"], batch_sampler=sampler, collate_fn=collate, num_workers=hp.num_workers)
 

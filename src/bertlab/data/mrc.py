@@ -130,7 +130,11 @@ def read_native(path: str, stats: Counter | None = None, skip_bad_records: bool 
         where = _where(i, rec)
         missing = [k for k in ("question", "passages") if not isinstance(rec, dict) or k not in rec]
         if missing:
-            what = f"missing field {missing[0]!r}" if isinstance(rec, dict) else f"expected an object, got {type(rec).__name__}"
+            what = (
+                f"missing field {missing[0]!r}"
+                if isinstance(rec, dict)
+                else f"expected an object, got {type(rec).__name__}"
+            )
             if not skip_bad_records:
                 raise DataError(path, lineno, f"{where}: {what}")
             log.warning("%s: %s: %s (skipped)", path, where, what)
@@ -189,9 +193,7 @@ def _locate(context: str, text: str, start: int) -> int | None:
     return min(occ, key=lambda o: abs(o - start)) if occ else None
 
 
-def cmrc_question_windows(
-    context: str, spans: Sequence[tuple[str, int]], window: int, stride: int
-) -> list[Passage]:
+def cmrc_question_windows(context: str, spans: Sequence[tuple[str, int]], window: int, stride: int) -> list[Passage]:
     """The windows of one context as passages; ``spans`` are the located gold answers
     (text, char start) in priority order. A window's answer is the first span inside it."""
     pos = token_positions(context)
@@ -243,8 +245,11 @@ def read_cmrc(
                     loc = _locate(context, text, start)
                     if loc is None:
                         if start >= 0:
-                            raise DataError(path, None, f"question {qid!r}: answer {text[:40]!r} (answer_start "
-                                                        f"{start}) is not in its context")
+                            raise DataError(
+                                path,
+                                None,
+                                f"question {qid!r}: answer {text[:40]!r} (answer_start {start}) is not in its context",
+                            )
                         stats["answers_not_in_context_scoring_only"] += 1
                         continue
                     if loc != start:

@@ -41,7 +41,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bertlab.data.mrc import SPLITS, MrcQuestion, Passage, layout_oracle, overlap_baseline, read_cmrc, read_native, split_of_question
+from bertlab.data.mrc import (
+    SPLITS,
+    MrcQuestion,
+    Passage,
+    layout_oracle,
+    overlap_baseline,
+    read_cmrc,
+    read_native,
+    split_of_question,
+)
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
 from bertlab.decoding.constrained import best_answer
@@ -191,21 +200,35 @@ class MrcDataModule(pl.LightningDataModule):
             raise DataError(",".join(hp.files), None, "no training questions")
         if self.keep_ids is None and hp.trim_vocab != "none":
             full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for q in self.questions["train"] for text in self._texts(q) for ch in text
-                    if not ch.isspace()}
+            used = {
+                full.char_id(ch)
+                for q in self.questions["train"]
+                for text in self._texts(q)
+                for ch in text
+                if not ch.isspace()
+            }
             self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
         self._make_tokenizer()
         for split in SPLITS:
-            self.encoded[split] = [self.encode_question(q, with_targets=split == "train") for q in self.questions[split]]
+            self.encoded[split] = [
+                self.encode_question(q, with_targets=split == "train") for q in self.questions[split]
+            ]
             if split != "train":
                 self.refs[split], self.features[split] = self._eval_features(self.encoded[split])
                 self.bounds[split] = self._bounds(split)
-        self.stats = {**dict(self._counts), **{f"{s}_questions_used": len(self.questions[s]) for s in SPLITS},
-                      "vocab_size": len(self.tokenizer),
-                      **{f"{s}_{k}": v for s, b in self.bounds.items() for k, v in b.items()}}
+        self.stats = {
+            **dict(self._counts),
+            **{f"{s}_questions_used": len(self.questions[s]) for s in SPLITS},
+            "vocab_size": len(self.tokenizer),
+            **{f"{s}_{k}": v for s, b in self.bounds.items() for k, v in b.items()},
+        }
         log.info("MRC data: %s", self.stats)
         if self._counts["passages_truncated"]:
-            log.warning("%d passages longer than %d tokens were truncated", self._counts["passages_truncated"], hp.max_passage_len)
+            log.warning(
+                "%d passages longer than %d tokens were truncated",
+                self._counts["passages_truncated"],
+                hp.max_passage_len,
+            )
 
     @staticmethod
     def _texts(q: MrcQuestion) -> list[str]:
@@ -291,8 +314,10 @@ class MrcDataModule(pl.LightningDataModule):
         golds = [q.answers for q in qs]
         oracle = reading_comprehension_scores([layout_oracle(q, self.hparams.max_answer_len - 1) for q in qs], golds)
         base = reading_comprehension_scores([overlap_baseline(q) for q in qs], golds)
-        return {**{f"oracle_{k}": oracle[k] for k in ("acc", "f1", "final")},
-                **{f"baseline_{k}": base[k] for k in ("acc", "f1", "final")}}
+        return {
+            **{f"oracle_{k}": oracle[k] for k in ("acc", "f1", "final")},
+            **{f"baseline_{k}": base[k] for k in ("acc", "f1", "final")},
+        }
 
     # ------------------------------------------------------------------ loaders
     def collate(self, feats: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -303,9 +328,12 @@ class MrcDataModule(pl.LightningDataModule):
         for i, f in enumerate(feats):
             ids[i, : len(f["input_ids"])] = torch.as_tensor(f["input_ids"])
             mask[i, : len(f["input_ids"])] = True
-        batch: dict[str, Any] = {"input_ids": ids, "attention_mask": mask,
-                                 "index": torch.as_tensor([f["index"] for f in feats]),
-                                 "passages": [f["passage"] for f in feats]}
+        batch: dict[str, Any] = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "index": torch.as_tensor([f["index"] for f in feats]),
+            "passages": [f["passage"] for f in feats],
+        }
         if "labels" in feats[0]:
             batch["labels"] = torch.as_tensor([f["labels"] for f in feats], dtype=torch.long)
         return batch
@@ -333,12 +361,21 @@ class MrcDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self._train_set is None:  # one dataset, so its passage draws go on across epochs
             self._train_set = _TrainSet(self, self.encoded["train"], self.hparams.seed)
-        return DataLoader(self._train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=self.collate,
-                          num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self._train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            collate_fn=self.collate,
+            num_workers=self.hparams.num_workers,
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(self.features[split], batch_sampler=self._question_batches(split), collate_fn=self.collate,
-                          num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self.features[split],
+            batch_sampler=self._question_batches(split),
+            collate_fn=self.collate,
+            num_workers=self.hparams.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -352,8 +389,12 @@ class MrcDataModule(pl.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         self.setup("fit")
         assert self.tokenizer is not None
-        return {"vocab_keep_ids": self.keep_ids, "max_answer_len": self.hparams.max_answer_len,
-                "sep_id": self.tokenizer.sep_id, "mask_id": self.mask_id}
+        return {
+            "vocab_keep_ids": self.keep_ids,
+            "max_answer_len": self.hparams.max_answer_len,
+            "sep_id": self.tokenizer.sep_id,
+            "mask_id": self.mask_id,
+        }
 
     # ------------------------------------------------------------------ prediction
     def set_predict_texts(self, inputs: Sequence[Any]) -> None:
@@ -367,7 +408,9 @@ class MrcDataModule(pl.LightningDataModule):
                 try:
                     rec = json.loads(rec)
                 except json.JSONDecodeError as err:
-                    raise DataError("<predict input>", i + 1, f"expected a JSON object with 'question' and 'passages': {err.msg}") from None
+                    raise DataError(
+                        "<predict input>", i + 1, f"expected a JSON object with 'question' and 'passages': {err.msg}"
+                    ) from None
             if not isinstance(rec, Mapping) or "question" not in rec or not rec.get("passages"):
                 raise DataError("<predict input>", i + 1, "needs a 'question' and a non-empty list 'passages'")
             ps = [Passage(p["passage"] if isinstance(p, Mapping) else str(p)) for p in rec["passages"]]
@@ -415,10 +458,17 @@ class MrcDataModule(pl.LightningDataModule):
         qs = self.questions[split]
         answered = [i for i, q in enumerate(qs) if any(self.refs[split][j][0] == i for j in predictions)]
         if missing:
-            log.warning("%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions "
-                        "that have one", split, missing, len(self.features[split]), len(answered))
+            log.warning(
+                "%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions "
+                "that have one",
+                split,
+                missing,
+                len(self.features[split]),
+                len(answered),
+            )
         metrics: dict[str, Any] = reading_comprehension_scores(
-            [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered])
+            [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered]
+        )
         metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
         metrics.update(self.bounds.get(split, {}))
         metrics["evaluated_on"] = self.evaluated_on

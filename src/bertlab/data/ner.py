@@ -222,8 +222,12 @@ def read_conll_chars(
         for sent in raw[1:]:
             prev = merged[-1]
             if _continues(prev[2][-1], sent[2][0], scheme):
-                log.info("%s:%d: sentence joined with the previous one (entity %s continues across a blank line)",
-                         path, sent[0][0], sent[2][0])
+                log.info(
+                    "%s:%d: sentence joined with the previous one (entity %s continues across a blank line)",
+                    path,
+                    sent[0][0],
+                    sent[2][0],
+                )
                 merged[-1] = (prev[0] + sent[0], prev[1] + sent[1], prev[2] + sent[2])
             else:
                 merged.append(sent)
@@ -432,5 +436,12 @@ def load_ner_splits(name: str, data_dir: str | os.PathLike, labels: Sequence[str
         train, val, test = read("train"), dev[0::2], dev[1::2]
     else:
         train, val, test = read("train"), read("val"), read("test")
-    return NerSplits(name=name, scheme=ds.scheme, labels=labels, train=train, val=val, test=test,
-                     sources={role: str(p) for role, p in paths.items()})
+    return NerSplits(
+        name=name,
+        scheme=ds.scheme,
+        labels=labels,
+        train=train,
+        val=val,
+        test=test,
+        sources={role: str(p) for role, p in paths.items()},
+    )

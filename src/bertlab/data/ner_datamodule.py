@@ -40,8 +40,19 @@ class NerDataModule(CharTaggingDataModule):
         trim_vocab: str = "none",
         fixed_padding: bool = False,
     ):
-        super().__init__(vocab_file, max_len, batch_size, eval_batch_size, max_train_chars, max_eval_sentences,
-                         pool_batches, num_workers, seed, trim_vocab, fixed_padding)
+        super().__init__(
+            vocab_file,
+            max_len,
+            batch_size,
+            eval_batch_size,
+            max_train_chars,
+            max_eval_sentences,
+            pool_batches,
+            num_workers,
+            seed,
+            trim_vocab,
+            fixed_padding,
+        )
         self.save_hyperparameters(logger=False)
         try:
             self.labels = scheme_labels(scheme, list(types))
@@ -68,8 +79,10 @@ class NerDataModule(CharTaggingDataModule):
         for _, chars, tags in splits.train:
             keep = [i for i, c in enumerate(chars) if not c.isspace()]
             train.append(("".join(chars[i] for i in keep), [self.label_id[tags[i]] for i in keep]))
-        evals = {s: (["".join(c) for _, c, _ in getattr(splits, s)], [list(t) for _, _, t in getattr(splits, s)])
-                 for s in ("val", "test")}
+        evals = {
+            s: (["".join(c) for _, c, _ in getattr(splits, s)], [list(t) for _, _, t in getattr(splits, s)])
+            for s in ("val", "test")
+        }
         return Splits(train, evals, splits.stats())
 
     def split_train(self, text: str, tags: list[int], max_chars: int) -> list[tuple[str, list[int]]]:

@@ -182,15 +182,31 @@ def build_pretraining_corpus(
     enter through another source. ``extra_heldout_files``: ``char TAG`` CoNLL files (NER) or
     plain text files, one text a line.
     """
-    files = [*pd_files, pku_test_gold_file, sentiment_file, lic2019_train_file, lic2019_dev_file, *cmrc_files,
-             *extra_heldout_files]
+    files = [
+        *pd_files,
+        pku_test_gold_file,
+        sentiment_file,
+        lic2019_train_file,
+        lic2019_dev_file,
+        *cmrc_files,
+        *extra_heldout_files,
+    ]
     stamp = tuple((str(f), os.path.getmtime(f), os.path.getsize(f)) if os.path.isfile(f) else (str(f),) for f in files)
     key = (stamp, len(pd_files), len(cmrc_files), tuple(sources), cws_val_every)
     hit = _CACHE.get(key)
     if hit is not None:  # the same files read again in this process (tests, evaluate after train)
         return PretrainingCorpus(list(hit.texts), dict(hit.dropped_heldout), hit.n_heldout)
-    corpus = _build(list(pd_files), pku_test_gold_file, sentiment_file, lic2019_train_file, lic2019_dev_file,
-                    list(cmrc_files), list(extra_heldout_files), list(sources), cws_val_every)
+    corpus = _build(
+        list(pd_files),
+        pku_test_gold_file,
+        sentiment_file,
+        lic2019_train_file,
+        lic2019_dev_file,
+        list(cmrc_files),
+        list(extra_heldout_files),
+        list(sources),
+        cws_val_every,
+    )
     _CACHE.clear()
     _CACHE[key] = corpus
     return PretrainingCorpus(list(corpus.texts), dict(corpus.dropped_heldout), corpus.n_heldout)
@@ -199,8 +215,17 @@ def build_pretraining_corpus(
 _CACHE: dict[tuple, PretrainingCorpus] = {}
 
 
-def _build(pd_files, pku_test_gold_file, sentiment_file, lic2019_train_file, lic2019_dev_file, cmrc_files,
-           extra_heldout_files, sources, cws_val_every) -> PretrainingCorpus:
+def _build(
+    pd_files,
+    pku_test_gold_file,
+    sentiment_file,
+    lic2019_train_file,
+    lic2019_dev_file,
+    cmrc_files,
+    extra_heldout_files,
+    sources,
+    cws_val_every,
+) -> PretrainingCorpus:
     unknown = [s for s in sources if s not in SOURCES]
     if unknown or not sources:
         raise ConfigError("data.sources", f"unknown or no source {unknown}; choose from {list(SOURCES)}")

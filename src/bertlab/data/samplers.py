@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-
 from typing import Any
 
 from torch.utils.data import DataLoader, Sampler
@@ -104,7 +103,11 @@ class BucketBatchSampler(Sampler[list[int]]):
 def _position_source(loader: DataLoader) -> Any:
     """The loader's batch sampler (or sampler) if it can save its position, else None."""
     for obj in (loader.batch_sampler, loader.sampler):
-        if obj is not None and callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None)):
+        if (
+            obj is not None
+            and callable(getattr(obj, "state_dict", None))
+            and callable(getattr(obj, "load_state_dict", None))
+        ):
             return obj
     return None
 
@@ -169,8 +172,13 @@ class BucketedSplitLoaders:
             raise RuntimeError(f"{type(self).__name__} has no {split!r} features (setup not run, or no such split)")
         feats = self.features[split]  # type: ignore[attr-defined]
         hp = self.hparams  # type: ignore[attr-defined]
-        sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], hp.batch_size if shuffle else hp.eval_batch_size,
-                                     shuffle=shuffle, pool_batches=hp.pool_batches, seed=hp.seed)
+        sampler = BucketBatchSampler(
+            [len(f["input_ids"]) for f in feats],
+            hp.batch_size if shuffle else hp.eval_batch_size,
+            shuffle=shuffle,
+            pool_batches=hp.pool_batches,
+            seed=hp.seed,
+        )
         return DataLoader(feats, batch_sampler=sampler, num_workers=hp.num_workers, collate_fn=self.collate_fn(shuffle))
 
     def train_dataloader(self) -> DataLoader:

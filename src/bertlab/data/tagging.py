@@ -154,7 +154,9 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
                 enc = self.tokenizer.encode(piece)
                 labels = [self.boundary_tag, *piece_tags, self.boundary_tag]
                 if len(labels) != len(enc.ids):
-                    raise DataError("<train>", None, f"{len(piece_tags)} tags for {len(enc.ids) - 2} tokens in {piece[:30]!r}")
+                    raise DataError(
+                        "<train>", None, f"{len(piece_tags)} tags for {len(enc.ids) - 2} tokens in {piece[:30]!r}"
+                    )
                 feats.append({"input_ids": enc.ids, "labels": labels, "index": len(feats)})
         return feats
 
@@ -175,8 +177,11 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
     def collate_fn(self, train: bool) -> Any:
         assert self.tokenizer is not None
         # fixed_padding (training only): every batch padded to max_len, the naive pipeline
-        return partial(pad_collate, pad_id=self.tokenizer.pad_id,
-                       pad_to=self.hparams.max_len if train and self.fixed_padding else None)
+        return partial(
+            pad_collate,
+            pad_id=self.tokenizer.pad_id,
+            pad_to=self.hparams.max_len if train and self.fixed_padding else None,
+        )
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): the kept vocab ids."""
@@ -209,5 +214,10 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         """Metrics of ``split`` and the task's outputs from per-token tag predictions."""
         missing = len(self.features[split]) - len(predictions)
         if missing:
-            log.warning("%s: %d of %d inputs have no prediction (a limited eval run?)", split, missing, len(self.features[split]))
+            log.warning(
+                "%s: %d of %d inputs have no prediction (a limited eval run?)",
+                split,
+                missing,
+                len(self.features[split]),
+            )
         return self.evaluate_tags(split, self.char_tags(split, predictions))

@@ -37,8 +37,8 @@ import logging
 import os
 import random
 from collections import Counter
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -129,8 +129,14 @@ class TripleCollator:
     subject_ids [B, 2], object_labels [B, T, P, 2], index [B].
     """
 
-    def __init__(self, pad_id: int, num_predicates: int, seed: int = 0, sampling: str = "post",
-                 epoch_fn: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        pad_id: int,
+        num_predicates: int,
+        seed: int = 0,
+        sampling: str = "post",
+        epoch_fn: Callable[[], int] | None = None,
+    ):
         self.pad_id, self.num_predicates, self.seed, self.sampling = pad_id, num_predicates, seed, sampling
         self.epoch_fn = epoch_fn
 
@@ -255,7 +261,9 @@ class TripleDataModule(pl.LightningDataModule):
             ev, _ = read_triples(hp.eval_file, self.predicates)
             ev = self._slice(ev, hp.eval_slice, "data.eval_slice")
             if len(ev) <= hp.val_records:
-                raise ConfigError("data.val_records", f"{hp.val_records} selection records leave no test record of {len(ev)}")
+                raise ConfigError(
+                    "data.val_records", f"{hp.val_records} selection records leave no test record of {len(ev)}"
+                )
             evals = {"val": ev[: hp.val_records], "test": ev[hp.val_records :]}
             limit = hp.max_eval_records or hp.max_eval_sentences
             if limit:
@@ -280,12 +288,20 @@ class TripleDataModule(pl.LightningDataModule):
         self.stats = dict(stats)
         log.info("%s data: %s", type(self).__name__, self.stats)
         for split in ("train", "val", "test"):
-            lost = self.stats.get(f"{split}_triples_not_found", 0) + self.stats.get(f"{split}_triples_beyond_max_len", 0)
+            lost = self.stats.get(f"{split}_triples_not_found", 0) + self.stats.get(
+                f"{split}_triples_beyond_max_len", 0
+            )
             if lost:
-                log.warning("%s: %d of %d gold triples cannot be located in the %d-token inputs (%d not found, %d beyond max_len)%s",
-                            split, lost, self.stats.get(f"{split}_triples", 0), hp.max_len,
-                            self.stats.get(f"{split}_triples_not_found", 0), self.stats.get(f"{split}_triples_beyond_max_len", 0),
-                            ": dropped from training" if split == "train" else ": kept in the gold set (scored as missed)")
+                log.warning(
+                    "%s: %d of %d gold triples cannot be located in the %d-token inputs (%d not found, %d beyond max_len)%s",
+                    split,
+                    lost,
+                    self.stats.get(f"{split}_triples", 0),
+                    hp.max_len,
+                    self.stats.get(f"{split}_triples_not_found", 0),
+                    self.stats.get(f"{split}_triples_beyond_max_len", 0),
+                    ": dropped from training" if split == "train" else ": kept in the gold set (scored as missed)",
+                )
 
     def _train_features(self, records: list[TripleRecord]) -> tuple[list[dict[str, Any]], Counter]:
         assert self.tokenizer is not None
@@ -330,11 +346,21 @@ class TripleDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.tokenizer is not None
         feats = self.features["train"]
-        sampler = _EpochBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.batch_size, shuffle=True,
-                                     pool_batches=self.hparams.pool_batches, seed=self.hparams.seed)
+        sampler = _EpochBatchSampler(
+            [len(f["input_ids"]) for f in feats],
+            self.hparams.batch_size,
+            shuffle=True,
+            pool_batches=self.hparams.pool_batches,
+            seed=self.hparams.seed,
+        )
         sampler.epoch_fn = self._epoch
-        collate = TripleCollator(self.tokenizer.pad_id, len(self.predicates), self.hparams.seed,
-                                 self.hparams.subject_sampling, epoch_fn=self._epoch)
+        collate = TripleCollator(
+            self.tokenizer.pad_id,
+            len(self.predicates),
+            self.hparams.seed,
+            self.hparams.subject_sampling,
+            epoch_fn=self._epoch,
+        )
         return DataLoader(feats, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers)
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -342,8 +368,12 @@ class TripleDataModule(pl.LightningDataModule):
         feats = self.features[split]
         sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.eval_batch_size, shuffle=False)
         pad = self.tokenizer.pad_id
-        return DataLoader([{"input_ids": f["input_ids"], "index": f["index"]} for f in feats], batch_sampler=sampler,
-                          collate_fn=partial(pad_collate, pad_id=pad), num_workers=self.hparams.num_workers)
+        return DataLoader(
+            [{"input_ids": f["input_ids"], "index": f["index"]} for f in feats],
+            batch_sampler=sampler,
+            collate_fn=partial(pad_collate, pad_id=pad),
+            num_workers=self.hparams.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -383,8 +413,15 @@ class TripleDataModule(pl.LightningDataModule):
                 if key in seen:
                     continue
                 seen.add(key)
-                triples.append({"subject": rec.text[ss:se], "predicate": self.predicates[p], "object": rec.text[os_:oe],
-                                "subject_span": [ss, se], "object_span": [os_, oe]})
+                triples.append(
+                    {
+                        "subject": rec.text[ss:se],
+                        "predicate": self.predicates[p],
+                        "object": rec.text[os_:oe],
+                        "subject_span": [ss, se],
+                        "object_span": [os_, oe],
+                    }
+                )
             out.append(triples)
         return out
 
@@ -429,11 +466,17 @@ class TripleDataModule(pl.LightningDataModule):
             for rec, pred in zip(self.records[split], outputs):
                 gold_keys = {triple_key(t): t for t in rec.spo_list}
                 pred_keys = {triple_key((t["subject"], t["predicate"], t["object"])): t for t in pred}
-                f.write(json.dumps({
-                    "text": rec.text,
-                    "spo_list": [list(t) for t in rec.spo_list],
-                    "spo_list_pred": pred,
-                    "new": [pred_keys[k] for k in pred_keys if k not in gold_keys],
-                    "lack": [list(gold_keys[k]) for k in gold_keys if k not in pred_keys],
-                }, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "text": rec.text,
+                            "spo_list": [list(t) for t in rec.spo_list],
+                            "spo_list_pred": pred,
+                            "new": [pred_keys[k] for k in pred_keys if k not in gold_keys],
+                            "lack": [list(gold_keys[k]) for k in gold_keys if k not in pred_keys],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
         return [path]

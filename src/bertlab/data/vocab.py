@@ -42,7 +42,13 @@ def is_cjk(ch: str) -> bool:
 def is_punctuation(ch: str) -> bool:
     """bert4keras: ASCII punctuation ranges or any Unicode P* category."""
     code = ord(ch)
-    return 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or unicodedata.category(ch).startswith("P")
+    return (
+        33 <= code <= 47
+        or 58 <= code <= 64
+        or 91 <= code <= 96
+        or 123 <= code <= 126
+        or unicodedata.category(ch).startswith("P")
+    )
 
 
 def _stem(token: str) -> str:

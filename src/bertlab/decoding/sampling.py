@@ -65,16 +65,26 @@ def filter_top_p(logits: Tensor, p: float) -> Tensor:
     return logits.masked_fill(drop, -math.inf)
 
 
-def check_args(strategy: str, vocab_size: int | None = None, k: int = 5, p: float = 0.9, temperature: float = 1.0,
-               beam_size: int = 4, max_len: int = 64) -> None:
+def check_args(
+    strategy: str,
+    vocab_size: int | None = None,
+    k: int = 5,
+    p: float = 0.9,
+    temperature: float = 1.0,
+    beam_size: int = 4,
+    max_len: int = 64,
+) -> None:
     """ValueError naming the bad value (the CLI turns it into a one-line error)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     if strategy == "topk" and (k < 1 or (vocab_size is not None and k > vocab_size)):
-        raise ValueError(f"k must be in [1, {vocab_size}] (the vocabulary size), got {k}" if vocab_size
-                         else f"k must be >= 1, got {k}")
+        raise ValueError(
+            f"k must be in [1, {vocab_size}] (the vocabulary size), got {k}"
+            if vocab_size
+            else f"k must be >= 1, got {k}"
+        )
     if strategy == "topp" and not 0.0 < p <= 1.0:
         raise ValueError(f"p must be in (0, 1], got {p}")
     if strategy in ("temperature", "topk", "topp") and not temperature > 0:
@@ -91,8 +101,9 @@ def _ban(logits: Tensor, banned_ids: Sequence[int]) -> Tensor:
     return logits
 
 
-def _choose(logits: Tensor, strategy: str, k: int, p: float, temperature: float,
-            generator: torch.Generator | None) -> Tensor:
+def _choose(
+    logits: Tensor, strategy: str, k: int, p: float, temperature: float, generator: torch.Generator | None
+) -> Tensor:
     """The next token of every row, ``[N]``."""
     if strategy == "greedy":
         return logits.argmax(-1)
@@ -105,9 +116,21 @@ def _choose(logits: Tensor, strategy: str, k: int, p: float, temperature: float,
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def sample(step: StepFn, prompt: Tensor, *, strategy: str = "topk", k: int = 5, p: float = 0.9,
-           temperature: float = 1.0, max_len: int = 64, eos_id: int, banned_ids: Sequence[int] = (),
-           seed: int | None = 0, state: Any = None, select: SelectFn | None = None) -> list[list[int]]:
+def sample(
+    step: StepFn,
+    prompt: Tensor,
+    *,
+    strategy: str = "topk",
+    k: int = 5,
+    p: float = 0.9,
+    temperature: float = 1.0,
+    max_len: int = 64,
+    eos_id: int,
+    banned_ids: Sequence[int] = (),
+    seed: int | None = 0,
+    state: Any = None,
+    select: SelectFn | None = None,
+) -> list[list[int]]:
     """Greedy / temperature / top-k / top-p decoding of every row of ``prompt`` ``[N, P]``;
     returns the new tokens of each row (without ``eos_id``). Finished rows are dropped
     from the batch (``select``), so each step only runs the rows still going."""
@@ -142,9 +165,18 @@ def sample(step: StepFn, prompt: Tensor, *, strategy: str = "topk", k: int = 5, 
     return out
 
 
-def beam_search(step: StepFn, prompt: Tensor, *, beam_size: int = 4, max_len: int = 64, eos_id: int,
-                banned_ids: Sequence[int] = (), state: Any = None, select: SelectFn | None = None,
-                n_best: int = 1) -> list[list[tuple[float, list[int]]]]:
+def beam_search(
+    step: StepFn,
+    prompt: Tensor,
+    *,
+    beam_size: int = 4,
+    max_len: int = 64,
+    eos_id: int,
+    banned_ids: Sequence[int] = (),
+    state: Any = None,
+    select: SelectFn | None = None,
+    n_best: int = 1,
+) -> list[list[tuple[float, list[int]]]]:
     """Beam search for every row of ``prompt`` ``[N, P]`` (one row at a time): per row the
     ``n_best`` best ``(log-probability, tokens)`` hypotheses, best first (see module doc)."""
     check_args("beam", None, beam_size=beam_size, max_len=max_len)
@@ -153,7 +185,7 @@ def beam_search(step: StepFn, prompt: Tensor, *, beam_size: int = 4, max_len: in
     results = []
     for i in range(prompt.size(0)):
         row = torch.tensor([i], device=prompt.device)
-        seqs = prompt[i:i + 1]
+        seqs = prompt[i : i + 1]
         st = select(state, row) if state is not None else None
         scores = torch.zeros(1, device=prompt.device)
         finished: list[tuple[float, list[int]]] = []
@@ -188,15 +220,47 @@ def beam_search(step: StepFn, prompt: Tensor, *, beam_size: int = 4, max_len: in
     return results
 
 
-def generate(step: StepFn, prompt: Tensor, *, strategy: str = "topk", k: int = 5, p: float = 0.9,
-             temperature: float = 1.0, beam_size: int = 4, max_len: int = 64, eos_id: int,
-             banned_ids: Sequence[int] = (), seed: int | None = 0, state: Any = None,
-             select: SelectFn | None = None) -> list[list[int]]:
+def generate(
+    step: StepFn,
+    prompt: Tensor,
+    *,
+    strategy: str = "topk",
+    k: int = 5,
+    p: float = 0.9,
+    temperature: float = 1.0,
+    beam_size: int = 4,
+    max_len: int = 64,
+    eos_id: int,
+    banned_ids: Sequence[int] = (),
+    seed: int | None = 0,
+    state: Any = None,
+    select: SelectFn | None = None,
+) -> list[list[int]]:
     """One token list per prompt row with the chosen strategy (beam: the best hypothesis)."""
     check_args(strategy, None, k, p, temperature, beam_size, max_len)
     if strategy == "beam":
-        best = beam_search(step, prompt, beam_size=beam_size, max_len=max_len, eos_id=eos_id,
-                           banned_ids=banned_ids, state=state, select=select)
+        best = beam_search(
+            step,
+            prompt,
+            beam_size=beam_size,
+            max_len=max_len,
+            eos_id=eos_id,
+            banned_ids=banned_ids,
+            state=state,
+            select=select,
+        )
         return [b[0][1] if b else [] for b in best]
-    return sample(step, prompt, strategy=strategy, k=k, p=p, temperature=temperature, max_len=max_len,
-                  eos_id=eos_id, banned_ids=banned_ids, seed=seed, state=state, select=select)
+    return sample(
+        step,
+        prompt,
+        strategy=strategy,
+        k=k,
+        p=p,
+        temperature=temperature,
+        max_len=max_len,
+        eos_id=eos_id,
+        banned_ids=banned_ids,
+        seed=seed,
+        state=state,
+        select=select,
+    )

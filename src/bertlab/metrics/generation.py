@@ -25,7 +25,7 @@ def ngrams(seq: Sequence[Hashable] | str, n: int) -> list[tuple]:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     items = list(seq)
-    return [tuple(items[i:i + n]) for i in range(len(items) - n + 1)]
+    return [tuple(items[i : i + n]) for i in range(len(items) - n + 1)]
 
 
 def distinct_n(samples: Iterable[Sequence[Hashable] | str], n: int) -> float:
@@ -62,8 +62,9 @@ class PerplexityMeter:
         return out
 
 
-def control_accuracy(texts: Sequence[str], target_labels: Sequence[int],
-                     classifier: Callable[[list[str]], Sequence[int]]) -> float:
+def control_accuracy(
+    texts: Sequence[str], target_labels: Sequence[int], classifier: Callable[[list[str]], Sequence[int]]
+) -> float:
     """Share of ``texts`` that ``classifier`` labels as their ``target_labels``."""
     if len(texts) != len(target_labels):
         raise ValueError(f"{len(texts)} texts but {len(target_labels)} target labels")
@@ -84,6 +85,6 @@ def copy_rate(samples: Sequence[str], train_texts: Iterable[str], min_chars: int
     copied = 0
     for s in samples:
         s = "".join(s.split())
-        if any(s[i:i + min_chars] in corpus for i in range(len(s) - min_chars + 1)):
+        if any(s[i : i + min_chars] in corpus for i in range(len(s) - min_chars + 1)):
             copied += 1
     return copied / len(samples)

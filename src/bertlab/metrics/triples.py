@@ -62,7 +62,9 @@ def triple_scores(pred: Sequence[Iterable[Sequence[Any]]], gold: Sequence[Iterab
     }
 
 
-def dictionary_baseline(train: Iterable[Iterable[Sequence[Any]]], texts: Sequence[str]) -> list[list[tuple[str, str, str]]]:
+def dictionary_baseline(
+    train: Iterable[Iterable[Sequence[Any]]], texts: Sequence[str]
+) -> list[list[tuple[str, str, str]]]:
     """The trivial baseline: for every text, each (s, p, o) of the training triples whose
     subject and object both occur in the text (compared in :func:`normalize` form)."""
     known = sorted({(normalize(t[0]), str(t[1]), normalize(t[2])) for spo in train for t in spo})

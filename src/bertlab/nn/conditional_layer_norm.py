@@ -43,8 +43,9 @@ class ConditionalLayerNorm(nn.Module):
     middle dimensions of ``x``) or ``[B, ..., cond_dim]`` matching ``x``.
     """
 
-    def __init__(self, hidden: int, cond_dim: int, hidden_units: int | None = None, act: str | None = None,
-                 eps: float = 1e-12):
+    def __init__(
+        self, hidden: int, cond_dim: int, hidden_units: int | None = None, act: str | None = None, eps: float = 1e-12
+    ):
         super().__init__()
         if act is not None and act not in _ACTS:
             raise ValueError(f"act must be one of {sorted(_ACTS)} or None, got {act!r}")
@@ -60,8 +61,9 @@ class ConditionalLayerNorm(nn.Module):
         nn.init.zeros_(self.beta_dense.weight)
 
     @classmethod
-    def from_layer_norm(cls, ln: nn.LayerNorm, cond_dim: int, hidden_units: int | None = None,
-                        act: str | None = None) -> ConditionalLayerNorm:
+    def from_layer_norm(
+        cls, ln: nn.LayerNorm, cond_dim: int, hidden_units: int | None = None, act: str | None = None
+    ) -> ConditionalLayerNorm:
         """A CLN carrying ``ln``'s gamma, beta and eps (so it starts identical to ``ln``)."""
         (hidden,) = ln.normalized_shape
         cln = cls(hidden, cond_dim, hidden_units, act, eps=ln.eps)

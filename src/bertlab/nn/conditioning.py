@@ -62,7 +62,9 @@ class ConditionContext:
     def get(self) -> Tensor:
         cond = getattr(self._local, "cond", None)
         if cond is None:
-            raise RuntimeError("a conditional LayerNorm ran without a condition: wrap the forward in `with ctx.use(cond):`")
+            raise RuntimeError(
+                "a conditional LayerNorm ran without a condition: wrap the forward in `with ctx.use(cond):`"
+            )
         return cond
 
 

@@ -134,7 +134,9 @@ class CRF(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def decode(self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None) -> Tensor:
+    def decode(
+        self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None
+    ) -> Tensor:
         """Viterbi: the highest-scoring tag path of every sequence.
 
         Args:
@@ -183,7 +185,9 @@ class CRF(nn.Module):
         return check_inputs(emissions, mask, self.num_tags, self.transitions.dtype)
 
     def _params(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        cast = (lambda p: p if p is None or p.dtype == dtype else p.to(dtype))
+        def cast(p):
+            return p if p is None or p.dtype == dtype else p.to(dtype)
+
         return cast(self.transitions), cast(self.start_transitions), cast(self.end_transitions)
 
     def _route(self, em: Tensor, decoding: bool = False) -> str:
@@ -214,7 +218,6 @@ def _choose_route(num_tags: int, length: int, device: torch.device, decoding: bo
             return "compiled"
         return "scan" if num_tags <= 5 and length >= 16 else "loop"
     return "scan" if num_tags <= 16 else "loop"
-
 
 
 def check_inputs(emissions: Tensor, mask: Tensor, num_tags: int, param_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -257,6 +260,7 @@ def check_tags(tags: Tensor, mask: Tensor, num_tags: int) -> Tensor:
         raise ValueError(f"tags[{b}, {t}] = {int(tags[b, t])} is outside [0, {num_tags}) at an unmasked position")
     return tags
 
+
 def _compact(emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Turn any mask into a prefix mask by moving unmasked steps to the front of each row.
 
@@ -276,8 +280,9 @@ def _compact(emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, T
     return emissions[:, :t_max], prefix[:, :t_max], lengths, order
 
 
-def _path_score(em: Tensor, tags: Tensor, trans: Tensor, start: Tensor | None, end: Tensor | None,
-                mask: Tensor, lengths: Tensor) -> Tensor:
+def _path_score(
+    em: Tensor, tags: Tensor, trans: Tensor, start: Tensor | None, end: Tensor | None, mask: Tensor, lengths: Tensor
+) -> Tensor:
     """Score of the given (sanitised, in-range) tag paths under prefix masks; shape: [B]."""
     score = em.gather(2, tags[..., None])[..., 0].masked_fill(~mask, 0.0).sum(1)
     if em.shape[1] > 1:
@@ -344,8 +349,13 @@ class _LogPartitionLoop(torch.autograd.Function):
             posts[s].div_(norms[s])
 
         # post[T, 0] is exactly one-hot on PAD after rescaling, so log Z is all in the scales
-        log_z = (norm[:, 0, :, 0].log().sum(0) + em_max[..., 0].masked_fill(~mask, 0.0).sum(1)
-                 + (mask.sum(1) - 1) * trans_max + start_max + end_max)
+        log_z = (
+            norm[:, 0, :, 0].log().sum(0)
+            + em_max[..., 0].masked_fill(~mask, 0.0).sum(1)
+            + (mask.sum(1) - 1) * trans_max
+            + start_max
+            + end_max
+        )
         if need_grad:
             ctx.save_for_backward(E, pre, post, mask)
         return log_z
@@ -554,9 +564,14 @@ def _viterbi_compiled(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Ten
     """Viterbi paths [B, T] (-1 on padding) by the compiled CPU kernel (prefix masks)."""
     B, T, K = em.shape
     out = np.full((B, T), -1, dtype=np.int64)
-    crf_kernels.viterbi_kernel(em.permute(1, 2, 0).contiguous().numpy(), mask.sum(1).numpy(),
-                               trans.contiguous().numpy(), start_vec.contiguous().numpy(),
-                               end_vec.contiguous().numpy(), out)
+    crf_kernels.viterbi_kernel(
+        em.permute(1, 2, 0).contiguous().numpy(),
+        mask.sum(1).numpy(),
+        trans.contiguous().numpy(),
+        start_vec.contiguous().numpy(),
+        end_vec.contiguous().numpy(),
+        out,
+    )
     return torch.from_numpy(out)
 
 

@@ -18,8 +18,9 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
 
-def _viterbi_kernel(x: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray,
-                    end: np.ndarray, out: np.ndarray) -> None:
+def _viterbi_kernel(
+    x: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray, out: np.ndarray
+) -> None:
     """x: emissions ``[T, K, B]``; lengths ``[B]`` (>= 1, prefix masks); writes the best path of
     row b into ``out[b, :lengths[b]]`` (the rest of ``out`` is left untouched)."""
     T, K, B = x.shape

@@ -67,11 +67,17 @@ def resolve_vocab_file(cfg: Mapping[str, Any]) -> str:
         cand = os.path.join(str(pretrained), "vocab.txt")
         if os.path.isfile(cand):
             return cand
-        log.warning("%s has no vocab.txt: using encoder.vocab_file=%s, check that it is the checkpoint's vocab",
-                    pretrained, cfg.get("vocab_file"))
+        log.warning(
+            "%s has no vocab.txt: using encoder.vocab_file=%s, check that it is the checkpoint's vocab",
+            pretrained,
+            cfg.get("vocab_file"),
+        )
     vocab = cfg.get("vocab_file")
     if not vocab:
-        raise ConfigError("encoder.vocab_file", "no vocab: set encoder.vocab_file or point encoder.pretrained at a directory with vocab.txt")
+        raise ConfigError(
+            "encoder.vocab_file",
+            "no vocab: set encoder.vocab_file or point encoder.pretrained at a directory with vocab.txt",
+        )
     return str(vocab)
 
 
@@ -152,7 +158,6 @@ def slice_vocab(model: nn.Module, keep_ids: list[int]) -> None:
     model.config.vocab_size = len(keep_ids)
 
 
-
 def _count_lines(path: str) -> int:
     with open(path, encoding="utf-8") as f:
         return sum(1 for _ in f)
@@ -167,28 +172,34 @@ def checkpoint_model_type(name: str, offline: bool = True, requested: str | None
     """
     path = os.path.expanduser(name)
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: no config.json in that directory "
-                              "(not a Hugging Face BERT/ALBERT checkpoint)")
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} could not be loaded: no config.json in that directory "
+            "(not a Hugging Face BERT/ALBERT checkpoint)"
+        )
     try:
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(path, local_files_only=offline)
-    except (OSError, ValueError, KeyError, EnvironmentError) as err:
+    except (OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
         raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded{hint}: {first}") from err
     found = getattr(config, "model_type", None)
     if found not in ("bert", "albert"):
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: its config.json says model_type "
-                              f"{found!r}, not a BERT or ALBERT checkpoint")
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} could not be loaded: its config.json says model_type "
+            f"{found!r}, not a BERT or ALBERT checkpoint"
+        )
     if requested and requested != found and not (requested == "roberta" and found == "bert"):
         log.warning("encoder.model_type=%s but %s is a %s checkpoint: loading it as %s", requested, name, found, found)
     vocab = os.path.join(path, "vocab.txt")
     if os.path.isfile(vocab):
         n = _count_lines(vocab)
         if n != config.vocab_size:
-            raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: its vocab.txt has {n} tokens "
-                                  f"but its embedding has {config.vocab_size} rows (vocab_size in config.json)")
+            raise CheckpointError(
+                f"encoder.pretrained={name!r} could not be loaded: its vocab.txt has {n} tokens "
+                f"but its embedding has {config.vocab_size} rows (vocab_size in config.json)"
+            )
     return found
 
 
@@ -202,13 +213,19 @@ def _check_loading_info(name: str, info: Mapping[str, Any], base_attr: str | Non
         encoder_missing = [k for k in missing if k.startswith(base_attr + ".")]
         head_missing = [k for k in missing if not k.startswith(base_attr + ".")]
     if encoder_missing:
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: {len(encoder_missing)} encoder "
-                              f"weights are missing from its weights file (e.g. {encoder_missing[0]})")
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} could not be loaded: {len(encoder_missing)} encoder "
+            f"weights are missing from its weights file (e.g. {encoder_missing[0]})"
+        )
     if head_missing:
-        log.warning("%s has no MLM head weights (%s, ...): the MLM head starts from random values", name, head_missing[0])
+        log.warning(
+            "%s has no MLM head weights (%s, ...): the MLM head starts from random values", name, head_missing[0]
+        )
     mismatched = info.get("mismatched_keys") or []
     if mismatched:
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: weights of the wrong shape ({mismatched[0]})")
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} could not be loaded: weights of the wrong shape ({mismatched[0]})"
+        )
 
 
 def build_encoder(
@@ -259,10 +276,12 @@ def build_encoder(
         full, info = cls.from_pretrained(
             path, local_files_only=offline, dtype=torch.float32, output_loading_info=True, **kwargs, **overrides
         )
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
+    except (OSError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded as a {model_type} model{hint}: {first}") from err
+        raise CheckpointError(
+            f"encoder.pretrained={name!r} could not be loaded as a {model_type} model{hint}: {first}"
+        ) from err
     _check_loading_info(name, info, base_attr if with_mlm_head else None)
     if keep_ids is not None:
         slice_vocab(full, keep_ids)

@@ -25,7 +25,9 @@ class SoftmaxHead(nn.Module):
         super().__init__()
         self.num_tags = num_tags
 
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def nll(
+        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
         # shape: emissions [B,T,K], tags [B,T], mask [B,T]; mean over unmasked tokens
         logp = F.log_softmax(emissions.float(), dim=-1)
         tok = -logp.gather(-1, tags.clamp(0, self.num_tags - 1).unsqueeze(-1)).squeeze(-1) * mask
@@ -37,7 +39,9 @@ class SoftmaxHead(nn.Module):
             return tok.sum(-1)
         raise ValueError(f"unknown reduction {reduction!r}")
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None) -> torch.Tensor:
+    def decode(
+        self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None
+    ) -> torch.Tensor:
         tags = emissions.argmax(-1)
         if first_tag is not None:
             tags[:, 0] = first_tag
@@ -70,7 +74,9 @@ class TorchCrfHead(nn.Module):
     def transitions(self) -> nn.Parameter:
         return self.crf.transitions
 
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def nll(
+        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
         llh = self.crf(emissions.float(), tags.clamp(0, self.num_tags - 1), mask.bool(), reduction="none")
         if reduction == "mean":  # over sequences, as bertlab's CRF
             return -llh.mean()
@@ -80,7 +86,9 @@ class TorchCrfHead(nn.Module):
             return -llh
         raise ValueError(f"unknown reduction {reduction!r}")
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None) -> torch.Tensor:
+    def decode(
+        self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None
+    ) -> torch.Tensor:
         mask = mask.bool()
         emissions = emissions.float()
         if first_tag is not None or last_tag is not None:  # forced tags: every other tag loses by far

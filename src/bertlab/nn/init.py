@@ -66,8 +66,9 @@ def law_variance(law: str, fan_in: int, fan_out: int, std: float = 0.02) -> floa
 
 
 @torch.no_grad()
-def init_weight_(weight: torch.Tensor, law: str, std: float = 0.02, generator: torch.Generator | None = None,
-                 key: str = "init") -> torch.Tensor:
+def init_weight_(
+    weight: torch.Tensor, law: str, std: float = 0.02, generator: torch.Generator | None = None, key: str = "init"
+) -> torch.Tensor:
     """Fill a ``[fan_out, fan_in]`` tensor in place under ``law``."""
     base, uniform = _parse(law, key)
     fan_out, fan_in = weight.shape[0], int(weight[0].numel())
@@ -81,16 +82,22 @@ def init_weight_(weight: torch.Tensor, law: str, std: float = 0.02, generator: t
 
 
 @torch.no_grad()
-def init_linear_(layer: nn.Linear, law: str, std: float = 0.02, generator: torch.Generator | None = None,
-                 key: str = "init") -> None:
+def init_linear_(
+    layer: nn.Linear, law: str, std: float = 0.02, generator: torch.Generator | None = None, key: str = "init"
+) -> None:
     """Weight under ``law``, bias zero."""
     init_weight_(layer.weight, law, std, generator, key)
     if layer.bias is not None:
         layer.bias.zero_()
 
 
-def apply_init(module: nn.Module, spec: str | Mapping[str, str] | None, std: float = 0.02,
-               key: str = "model.init", generator: torch.Generator | None = None) -> list[str]:
+def apply_init(
+    module: nn.Module,
+    spec: str | Mapping[str, str] | None,
+    std: float = 0.02,
+    key: str = "model.init",
+    generator: torch.Generator | None = None,
+) -> list[str]:
     """Initialise the Linear layers of ``module`` as ``spec`` says; returns their names.
 
     ``spec``: None (nothing), a law name, or ``{pattern: law}``. A pattern that matches no

@@ -122,7 +122,9 @@ class MEMM(nn.Module):
         return -2.0 * self.nll(emissions, tags, mask, reduction="none")
 
     @torch.no_grad()
-    def decode(self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None) -> Tensor:
+    def decode(
+        self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None
+    ) -> Tensor:
         """Exact Viterbi over the bidirectional log-likelihood of the path.
 
         Args:
@@ -154,7 +156,9 @@ class MEMM(nn.Module):
         pointers = []
         for t in range(1, T):
             # pairwise term of (y_{t-1} = i, y_t = j); shape: [B, K, K]
-            pair = F.log_softmax((em[:, t, None, :] + trans) / 2, -1) + F.log_softmax((em[:, t - 1, :, None] + trans) / 2, -2)
+            pair = F.log_softmax((em[:, t, None, :] + trans) / 2, -1) + F.log_softmax(
+                (em[:, t - 1, :, None] + trans) / 2, -2
+            )
             best, arg = (score[:, :, None] + pair).max(1)
             live = (t < lengths)[:, None]
             score = torch.where(live, best, score)

@@ -65,8 +65,14 @@ def som_theta(x: torch.Tensor, w: torch.Tensor, gamma: float = 10.0, eps: float 
     return y.t() @ y
 
 
-def som_penalty(x: torch.Tensor, w: torch.Tensor, gamma: float = 10.0, lambda1: float = 100.0,
-                lambda2: float = 1.0, eps: float = 1e-12) -> torch.Tensor:
+def som_penalty(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    gamma: float = 10.0,
+    lambda1: float = 100.0,
+    lambda2: float = 1.0,
+    eps: float = 1e-12,
+) -> torch.Tensor:
     """The SOM regulariser ``R`` (a scalar) for inputs ``x`` ``[N, d]`` and kernel ``w`` ``[d, k]``.
 
     Without forming ``Theta`` when N < k: ``sum_ij Theta_ij = ||Y 1||^2`` and
@@ -157,7 +163,9 @@ class OrthogonalityPenalty:
             return
         patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
         if not patterns:
-            raise ConfigError(f"{key}.patterns", f"kind={kind!r} with weight {weight} needs at least one module pattern")
+            raise ConfigError(
+                f"{key}.patterns", f"kind={kind!r} with weight {weight} needs at least one module pattern"
+            )
         linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         for pattern in patterns:
             hits = [(n, m) for n, m in linears if _matches(pattern, n)]
@@ -208,7 +216,9 @@ class OrthogonalityPenalty:
                 x = self._rows(self._inputs[name]).to(w.dtype)
                 out[name] = som_penalty(x, w, self.gamma, self.lambda1, self.lambda2)
         if self.kind == "som" and self.layers and not out:
-            raise RuntimeError("OrthogonalityPenalty(kind='som'): no inputs captured; call it after a training forward pass")
+            raise RuntimeError(
+                "OrthogonalityPenalty(kind='som'): no inputs captured; call it after a training forward pass"
+            )
         self._inputs.clear()
         return out
 

@@ -150,32 +150,52 @@ def arms_table(arms: list[Arm], classifier: dict[str, Any] | None) -> str:
         names += [n for n in label_names(m) if n not in names]
     cls_acc = (classifier or {}).get("test", {}).get("acc")
     acc_head = f"control acc (classifier test acc {_num(cls_acc)})" if cls_acc is not None else "control acc"
-    copy_chars = next((str((c.get("model", {}) or {}).get("generation", {}).get("copy_min_chars"))
-                       for _, _, c, _ in arms if (c.get("model", {}) or {}).get("generation", {}).get("copy_min_chars")),
-                      "20")
-    head = (["arm", "model", "ppl (test)"] + [f"ppl {n}" for n in names]
-            + [acc_head, "distinct-1", "distinct-2", f"copy rate ({copy_chars}+ chars)", "samples", "budget"])
+    copy_chars = next(
+        (
+            str((c.get("model", {}) or {}).get("generation", {}).get("copy_min_chars"))
+            for _, _, c, _ in arms
+            if (c.get("model", {}) or {}).get("generation", {}).get("copy_min_chars")
+        ),
+        "20",
+    )
+    head = (
+        ["arm", "model", "ppl (test)"]
+        + [f"ppl {n}" for n in names]
+        + [acc_head, "distinct-1", "distinct-2", f"copy rate ({copy_chars}+ chars)", "samples", "budget"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, m, cfg, samples in arms:
         t = m.get("test", {})
         n_samples = len(samples)
-        row = ([label, _arm_desc(cfg), _num(t.get("ppl"), 2)] + [_num(t.get(f"ppl_{n}"), 2) for n in names]
-               + [_num(t.get("control_acc")), _num(t.get("distinct_1")), _num(t.get("distinct_2")),
-                  _num(t.get("copy_rate")), str(n_samples) if n_samples else "-", _budget(m, cfg)])
+        row = (
+            [label, _arm_desc(cfg), _num(t.get("ppl"), 2)]
+            + [_num(t.get(f"ppl_{n}"), 2) for n in names]
+            + [
+                _num(t.get("control_acc")),
+                _num(t.get("distinct_1")),
+                _num(t.get("distinct_2")),
+                _num(t.get("copy_rate")),
+                str(n_samples) if n_samples else "-",
+                _budget(m, cfg),
+            ]
+        )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def overfit_table(overfit: dict[str, Any], heldout: dict[str, Any] | None,
-                  reference: tuple[str, dict[str, Any]] | None) -> str:
+def overfit_table(
+    overfit: dict[str, Any], heldout: dict[str, Any] | None, reference: tuple[str, dict[str, Any]] | None
+) -> str:
     names = label_names(overfit)
     head = ["model", "evaluated on", "texts (chunks, tokens)", "ppl"] + [f"ppl {n}" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row(model: str, on: str, m: dict[str, Any], split_stats: str = "test") -> str:
         t, st = m.get("test", {}), m.get("data_stats", {}) or {}
-        size = f"{st.get(f'{split_stats}_texts', '-')} ({st.get(f'{split_stats}_chunks', '-')}, " \
-               f"{st.get(f'{split_stats}_tokens', t.get('n_tokens', '-'))})"
+        size = (
+            f"{st.get(f'{split_stats}_texts', '-')} ({st.get(f'{split_stats}_chunks', '-')}, "
+            f"{st.get(f'{split_stats}_tokens', t.get('n_tokens', '-'))})"
+        )
         cells = [model, on, size, _num(t.get("ppl"), 2)] + [_num(t.get(f"ppl_{n}"), 2) for n in names]
         return "| " + " | ".join(cells) + " |"
 
@@ -189,13 +209,15 @@ def overfit_table(overfit: dict[str, Any], heldout: dict[str, Any] | None,
 
 def bench_lines(bench: dict[str, Any]) -> str:
     c, u = bench.get("cached", {}), bench.get("uncached", {})
-    return (f"| model | rows x tokens | cached tokens/s | uncached tokens/s | ratio | greedy tokens identical |\n"
-            f"|---|---|---|---|---|---|\n"
-            f"| {_esc(bench.get('model', '-'))} ({bench.get('layers', '?')} layers x {bench.get('hidden', '?')}, "
-            f"vocab {bench.get('vocab', '?')}, {bench.get('threads', '?')} threads, {bench.get('device', 'cpu')}) "
-            f"| {bench.get('rows', '-')} x {bench.get('max_len', '-')} | {_num(c.get('tokens_per_s'), 1)} "
-            f"| {_num(u.get('tokens_per_s'), 1)} | {_num(bench.get('ratio_cached_over_uncached'), 2)}x "
-            f"| {bench.get('greedy_identical', '-')} |\n")
+    return (
+        f"| model | rows x tokens | cached tokens/s | uncached tokens/s | ratio | greedy tokens identical |\n"
+        f"|---|---|---|---|---|---|\n"
+        f"| {_esc(bench.get('model', '-'))} ({bench.get('layers', '?')} layers x {bench.get('hidden', '?')}, "
+        f"vocab {bench.get('vocab', '?')}, {bench.get('threads', '?')} threads, {bench.get('device', 'cpu')}) "
+        f"| {bench.get('rows', '-')} x {bench.get('max_len', '-')} | {_num(c.get('tokens_per_s'), 1)} "
+        f"| {_num(u.get('tokens_per_s'), 1)} | {_num(bench.get('ratio_cached_over_uncached'), 2)}x "
+        f"| {bench.get('greedy_identical', '-')} |\n"
+    )
 
 
 def samples_section(label: str, samples: list[dict[str, Any]], per_label: int, names: list[str]) -> str:
@@ -230,24 +252,33 @@ def report(runs: list[tuple[str, str]], per_label: int = 5) -> str:
     out = ["# Conditional LayerNorm generation (post 7): results", ""]
     classifier = special.get("classifier")
     if arms:
-        out += ["Held-out test split: perplexity per label; generated samples (the run's "
-                "`model.generation`) scored by control accuracy (share judged to have the label they were "
-                "generated for by the independent sentiment classifier), distinct-1/2 and the share copying a "
-                "training substring.", ""]
+        out += [
+            "Held-out test split: perplexity per label; generated samples (the run's "
+            "`model.generation`) scored by control accuracy (share judged to have the label they were "
+            "generated for by the independent sentiment classifier), distinct-1/2 and the share copying a "
+            "training substring.",
+            "",
+        ]
         if classifier is not None:
             t = classifier.get("test", {})
-            out += [f"Classifier: `{special['classifier_dir']}`, test accuracy {_num(t.get('acc'))} "
-                    f"on {t.get('n_examples', '-')} test texts.", ""]
+            out += [
+                f"Classifier: `{special['classifier_dir']}`, test accuracy {_num(t.get('acc'))} "
+                f"on {t.get('n_examples', '-')} test texts.",
+                "",
+            ]
         else:
             out += ["No classifier run given: its own test accuracy is not stated.", ""]
         out.append(arms_table(arms, classifier))
         base = [lab for lab, _, cfg, _ in arms if (cfg.get("model", {}) or {}).get("conditional", True) is False]
         if base:
-            out += [f"The base rate to beat is the control accuracy of {', '.join(base)} (trained without the "
-                    "condition).", ""]
+            out += [
+                f"The base rate to beat is the control accuracy of {', '.join(base)} (trained without the condition).",
+                "",
+            ]
     if "overfit" in special:
-        reference = next(((lab, m) for lab, m, _, _ in arms if lab == "scratch"),
-                         (arms[0][0], arms[0][1]) if arms else None)
+        reference = next(
+            ((lab, m) for lab, m, _, _ in arms if lab == "scratch"), (arms[0][0], arms[0][1]) if arms else None
+        )
         out += ["## Overfit check", "", overfit_table(special["overfit"], special.get("overfit_heldout"), reference)]
     if "bench" in special:
         out += ["## Generation speed (scripts/bench_generate.py)", "", bench_lines(special["bench"])]
@@ -264,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=5, help="samples per label and arm in the report")
     ap.add_argument("--out", help="write the report here (default: stdout only)")
     args = ap.parse_args(argv)
-    runs = [(lab, path) if eq else (os.path.basename(os.path.normpath(item)), item)
-            for item in args.runs for lab, eq, path in [item.partition("=")]]
+    runs = [
+        (lab, path) if eq else (os.path.basename(os.path.normpath(item)), item)
+        for item in args.runs
+        for lab, eq, path in [item.partition("=")]
+    ]
     try:
         text = report(runs, args.samples)
     except DataError as err:

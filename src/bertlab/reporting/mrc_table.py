@@ -27,8 +27,10 @@ def _last_step(m: dict[str, Any]) -> Any:
 
 
 def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None = None) -> str:
-    head = ("| run | evaluated on | Acc | F1 | Final | no-answer rate | ceiling Acc / F1 on the same questions "
-            "| steps (last validation) | train wall s |")
+    head = (
+        "| run | evaluated on | Acc | F1 | Final | no-answer rate | ceiling Acc / F1 on the same questions "
+        "| steps (last validation) | train wall s |"
+    )
     lines = [head, "|" + "---|" * 9]
     bounds = None
     for label, m in runs:
@@ -37,26 +39,38 @@ def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None =
             f"| {label} | {t.get('evaluated_on', '-')} ({t.get('n_questions', '-')} questions) | {_f(t.get('acc'))} "
             f"| {_f(t.get('f1'))} | {_f(t.get('final'))} | {_f(t.get('no_answer_rate'))} "
             f"| {_f(t.get('oracle_acc'))} / {_f(t.get('oracle_f1'))} "
-            f"| {_last_step(m)} | {m.get('wall_seconds', 0):.0f} |")
+            f"| {_last_step(m)} | {m.get('wall_seconds', 0):.0f} |"
+        )
         if bounds is None and "baseline_final" in t and t.get("evaluated_on") != "training questions (overfit check)":
             bounds = t
     if bounds is not None:
         where = f"{bounds.get('evaluated_on', '-')} ({bounds.get('n_questions', '-')} questions)"
-        for name, key in (("trivial baseline (passage n-gram with the largest overlap with the question)", "baseline"),
-                          ("ceiling of the layout (answers of <= M - 1 tokens inside one window)", "oracle")):
-            lines.append(f"| {name} | {where} | {_f(bounds[f'{key}_acc'])} | {_f(bounds[f'{key}_f1'])} "
-                         f"| {_f(bounds[f'{key}_final'])} | - | - | - | - |")
+        for name, key in (
+            ("trivial baseline (passage n-gram with the largest overlap with the question)", "baseline"),
+            ("ceiling of the layout (answers of <= M - 1 tokens inside one window)", "oracle"),
+        ):
+            lines.append(
+                f"| {name} | {where} | {_f(bounds[f'{key}_acc'])} | {_f(bounds[f'{key}_f1'])} "
+                f"| {_f(bounds[f'{key}_final'])} | - | - | - | - |"
+            )
     text = "\n".join(lines) + "\n"
     if speed:
-        rows = ["", f"Decoding speed ({speed.get('questions', '?')} test questions, {speed.get('passages', '?')} "
-                f"passages, {speed.get('threads', '?')} threads, scripts/bench_mrc.py):", "",
-                "| decoding | questions/s | Final |", "|---|---|---|"]
+        rows = [
+            "",
+            f"Decoding speed ({speed.get('questions', '?')} test questions, {speed.get('passages', '?')} "
+            f"passages, {speed.get('threads', '?')} threads, scripts/bench_mrc.py):",
+            "",
+            "| decoding | questions/s | Final |",
+            "|---|---|---|",
+        ]
         for name in ("constrained", "argmax", "autoregressive"):
             if name in speed:
                 rows.append(f"| {name} | {speed[name]['questions_per_s']:.2f} | {_f(speed[name].get('final'))} |")
         if "speedup_constrained_vs_autoregressive" in speed:
-            rows.append(f"\nconstrained (one pass) vs autoregressive (one pass per slot): "
-                        f"{speed['speedup_constrained_vs_autoregressive']:.1f}x")
+            rows.append(
+                f"\nconstrained (one pass) vs autoregressive (one pass per slot): "
+                f"{speed['speedup_constrained_vs_autoregressive']:.1f}x"
+            )
         text += "\n".join(rows) + "\n"
     return text
 

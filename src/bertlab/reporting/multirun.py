@@ -39,7 +39,15 @@ import yaml
 
 from bertlab.utils.errors import ConfigError, DataError
 
-__all__ = ["JobResult", "MultirunReport", "load_multirun", "build_report", "render_markdown", "plot_report", "write_report"]
+__all__ = [
+    "JobResult",
+    "MultirunReport",
+    "load_multirun",
+    "build_report",
+    "render_markdown",
+    "plot_report",
+    "write_report",
+]
 
 _MODES = ("auto", "max", "min")
 
@@ -215,7 +223,12 @@ def _summary(job: JobResult, metric: str, mode: str) -> dict[str, Any]:
         if best_epoch is None:  # only the final value: its epoch is the last one logged
             best_epoch = next((e for e, v in reversed(values) if v == best), None)
     epoch1 = next((v for e, v in reversed(values) if e == 0), None)
-    return {"final": final, "best": best, "best_epoch": None if best_epoch is None else int(best_epoch), "epoch1": epoch1}
+    return {
+        "final": final,
+        "best": best,
+        "best_epoch": None if best_epoch is None else int(best_epoch),
+        "epoch1": epoch1,
+    }
 
 
 def _test_keys(jobs: list[JobResult]) -> list[str]:
@@ -290,12 +303,30 @@ def render_markdown(report: MultirunReport) -> str:
     n_failed = sum(not j.ok for j in report.jobs)
     lines.append(f"Metric `{m}` ({report.mode} is best); {len(report.jobs)} jobs, {n_failed} failed.")
     lines.append("")
-    header = ["job", *report.swept_keys, "status", f"final {m}", f"best {m}", "best epoch", f"epoch-1 {m}",
-              *(f"test/{k}" for k in report.test_keys)]
-    keys = ["job", *report.swept_keys, "status", "final", "best", "best_epoch", "epoch1",
-            *(f"test/{k}" for k in report.test_keys)]
+    header = [
+        "job",
+        *report.swept_keys,
+        "status",
+        f"final {m}",
+        f"best {m}",
+        "best epoch",
+        f"epoch-1 {m}",
+        *(f"test/{k}" for k in report.test_keys),
+    ]
+    keys = [
+        "job",
+        *report.swept_keys,
+        "status",
+        "final",
+        "best",
+        "best_epoch",
+        "epoch1",
+        *(f"test/{k}" for k in report.test_keys),
+    ]
     lines.append("| " + " | ".join(_cell(h) for h in header) + " |")
-    lines.append("|" + "|".join("---" if k in ("job", "status") or k in report.swept_keys else "---:" for k in keys) + "|")
+    lines.append(
+        "|" + "|".join("---" if k in ("job", "status") or k in report.swept_keys else "---:" for k in keys) + "|"
+    )
     for row in report.rows:
         lines.append("| " + " | ".join(_cell(row.get(k)) for k in keys) + " |")
     best_rows = [r for r in report.rows if r["best"] is not None and r["status"] == "ok"]  # never a crashed job
@@ -303,14 +334,19 @@ def render_markdown(report: MultirunReport) -> str:
         pick = max if report.mode == "max" else min
         top = pick(best_rows, key=lambda r: r["best"])
         params = ", ".join(f"{k}={top[k]}" for k in report.swept_keys)
-        lines += ["", f"Best `{m}`: {top['best']:.4f} (job {top['job']}{': ' + params if params else ''}, "
-                      f"epoch {top['best_epoch']})."]
+        lines += [
+            "",
+            f"Best `{m}`: {top['best']:.4f} (job {top['job']}{': ' + params if params else ''}, "
+            f"epoch {top['best_epoch']}).",
+        ]
     failed = [j for j in report.jobs if not j.ok]
     if failed:
         lines += ["", "Failed jobs:", ""] + [f"- job {j.name}: {j.failure}" for j in failed]
     lines.append("")
-    lines.append("Final = value in metrics.json (last validation); best = over the CSV history; "
-                 "epoch-1 = last value logged with epoch 0.")
+    lines.append(
+        "Final = value in metrics.json (last validation); best = over the CSV history; "
+        "epoch-1 = last value logged with epoch 0."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -339,8 +375,16 @@ def plot_report(report: MultirunReport, path: str | os.PathLike) -> None:
     bottom = min(0.0, min(shown, default=0.0))
     for x, r in zip(xs, report.rows):
         if r["status"] != "ok":
-            ax.text(x, bottom + 0.02 * (top - bottom or 1.0), "failed", ha="center", va="bottom", color="#c44e52",
-                    fontsize=9, rotation=90)
+            ax.text(
+                x,
+                bottom + 0.02 * (top - bottom or 1.0),
+                "failed",
+                ha="center",
+                va="bottom",
+                color="#c44e52",
+                fontsize=9,
+                rotation=90,
+            )
     ax.set_xticks(xs, labels=[_short_label(report, r) for r in report.rows], fontsize=8)
     ax.set_ylabel(report.metric)
     ax.set_title(f"{report.metric} per job ({report.mode} is best)", fontsize=10)
@@ -358,4 +402,3 @@ def write_report(report: MultirunReport, out_dir: str | os.PathLike | None = Non
     md.write_text(render_markdown(report), encoding="utf-8")
     plot_report(report, png)
     return md, png
-

@@ -24,8 +24,15 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
     if len(rows) * len(cols) <= 400:
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if abs(mat[i, j]) > 0.6 * lim else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{mat[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if abs(mat[i, j]) > 0.6 * lim else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title, fontsize=9)
@@ -34,8 +41,14 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
     return fig
 
 
-def curves_png(steps: Sequence[int], series: dict[str, Sequence[float]], path: str, title: str = "",
-               ylabel: str = "", logy: bool = False):
+def curves_png(
+    steps: Sequence[int],
+    series: dict[str, Sequence[float]],
+    path: str,
+    title: str = "",
+    ylabel: str = "",
+    logy: bool = False,
+):
     """One line per named series over training steps; returns the (open) figure."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in series.items():

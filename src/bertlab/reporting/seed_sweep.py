@@ -36,7 +36,19 @@ import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
 
-__all__ = ["Column", "add_paired_deltas", "cfg_get", "epoch_values", "job_config", "last_value", "load_jobs", "mean_std", "unseen_test_acc", "render", "main"]
+__all__ = [
+    "Column",
+    "add_paired_deltas",
+    "cfg_get",
+    "epoch_values",
+    "job_config",
+    "last_value",
+    "load_jobs",
+    "mean_std",
+    "unseen_test_acc",
+    "render",
+    "main",
+]
 
 from bertlab.utils.hydra_utils import repo_root
 
@@ -114,24 +126,48 @@ def _cell(value: Any, col: Column) -> str:
     return "-" if value is None else format(value * col.scale, col.fmt)
 
 
-def render(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str, source: str,
-           seconds: float | None = None, arms: Sequence[str] | None = None, footer: str = "") -> str:
+def render(
+    rows: list[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    title: str,
+    source: str,
+    seconds: float | None = None,
+    arms: Sequence[str] | None = None,
+    footer: str = "",
+) -> str:
     """Markdown: arms (mean ± std over the runs that finished; ``arms`` first, in that order, then
     any other arm found), then every run."""
     arms = list(dict.fromkeys([*(arms or []), *(r["arm"] for r in rows)]))
-    lines = [f"# {title}", "", f"Sweep: `{source}`" + (f", wall time {seconds / 60:.1f} min" if seconds else ""), "",
-             "| arm | runs | " + " | ".join(c.header for c in columns) + " |", "|---|---|" + "---|" * len(columns)]
+    lines = [
+        f"# {title}",
+        "",
+        f"Sweep: `{source}`" + (f", wall time {seconds / 60:.1f} min" if seconds else ""),
+        "",
+        "| arm | runs | " + " | ".join(c.header for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
     for arm in arms:
         ok = [r for r in rows if r["arm"] == arm and not r.get("failed")]
-        lines.append(f"| {arm} | {len(ok)} | " + " | ".join(mean_std([r.get(c.key) for r in ok], c.scale, c.fmt)
-                                                        for c in columns) + " |")
-    lines += ["", "mean ± std over seeds. Per run:", "",
-              "| job | arm | seed | " + " | ".join(c.header for c in columns) + " | status |",
-              "|---|---|---|" + "---|" * len(columns) + "---|"]
+        lines.append(
+            f"| {arm} | {len(ok)} | "
+            + " | ".join(mean_std([r.get(c.key) for r in ok], c.scale, c.fmt) for c in columns)
+            + " |"
+        )
+    lines += [
+        "",
+        "mean ± std over seeds. Per run:",
+        "",
+        "| job | arm | seed | " + " | ".join(c.header for c in columns) + " | status |",
+        "|---|---|---|" + "---|" * len(columns) + "---|",
+    ]
     for r in rows:
         status = f"failed: {r['failed']}" if r.get("failed") else "ok"
-        lines.append(f"| {r['job']} | {r['arm']} | {r.get('seed')} | "
-                     + " | ".join(_cell(r.get(c.key), c) for c in columns) + f" | {status} |")
+        lines.append(
+            f"| {r['job']} | {r['arm']} | {r.get('seed')} | "
+            + " | ".join(_cell(r.get(c.key), c) for c in columns)
+            + f" | {status} |"
+        )
     if footer:
         lines += ["", footer]
     return "\n".join(lines) + "\n"
@@ -141,24 +177,36 @@ def load_jobs(sweep_dir: Path) -> list[JobResult]:
     """The jobs of one multirun folder, or of every multirun folder directly inside it."""
     if (sweep_dir / "multirun.yaml").is_file() or not sweep_dir.is_dir():
         return load_multirun(sweep_dir)[1]
-    subs = sorted((p for p in sweep_dir.iterdir() if (p / "multirun.yaml").is_file()), key=lambda p: (len(p.name), p.name))
+    subs = sorted(
+        (p for p in sweep_dir.iterdir() if (p / "multirun.yaml").is_file()), key=lambda p: (len(p.name), p.name)
+    )
     if not subs:
         return load_multirun(sweep_dir)[1]  # its error names the folder
     return [job for sub in subs for job in load_multirun(sub)[1]]
 
 
-def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str,
-         row: Callable[[JobResult], dict[str, Any]], columns: Sequence[Column], title: str,
-         report_name: str, arms: Sequence[str] | None = None, footer: str = "",
-         sort_key: Callable[[dict[str, Any]], Any] | None = None,
-         sweeps: Sequence[Sequence[str]] | None = None,
-         paired: tuple[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None,
+    *,
+    doc: str,
+    experiment: str,
+    log_name: str,
+    row: Callable[[JobResult], dict[str, Any]],
+    columns: Sequence[Column],
+    title: str,
+    report_name: str,
+    arms: Sequence[str] | None = None,
+    footer: str = "",
+    sort_key: Callable[[dict[str, Any]], Any] | None = None,
+    sweeps: Sequence[Sequence[str]] | None = None,
+    paired: tuple[str, str] | None = None,
+) -> int:
     """The command line shared by the reproduce scripts (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
         i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+        argv, extra = argv[:i], argv[i + 1 :]
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", default=None, help=f"markdown file (default: <multirun>/{report_name})")
     ap.add_argument("--multirun", default=None, help="summarise this existing multirun folder instead of running")
@@ -172,8 +220,16 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
         parts = [(sweep_dir, [])] if sweeps is None else [(sweep_dir / str(i), list(s)) for i, s in enumerate(sweeps)]
         t0 = time.time()
         for part_dir, overrides in parts:
-            cmd = [sys.executable, "-m", "bertlab.train", "-m", f"experiment={experiment}",
-                   f"hydra.sweep.dir={part_dir}", *overrides, *extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "bertlab.train",
+                "-m",
+                f"experiment={experiment}",
+                f"hydra.sweep.dir={part_dir}",
+                *overrides,
+                *extra,
+            ]
             print("running:", " ".join(cmd), flush=True)
             rc = subprocess.run(cmd, cwd=ROOT).returncode
             if rc != 0:
@@ -181,8 +237,14 @@ def main(argv: Sequence[str] | None, *, doc: str, experiment: str, log_name: str
                 print(f"bertlab: error: the sweep exited with status {rc}; summarising what finished", file=sys.stderr)
         seconds = time.time() - t0
     jobs = load_jobs(sweep_dir)
-    rows = [{"job": j.path.relative_to(sweep_dir).as_posix() if j.path.is_relative_to(sweep_dir) else j.name,
-             "failed": j.failure, **row(j)} for j in jobs]
+    rows = [
+        {
+            "job": j.path.relative_to(sweep_dir).as_posix() if j.path.is_relative_to(sweep_dir) else j.name,
+            "failed": j.failure,
+            **row(j),
+        }
+        for j in jobs
+    ]
     if paired:
         add_paired_deltas(rows, *paired)
     order = {a: i for i, a in enumerate(arms or [])}

@@ -33,8 +33,10 @@ def _f(x: Any) -> str:
 
 
 def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
-    head = ("| run | evaluated on | P | R | F1 | gold triples | unlocatable (not found / beyond maxlen) "
-            "| decoding texts/s | train wall s |")
+    head = (
+        "| run | evaluated on | P | R | F1 | gold triples | unlocatable (not found / beyond maxlen) "
+        "| decoding texts/s | train wall s |"
+    )
     lines = [head, "|" + "---|" * 9]
     baseline = None
     for label, m in runs:
@@ -57,9 +59,13 @@ def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cli(argv: list[str] | None, doc: str, table_fn: Callable[[list[tuple[str, dict[str, Any]]]], str],
-        extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
-        bind: Callable[[argparse.Namespace], dict[str, Any]] | None = None) -> int:
+def cli(
+    argv: list[str] | None,
+    doc: str,
+    table_fn: Callable[[list[tuple[str, dict[str, Any]]]], str],
+    extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    bind: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
+) -> int:
     """The shared command line of the run-table writers: ``LABEL=RUN_DIR ... [--out FILE]``;
     ``extra_args`` adds options and ``bind`` turns them into keyword arguments of ``table_fn``."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])

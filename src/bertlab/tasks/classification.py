@@ -55,9 +55,18 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
         encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids = (
             to_plain(x) for x in (encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids)
         )
-        self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
-                                   "num_labels": num_labels, "dropout": dropout, "init": init,
-                                   "orthogonality": orthogonality, "vocab_keep_ids": vocab_keep_ids})
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "num_labels": num_labels,
+                "dropout": dropout,
+                "init": init,
+                "orthogonality": orthogonality,
+                "vocab_keep_ids": vocab_keep_ids,
+            }
+        )
         self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)  # applies encoder.albert_unshared
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.encoder.config.hidden_size, num_labels)
@@ -111,14 +120,18 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
 
     def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
-            self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val/acc": float(metrics["acc"])})
+            self.history.append(
+                {"epoch": self.current_epoch, "step": self.global_step, "val/acc": float(metrics["acc"])}
+            )
 
     def eval_table(self, split: str, outputs: list[int | None]):
         dm = self.trainer.datamodule
         names = dm.label_names
         return ["text", "gold", "pred"], [
             [text, names[g], None if p is None else names[p]]
-            for text, g, p in zip(dm.texts[split], dm.labels[split], outputs) if p is not None]
+            for text, g, p in zip(dm.texts[split], dm.labels[split], outputs)
+            if p is not None
+        ]
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()

@@ -47,9 +47,19 @@ from bertlab.utils.logging_tables import log_table
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GENERATION = {"num_samples": 50, "val_num_samples": 10, "strategy": "topk", "k": 5, "p": 0.9,
-                      "temperature": 1.0, "beam_size": 4, "max_len": 126, "seed": 0, "use_cache": True,
-                      "copy_min_chars": 20}
+DEFAULT_GENERATION = {
+    "num_samples": 50,
+    "val_num_samples": 10,
+    "strategy": "topk",
+    "k": 5,
+    "p": 0.9,
+    "temperature": 1.0,
+    "beam_size": 4,
+    "max_len": 126,
+    "seed": 0,
+    "use_cache": True,
+    "copy_min_chars": 20,
+}
 
 
 class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
@@ -72,14 +82,28 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
     ):
         super().__init__()
         encoder, optimizer, scheduler, generation, vocab_keep_ids, special_ids, label_names = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, generation, vocab_keep_ids, special_ids, label_names))
+            to_plain(x) for x in (encoder, optimizer, scheduler, generation, vocab_keep_ids, special_ids, label_names)
+        )
         generation = {**DEFAULT_GENERATION, **(generation or {})}
         label_names = list(label_names or [str(i) for i in range(num_labels)])
-        self.save_hyperparameters({
-            "encoder": encoder, "optimizer": optimizer, "scheduler": scheduler, "conditional": conditional,
-            "num_labels": num_labels, "cond_dim": cond_dim, "cln_hidden_units": cln_hidden_units, "cln_act": cln_act, "cond_init_std": cond_init_std,
-            "label_names": label_names, "special_ids": special_ids, "vocab_keep_ids": vocab_keep_ids,
-            "generation": generation, "control_classifier_ckpt": control_classifier_ckpt})
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "conditional": conditional,
+                "num_labels": num_labels,
+                "cond_dim": cond_dim,
+                "cln_hidden_units": cln_hidden_units,
+                "cln_act": cln_act,
+                "cond_init_std": cond_init_std,
+                "label_names": label_names,
+                "special_ids": special_ids,
+                "vocab_keep_ids": vocab_keep_ids,
+                "generation": generation,
+                "control_classifier_ckpt": control_classifier_ckpt,
+            }
+        )
         self.encoder, self.lm_head = build_encoder(encoder, keep_ids=vocab_keep_ids, with_mlm_head=True)
         self.label_embedding = nn.Embedding(num_labels, cond_dim)
         # drawn like the encoder's own weights (BERT: normal, std initializer_range = 0.02), not
@@ -110,8 +134,9 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
         sel = targets != IGNORE  # shape: [B, T]
         labels = batch["cond_labels"]
         with self.condition(labels):
-            hidden = self.encoder(input_ids=batch["input_ids"],
-                                  attention_mask=causal_attention_mask(batch["attention_mask"])).last_hidden_state
+            hidden = self.encoder(
+                input_ids=batch["input_ids"], attention_mask=causal_attention_mask(batch["attention_mask"])
+            ).last_hidden_state
         # the head only where there is a target; each of those N rows keeps its text's condition
         with self.condition(labels[sel.nonzero()[:, 0]]):
             logits = self.lm_head(hidden[sel])
@@ -151,8 +176,7 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             self._write_samples(split, samples)
         self.last_metrics[split] = metrics
         self.last_outputs[split] = samples
-        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, float) and not math.isnan(v)}
+        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items() if isinstance(v, float) and not math.isnan(v)}
         ppl = scalars.pop(f"{split}/ppl", None)
         if scalars:
             self.log_dict(scalars)
@@ -198,16 +222,20 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
         dm = self._datamodule()
         cfg = {**self.hparams.generation, **overrides}
         labels = [lab for lab in range(self.hparams.num_labels) for _ in range(n)]
-        ids = self.generate_ids(labels, **{k: cfg[k] for k in
-                                           ("strategy", "k", "p", "temperature", "beam_size", "max_len", "seed",
-                                            "use_cache")})
+        ids = self.generate_ids(
+            labels,
+            **{k: cfg[k] for k in ("strategy", "k", "p", "temperature", "beam_size", "max_len", "seed", "use_cache")},
+        )
         names = self.hparams.label_names
         return [{"label": lab, "label_name": names[lab], "text": dm.decode(t)} for lab, t in zip(labels, ids)]
 
     def sample_metrics(self, samples: list[dict[str, Any]]) -> dict[str, float]:
         texts = [s["text"] for s in samples]
-        out = {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-               "sample_chars": sum(map(len, texts)) / max(1, len(texts))}
+        out = {
+            "distinct_1": distinct_n(texts, 1),
+            "distinct_2": distinct_n(texts, 2),
+            "sample_chars": sum(map(len, texts)) / max(1, len(texts)),
+        }
         for lab, name in enumerate(self.hparams.label_names):
             sub = [s["text"] for s in samples if s["label"] == lab]
             out[f"distinct_1_{name}"] = distinct_n(sub, 1)
@@ -239,13 +267,28 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
                 with open(os.path.join(root, f"samples_{split}.md"), "w", encoding="utf-8") as f:
                     f.write(md)
             # W&B: a wandb.Table; TensorBoard: markdown text; CSV: <log dir>/tables/<split>_samples-step*.csv
-            log_table(self.trainer, f"{split}/samples", ["label", "text"],
-                      [[s["label_name"], s["text"]] for s in samples], step=self.global_step)
+            log_table(
+                self.trainer,
+                f"{split}/samples",
+                ["label", "text"],
+                [[s["label_name"], s["text"]] for s in samples],
+                step=self.global_step,
+            )
 
     @torch.no_grad()
-    def generate_ids(self, labels: Sequence[int], strategy: str = "topk", k: int = 5, p: float = 0.9,
-                     temperature: float = 1.0, beam_size: int = 4, max_len: int = 126, seed: int | None = 0,
-                     use_cache: bool = True, stop_at_sep: bool = True) -> list[list[int]]:
+    def generate_ids(
+        self,
+        labels: Sequence[int],
+        strategy: str = "topk",
+        k: int = 5,
+        p: float = 0.9,
+        temperature: float = 1.0,
+        beam_size: int = 4,
+        max_len: int = 126,
+        seed: int | None = 0,
+        use_cache: bool = True,
+        stop_at_sep: bool = True,
+    ) -> list[list[int]]:
         """Token ids (no [CLS]/[SEP]) of one text per entry of ``labels``, each started from
         [CLS]; never [PAD]/[UNK]/[CLS]/[MASK]; stops at [SEP] or ``max_len`` tokens.
         ``stop_at_sep=False`` bans [SEP] too, so every text has exactly ``max_len`` tokens
@@ -269,9 +312,21 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             banned, eos = banned + [eos], -1  # no id is -1: nothing ends a text early
         state = {"labels": lab, "cache": None, "seen": 0}
         try:
-            out = decode(self._step_cached if use_cache else self._step_full, prompt, strategy=strategy, k=k, p=p,
-                         temperature=temperature, beam_size=beam_size, max_len=max_len, eos_id=eos,
-                         banned_ids=banned, seed=seed, state=state, select=_select_state)
+            out = decode(
+                self._step_cached if use_cache else self._step_full,
+                prompt,
+                strategy=strategy,
+                k=k,
+                p=p,
+                temperature=temperature,
+                beam_size=beam_size,
+                max_len=max_len,
+                eos_id=eos,
+                banned_ids=banned,
+                seed=seed,
+                state=state,
+                select=_select_state,
+            )
         finally:
             self.train(was_training)
         return out
@@ -294,8 +349,9 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
         allowed = torch.ones(q, kv, dtype=torch.bool, device=tokens.device).tril(diagonal=seen)
         mask = torch.zeros(q, kv, device=tokens.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
         with self.condition(state["labels"]):
-            hidden = self.encoder(input_ids=new, attention_mask=mask[None, None].expand(new.size(0), 1, q, kv),
-                                  past_key_values=cache).last_hidden_state
+            hidden = self.encoder(
+                input_ids=new, attention_mask=mask[None, None].expand(new.size(0), 1, q, kv), past_key_values=cache
+            ).last_hidden_state
             logits = self.lm_head(hidden[:, -1])
         return logits, {"labels": state["labels"], "cache": cache, "seen": kv}
 
@@ -334,8 +390,10 @@ def labels_from_records(records: Sequence[Mapping[str, Any]], label_names: Seque
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise CheckpointError(f"the control classifier's prediction {dict(rec)!r} has no label id or known label name "
-                                  f"({list(label_names)})")
+            raise CheckpointError(
+                f"the control classifier's prediction {dict(rec)!r} has no label id or known label name "
+                f"({list(label_names)})"
+            )
         out.append(value)
     return out
 
@@ -351,8 +409,10 @@ def load_control_classifier(ckpt_path: str, label_names: Sequence[str]) -> Calla
     except CheckpointError as err:
         raise CheckpointError(f"model.control_classifier_ckpt: {err}") from err
     if "classification" not in str(cfg.model._target_):
-        raise CheckpointError(f"control_classifier_ckpt: {ckpt_path} is a {cfg.model._target_.rsplit('.', 1)[-1]} "
-                              "checkpoint, not a classification one")
+        raise CheckpointError(
+            f"control_classifier_ckpt: {ckpt_path} is a {cfg.model._target_.rsplit('.', 1)[-1]} "
+            "checkpoint, not a classification one"
+        )
 
     def classify(texts: list[str]) -> list[int]:
         if not texts:

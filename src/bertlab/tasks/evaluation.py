@@ -104,8 +104,9 @@ class EvalCollector(EvalSharding):
         """``{sample index: prediction}`` of one evaluation batch."""
         raise NotImplementedError
 
-    def eval_extra_metrics(self, split: str, predictions: Mapping[int, Any], step_seconds: float,
-                           wall_seconds: float) -> dict[str, Any]:
+    def eval_extra_metrics(
+        self, split: str, predictions: Mapping[int, Any], step_seconds: float, wall_seconds: float
+    ) -> dict[str, Any]:
         """Metrics beyond the DataModule's score (e.g. throughput). ``step_seconds``: time in
         the evaluation steps, ``wall_seconds``: epoch start to end, both of the slowest rank."""
         return {}
@@ -139,8 +140,15 @@ class EvalCollector(EvalSharding):
         preds = merge_by_index([p for p, _, _ in parts])
         if len(parts) > 1:
             rank, world = rank_and_world()
-            log.info("%s: rank %d of %d evaluated %d batches (%d samples); %d samples from all ranks",
-                     split, rank, world, run["batches"], len(run["preds"]), len(preds))
+            log.info(
+                "%s: rank %d of %d evaluated %d batches (%d samples); %d samples from all ranks",
+                split,
+                rank,
+                world,
+                run["batches"],
+                len(run["preds"]),
+                len(preds),
+            )
         return preds, max(s for _, s, _ in parts), max(w for _, _, w in parts)
 
     def _eval_end(self, split: str) -> None:
@@ -157,8 +165,11 @@ class EvalCollector(EvalSharding):
         self.on_eval_scored(split, metrics, outputs)
 
     def _log_eval_metrics(self, split: str, metrics: Mapping[str, Any]) -> None:
-        scalars = {f"{split}/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, float) and not k.startswith(self.eval_hidden_prefixes)}
+        scalars = {
+            f"{split}/{k}": float(v)
+            for k, v in metrics.items()
+            if isinstance(v, float) and not k.startswith(self.eval_hidden_prefixes)
+        }
         shown = scalars.pop(f"{split}/{self.eval_prog_bar}", None) if self.eval_prog_bar else None
         if shown is None and self.eval_prog_bar and isinstance(metrics.get(self.eval_prog_bar), (int, float)):
             shown = float(metrics[self.eval_prog_bar])

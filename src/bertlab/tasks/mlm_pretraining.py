@@ -60,11 +60,23 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         command: str | None = None,
     ):
         super().__init__()
-        encoder, optimizer, scheduler, vocab_keep_ids = (to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids))
-        self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
-                                   "vocab_keep_ids": vocab_keep_ids, "export_dir": export_dir, "output_dir": output_dir,
-                                   "export_fp16": export_fp16, "export_on_fit_end": export_on_fit_end, "name": name,
-                                   "command": command})
+        encoder, optimizer, scheduler, vocab_keep_ids = (
+            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        )
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "vocab_keep_ids": vocab_keep_ids,
+                "export_dir": export_dir,
+                "output_dir": output_dir,
+                "export_fp16": export_fp16,
+                "export_on_fit_end": export_on_fit_end,
+                "name": name,
+                "command": command,
+            }
+        )
         self.encoder, self.mlm_head = build_encoder(encoder, keep_ids=vocab_keep_ids, with_mlm_head=True)
         self.model_type = self.encoder.config.model_type
         self.last_metrics: dict[str, dict[str, Any]] = {}
@@ -81,7 +93,9 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
     # --------------------------------------------------------------- the model
     def mlm_logits(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits at the target positions [M, V], their labels [M]): the head sees only them."""
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state
+        hidden = self.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()
+        ).last_hidden_state
         target = batch["labels"] != IGNORE  # shape: [B, T]
         picked = hidden[target]  # shape: [M, H], gathered BEFORE the head
         return self.mlm_head(picked), batch["labels"][target]
@@ -106,8 +120,15 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         w[2] += n
         every = self.trainer.log_every_n_steps if self._trainer is not None else 50
         if (self.global_step + 1) % max(1, every) == 0 and w[2]:
-            self.history.append({"step": self.global_step + 1, "tokens": self.tokens_seen, "split": "train",
-                                 "mlm_loss": w[0] / w[2], "mlm_acc": w[1] / w[2]})
+            self.history.append(
+                {
+                    "step": self.global_step + 1,
+                    "tokens": self.tokens_seen,
+                    "split": "train",
+                    "mlm_loss": w[0] / w[2],
+                    "mlm_acc": w[1] / w[2],
+                }
+            )
             self._window = [0.0, 0, 0]
         return loss
 
@@ -134,8 +155,15 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         metrics = {"mlm_loss": nll / n, "mlm_acc": correct / n, "n_targets": n, "step": self.global_step}
         self.last_metrics["val"] = metrics
         if not self.trainer.sanity_checking:
-            self.history.append({"step": self.global_step, "tokens": self.tokens_seen, "split": "val",
-                                 "mlm_loss": metrics["mlm_loss"], "mlm_acc": metrics["mlm_acc"]})
+            self.history.append(
+                {
+                    "step": self.global_step,
+                    "tokens": self.tokens_seen,
+                    "split": "val",
+                    "mlm_loss": metrics["mlm_loss"],
+                    "mlm_acc": metrics["mlm_acc"],
+                }
+            )
         self.log("val/mlm_loss", metrics["mlm_loss"])
         self.log("val/mlm_acc", metrics["mlm_acc"], prog_bar=True)
 
@@ -164,7 +192,9 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         if loader is not None and not self.trainer.fast_dev_run:
             self._final_validation(loader)
         if self.hparams.export_on_fit_end and self.trainer.is_global_zero:
-            out = self.hparams.export_dir or os.path.join(self.hparams.output_dir or self.trainer.default_root_dir, "pretrained")
+            out = self.hparams.export_dir or os.path.join(
+                self.hparams.output_dir or self.trainer.default_root_dir, "pretrained"
+            )
             self.export_pretrained(out, fp16=self.hparams.export_fp16)
 
     def _final_validation(self, loader) -> None:
@@ -182,14 +212,25 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
             lg.log_metrics(values, step=self.global_step)
             lg.save()
         if not any(r["split"] == "val" and r["step"] == self.global_step for r in self.history):
-            self.history.append({"step": self.global_step, "tokens": self.tokens_seen, "split": "val",
-                                 "mlm_loss": final["mlm_loss"], "mlm_acc": final["mlm_acc"]})
+            self.history.append(
+                {
+                    "step": self.global_step,
+                    "tokens": self.tokens_seen,
+                    "split": "val",
+                    "mlm_loss": final["mlm_loss"],
+                    "mlm_acc": final["mlm_acc"],
+                }
+            )
         self._final = final
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         elapsed = time.time() - self._t_fit if self._t_fit is not None else 0.0
-        checkpoint["mlm_progress"] = {"tokens_seen": self.tokens_seen, "packed_steps": self.packed_steps,
-                                      "train_seconds": self.train_seconds + elapsed, "history": self.history}
+        checkpoint["mlm_progress"] = {
+            "tokens_seen": self.tokens_seen,
+            "packed_steps": self.packed_steps,
+            "train_seconds": self.train_seconds + elapsed,
+            "history": self.history,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("mlm_progress", {})
@@ -221,16 +262,30 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         tokens = self.vocab_tokens()
         full = self.hf_model()
         if len(tokens) != full.config.vocab_size:
-            raise CheckpointError(f"export to {out_dir}: {len(tokens)} vocab tokens but {full.config.vocab_size} embedding rows")
+            raise CheckpointError(
+                f"export to {out_dir}: {len(tokens)} vocab tokens but {full.config.vocab_size} embedding rows"
+            )
         if fp16:
             full = full.half()
         full.save_pretrained(out_dir)
         with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(tokens) + "\n")
         with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-            json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "tokenize_chinese_chars": True,
-                       "model_max_length": int(full.config.max_position_embeddings), "unk_token": "[UNK]",
-                       "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}, f, indent=2)
+            json.dump(
+                {
+                    "tokenizer_class": "BertTokenizer",
+                    "do_lower_case": True,
+                    "tokenize_chinese_chars": True,
+                    "model_max_length": int(full.config.max_position_embeddings),
+                    "unk_token": "[UNK]",
+                    "sep_token": "[SEP]",
+                    "pad_token": "[PAD]",
+                    "cls_token": "[CLS]",
+                    "mask_token": "[MASK]",
+                },
+                f,
+                indent=2,
+            )
         facts = self._card_facts(out_dir, fp16, loader)
         self._write_curves(out_dir)
         self._write_card(out_dir, facts)
@@ -246,22 +301,38 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
     def _card_facts(self, out_dir: str, fp16: bool, loader) -> dict[str, Any]:
         loader = self._final_loader(loader)
         facts: dict[str, Any] = {
-            "name": self.hparams.name, "model_type": self.model_type,
+            "name": self.hparams.name,
+            "model_type": self.model_type,
             "command": self.hparams.command or " ".join(["python", "-m", "bertlab.train", *sys.argv[1:]]),
-            "steps": int(self.global_step), "tokens_seen": int(self.tokens_seen), "packed_steps": int(self.packed_steps),
-            "wall_seconds": round(self.train_seconds, 1), "dtype": "float16" if fp16 else "float32",
+            "steps": int(self.global_step),
+            "tokens_seen": int(self.tokens_seen),
+            "packed_steps": int(self.packed_steps),
+            "wall_seconds": round(self.train_seconds, 1),
+            "dtype": "float16" if fp16 else "float32",
             "vocab_size": int(self.encoder.config.vocab_size),
             "parameters": int(sum(p.numel() for p in self.hf_model().parameters())),
-            "config": {k: getattr(self.encoder.config, k) for k in (
-                "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "embedding_size") if hasattr(self.encoder.config, k)},
+            "config": {
+                k: getattr(self.encoder.config, k)
+                for k in (
+                    "hidden_size",
+                    "num_hidden_layers",
+                    "num_attention_heads",
+                    "intermediate_size",
+                    "max_position_embeddings",
+                    "embedding_size",
+                )
+                if hasattr(self.encoder.config, k)
+            },
         }
         if loader is not None:
             final = getattr(self, "_final", None)
             facts["heldout_trained_weights"] = final if final is not None else self.heldout_metrics(loader)
             # the exported file, read back as a user will read it (fp16 rounding included)
-            loaded = MlmPretrainingModule(dict(self.hparams.encoder) | {"pretrained": out_dir, "num_layers": None},
-                                          self.hparams.optimizer, export_on_fit_end=False)
+            loaded = MlmPretrainingModule(
+                dict(self.hparams.encoder) | {"pretrained": out_dir, "num_layers": None},
+                self.hparams.optimizer,
+                export_on_fit_end=False,
+            )
             facts["heldout_exported_weights"] = loaded.to(self.device).heldout_metrics(loader)
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:

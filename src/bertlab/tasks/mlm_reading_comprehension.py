@@ -48,10 +48,21 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
         super().__init__()
         if decoding not in DECODINGS:
             raise ConfigError("model.decoding", f"must be one of {list(DECODINGS)}, got {decoding!r}")
-        encoder, optimizer, scheduler, vocab_keep_ids = (to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids))
-        self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
-                                   "max_answer_len": max_answer_len, "sep_id": sep_id, "mask_id": mask_id,
-                                   "decoding": decoding, "vocab_keep_ids": vocab_keep_ids})
+        encoder, optimizer, scheduler, vocab_keep_ids = (
+            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        )
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "max_answer_len": max_answer_len,
+                "sep_id": sep_id,
+                "mask_id": mask_id,
+                "decoding": decoding,
+                "vocab_keep_ids": vocab_keep_ids,
+            }
+        )
         self.encoder, self.mlm_head = build_encoder(encoder, with_mlm_head=True, keep_ids=vocab_keep_ids)
         self.last_outputs: dict[str, list[Any]] = {}
         self.last_metrics: dict[str, dict[str, Any]] = {}
@@ -111,8 +122,10 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
 
     def _predict(self, batch: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
         answers = self.decode_batch(batch)
-        return {i: {"tokens": a.tokens, "start": a.start, "score": a.score}
-                for i, a in zip(batch["index"].tolist(), answers)}
+        return {
+            i: {"tokens": a.tokens, "start": a.start, "score": a.score}
+            for i, a in zip(batch["index"].tolist(), answers)
+        }
 
     # ------------------------------------------------------------------ evaluation
     eval_prog_bar = "final"
@@ -129,9 +142,17 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
 
     def eval_table(self, split: str, outputs: list[dict[str, Any]]):
         return ["id", "question", "gold", "answer", "score", "correct"], [
-            [o["id"], o["question"], " | ".join(o["gold"]), o["answer"],
-             None if o["score"] is None else float(o["score"]), o["answer"] in o["gold"]]
-            for o in outputs if o["candidates"]]
+            [
+                o["id"],
+                o["question"],
+                " | ".join(o["gold"]),
+                o["answer"],
+                None if o["score"] is None else float(o["score"]),
+                o["answer"] in o["gold"],
+            ]
+            for o in outputs
+            if o["candidates"]
+        ]
 
     def predict_step(self, batch, batch_idx=0):
         return self._predict(batch)

@@ -39,10 +39,19 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
         encoder, head, optimizer, scheduler, vocab_keep_ids = (
             to_plain(x) for x in (encoder, head, optimizer, scheduler, vocab_keep_ids)
         )
-        self.save_hyperparameters({"encoder": encoder, "head": head, "optimizer": optimizer, "scheduler": scheduler,
-                                   "num_tags": num_tags, "force_first_tag": force_first_tag,
-                                   "force_last_tag": force_last_tag, "dropout": dropout,
-                                   "vocab_keep_ids": vocab_keep_ids})
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "head": head,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "num_tags": num_tags,
+                "force_first_tag": force_first_tag,
+                "force_last_tag": force_last_tag,
+                "dropout": dropout,
+                "vocab_keep_ids": vocab_keep_ids,
+            }
+        )
         self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
         self.dropout = nn.Dropout(dropout)
         self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
@@ -56,7 +65,9 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
         return getattr(self, self.head_name)
 
     def emissions(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()).last_hidden_state
+        hidden = self.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long()
+        ).last_hidden_state
         return self.emission(self.dropout(hidden))  # shape: [B, T, K]
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -90,7 +101,8 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
                 rows.append([text, g_cell, p_cell, g_cell == p_cell])
             return ["text", "gold", "pred", "exact"], rows
         return ["text", "gold", "pred", "exact"], [
-            [text, join_words(g), join_words(p), list(g) == list(p)] for text, g, p in zip(texts, gold, outputs)]
+            [text, join_words(g), join_words(p), list(g) == list(p)] for text, g, p in zip(texts, gold, outputs)
+        ]
 
     # --------------------------------------------------------------- optimisation
     def configure_optimizers(self):

@@ -58,7 +58,10 @@ def find_output_layer_norm(encoder: nn.Module) -> nn.LayerNorm:
     groups = getattr(enc, "albert_layer_groups", None)
     if groups is not None:
         return groups[-1].albert_layers[-1].full_layer_layer_norm
-    raise ConfigError("model.object_input", f"cannot find the last block's output LayerNorm of a {type(encoder).__name__}; use 'output'")
+    raise ConfigError(
+        "model.object_input",
+        f"cannot find the last block's output LayerNorm of a {type(encoder).__name__}; use 'output'",
+    )
 
 
 class PreLayerNormCapture:
@@ -84,8 +87,9 @@ def binary_cross_entropy(probs: Tensor, labels: Tensor) -> Tensor:
     return -(labels * torch.log(p) + (1 - labels) * torch.log(1 - p))
 
 
-def triple_loss(subject_probs: Tensor, object_probs: Tensor, subject_labels: Tensor, object_labels: Tensor,
-                mask: Tensor) -> tuple[Tensor, Tensor]:
+def triple_loss(
+    subject_probs: Tensor, object_probs: Tensor, subject_labels: Tensor, object_labels: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor]:
     """(subject loss, object loss). Shapes: subject [B, T, 2], object [B, T, P, 2], mask [B, T]."""
     m = mask.to(subject_probs.dtype)
     denom = m.sum().clamp_min(1)
@@ -94,8 +98,9 @@ def triple_loss(subject_probs: Tensor, object_probs: Tensor, subject_labels: Ten
     return (sub * m).sum() / denom, (obj * m).sum() / denom
 
 
-def decode_subjects(start_p: np.ndarray, end_p: np.ndarray, lo: int, hi: int, t_start: float = 0.6,
-                    t_end: float = 0.5) -> list[tuple[int, int]]:
+def decode_subjects(
+    start_p: np.ndarray, end_p: np.ndarray, lo: int, hi: int, t_start: float = 0.6, t_end: float = 0.5
+) -> list[tuple[int, int]]:
     """Positions in [lo, hi): every start with p > t_start paired with the nearest end >=
     start with p > t_end (starts without an end are dropped)."""
     starts = [i for i in range(lo, hi) if start_p[i] > t_start]
@@ -108,7 +113,9 @@ def decode_subjects(start_p: np.ndarray, end_p: np.ndarray, lo: int, hi: int, t_
     return out
 
 
-def decode_objects(probs: np.ndarray, lo: int, hi: int, t_start: float = 0.6, t_end: float = 0.5) -> list[tuple[int, int, int]]:
+def decode_objects(
+    probs: np.ndarray, lo: int, hi: int, t_start: float = 0.6, t_end: float = 0.5
+) -> list[tuple[int, int, int]]:
     """``probs`` [T, P, 2]: (o_start, o_end, predicate) for every (start, predicate) with
     p > t_start in [lo, hi) and the nearest end >= start of the SAME predicate, p > t_end.
     Ordered by start position, then predicate."""
@@ -152,12 +159,22 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
         if unknown:
             raise ConfigError(f"model.thresholds.{sorted(unknown)[0]}", f"unknown threshold; known: {sorted(th)}")
         th.update(thresholds or {})
-        self.save_hyperparameters({"encoder": encoder, "optimizer": optimizer, "scheduler": scheduler,
-                                   "num_predicates": num_predicates, "object_input": object_input,
-                                   "cln_hidden_units": cln_hidden_units, "cln_act": cln_act,
-                                   "subject_power": subject_power, "object_power": object_power,
-                                   "thresholds": th, "max_subject_batch": max_subject_batch,
-                                   "vocab_keep_ids": vocab_keep_ids})
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "num_predicates": num_predicates,
+                "object_input": object_input,
+                "cln_hidden_units": cln_hidden_units,
+                "cln_act": cln_act,
+                "subject_power": subject_power,
+                "object_power": object_power,
+                "thresholds": th,
+                "max_subject_batch": max_subject_batch,
+                "vocab_keep_ids": vocab_keep_ids,
+            }
+        )
         self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
         hidden = self.encoder.config.hidden_size
         std = getattr(self.encoder.config, "initializer_range", 0.02)
@@ -216,7 +233,9 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
         index = batch["index"].tolist()
         cands: list[tuple[int, int, int]] = []
         for b, n in enumerate(lengths):
-            for s0, s1 in decode_subjects(sub_p[b, :, 0], sub_p[b, :, 1], 1, n - 1, th["subject_start"], th["subject_end"]):
+            for s0, s1 in decode_subjects(
+                sub_p[b, :, 0], sub_p[b, :, 1], 1, n - 1, th["subject_start"], th["subject_end"]
+            ):
                 cands.append((b, s0, s1))
         result: dict[int, list[tuple[int, int, int, int, int]]] = {i: [] for i in index}
         step = max(1, int(self.hparams.max_subject_batch))
@@ -256,5 +275,12 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
         return configure_optimizers(self)
 
 
-__all__: Sequence[str] = ("TripleExtractionModule", "decode_subjects", "decode_objects", "triple_loss",
-                          "binary_cross_entropy", "find_output_layer_norm", "PreLayerNormCapture")
+__all__: Sequence[str] = (
+    "TripleExtractionModule",
+    "decode_subjects",
+    "decode_objects",
+    "triple_loss",
+    "binary_cross_entropy",
+    "find_output_layer_norm",
+    "PreLayerNormCapture",
+)

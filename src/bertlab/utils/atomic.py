@@ -18,7 +18,14 @@ import os
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "is_temp_file", "temp_path_for"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "is_temp_file",
+    "temp_path_for",
+]
 
 _COUNTER = itertools.count()
 TMP_MARK = ".tmp-"

@@ -84,7 +84,9 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
     if not os.path.isfile(ckpt_path):
         raise CheckpointError(f"ckpt_path: no such file: {ckpt_path}")
     if not is_complete_checkpoint(ckpt_path):
-        raise CheckpointError(f"ckpt_path: {ckpt_path} is not a complete checkpoint (truncated, a temporary file, or not a torch checkpoint)")
+        raise CheckpointError(
+            f"ckpt_path: {ckpt_path} is not a complete checkpoint (truncated, a temporary file, or not a torch checkpoint)"
+        )
     return ckpt_path
 
 
@@ -93,7 +95,9 @@ def check_resume_checkpoint(path: str, model_target: str) -> None:
     ckpt = read_checkpoint(path)
     saved = ckpt[CKPT_KEY].get("config", {}).get("model", {}).get("_target_")
     if saved and saved != model_target:
-        raise CheckpointError(f"ckpt_path: {path} is a {saved.rsplit('.', 1)[-1]} checkpoint, this run trains a {model_target.rsplit('.', 1)[-1]}")
+        raise CheckpointError(
+            f"ckpt_path: {path} is a {saved.rsplit('.', 1)[-1]} checkpoint, this run trains a {model_target.rsplit('.', 1)[-1]}"
+        )
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
@@ -119,9 +123,11 @@ def _load_error(path: str, err: BaseException) -> CheckpointError:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     unsafe = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), None)
     if unsafe is not None:
-        return CheckpointError(f"ckpt_path: {path} holds pickled objects other than tensors and plain data "
-                               f"({unsafe.rstrip('.')}); refused without unpickling them "
-                               f"(only weights_only=True loads; see bertlab.utils.checkpoint.SAFE_GLOBALS)")
+        return CheckpointError(
+            f"ckpt_path: {path} holds pickled objects other than tensors and plain data "
+            f"({unsafe.rstrip('.')}); refused without unpickling them "
+            f"(only weights_only=True loads; see bertlab.utils.checkpoint.SAFE_GLOBALS)"
+        )
     detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
     return CheckpointError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {detail})")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from typing import Any
 
 import torch
@@ -38,7 +37,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = str(path)
         if path.startswith("file://"):
-            path = path[len("file://"):]
+            path = path[len("file://") :]
         buf = io.BytesIO()
         torch.save(checkpoint, buf)  # serialize fully before touching the disk
         log.debug("saving checkpoint atomically: %s", path)

@@ -46,6 +46,7 @@ def check_ddp_launch(cfg: DictConfig, multirun: bool | None = None) -> None:
 # Evaluation across processes: each rank evaluates its own share of the batches and the
 # results are gathered/summed, so every rank ends up with the metrics of the whole set.
 
+
 def rank_and_world() -> tuple[int, int]:
     """(global rank, world size) of the default process group; (0, 1) without one."""
     import torch.distributed as dist

@@ -8,8 +8,9 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,7 +30,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("repo_root", repo_root)
     if not OmegaConf.has_resolver("pid"):
         # part of run folder names, so two jobs started in the same microsecond never collide
-        OmegaConf.register_new_resolver("pid", lambda: str(os.getpid()), use_cache=True)  # one value per process: submitit jobs must not re-resolve the sweep dir
+        OmegaConf.register_new_resolver(
+            "pid", lambda: str(os.getpid()), use_cache=True
+        )  # one value per process: submitit jobs must not re-resolve the sweep dir
 
 
 register_resolvers()
@@ -78,8 +81,21 @@ def exit_on_user_error(fn: Callable) -> Callable:
 
 
 # Hydra's own flags that take a value as the next argument (``--cfg job``, ``-p pkg``, ...)
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
-                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "-i",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 
 
 def hydra_overrides(argv: list[str]) -> list[str]:
@@ -154,11 +170,15 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
 def _is_group_override(config_dir: str, override: str) -> bool:
     """``data=ner_resume`` / ``+experiment=x`` choose a config group (a folder of conf/)."""
     key = override.split("=", 1)[0].lstrip("+~")
-    return "=" in override and os.path.isdir(os.path.join(config_dir, key.replace(".", "/").replace("@", "/").split("/@")[0]))
+    return "=" in override and os.path.isdir(
+        os.path.join(config_dir, key.replace(".", "/").replace("@", "/").split("/@")[0])
+    )
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
 
 
 _MISSING = object()
@@ -174,9 +194,20 @@ def _select(cfg: DictConfig, key: str) -> tuple[bool, Any]:
 
 
 #: keys whose values legitimately take several types (Lightning's "warn", "auto", time strings)
-MIXED_TYPE_KEYS = ("trainer.deterministic", "trainer.devices", "trainer.accelerator", "trainer.strategy",
-                   "trainer.val_check_interval", "trainer.precision", "trainer.num_nodes", "trainer.fast_dev_run",
-                   "trainer.limit_*", "trainer.overfit_batches", "trainer.max_time", "trainer.profiler")
+MIXED_TYPE_KEYS = (
+    "trainer.deterministic",
+    "trainer.devices",
+    "trainer.accelerator",
+    "trainer.strategy",
+    "trainer.val_check_interval",
+    "trainer.precision",
+    "trainer.num_nodes",
+    "trainer.fast_dev_run",
+    "trainer.limit_*",
+    "trainer.overfit_batches",
+    "trainer.max_time",
+    "trainer.profiler",
+)
 
 
 def check_override_types(base: DictConfig, cfg: DictConfig, overrides: list[str]) -> None:
@@ -205,7 +236,9 @@ def check_override_types(base: DictConfig, cfg: DictConfig, overrides: list[str]
         elif isinstance(old, (DictConfig, ListConfig)):
             ok = isinstance(new, (DictConfig, ListConfig))
             if not ok:
-                raise ConfigError(key, f"expected a {'list' if isinstance(old, ListConfig) else 'mapping'}, got {new!r}")
+                raise ConfigError(
+                    key, f"expected a {'list' if isinstance(old, ListConfig) else 'mapping'}, got {new!r}"
+                )
         else:
             ok = True
         if not ok:
@@ -270,7 +303,11 @@ def validate_config(cfg: DictConfig) -> None:
                 continue
             if value is None:
                 break
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (kind == "int" and not isinstance(value, int))
+            ):
                 if kind == "int" and isinstance(value, float) and value.is_integer():
                     pass
                 else:

@@ -38,8 +38,9 @@ def table_file_name(key: str, step: int) -> str:
     return re.sub(r"[^\w.-]+", "_", key) + f"-step{step:07d}.csv"
 
 
-def log_table(trainer: pl.Trainer, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-              step: int | None = None) -> list[str]:
+def log_table(
+    trainer: pl.Trainer, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int | None = None
+) -> list[str]:
     """Log ``rows`` (each as long as ``columns``) to all of ``trainer.loggers``; returns the
     kinds it went to (``wandb``, ``tensorboard``, ``csv``)."""
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger

@@ -74,11 +74,21 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
             raise ValueError("no status")
     except (OSError, ValueError):
         return {"status": "unknown"}
-    if status["status"] == "running" and status.get("host") == socket.gethostname() and isinstance(status.get("pid"), int):
+    if (
+        status["status"] == "running"
+        and status.get("host") == socket.gethostname()
+        and isinstance(status.get("pid"), int)
+    ):
         if not _pid_alive(status["pid"]):
-            status = {**status, "status": "killed", "error": "the process ended without writing a final status (killed?)"}
+            status = {
+                **status,
+                "status": "killed",
+                "error": "the process ended without writing a final status (killed?)",
+            }
     return status
 
 
 def is_finished(run_dir: str | os.PathLike) -> bool:
-    return read_status(run_dir).get("status") == "done" and os.path.isfile(os.path.join(os.fspath(run_dir), "metrics.json"))
+    return read_status(run_dir).get("status") == "done" and os.path.isfile(
+        os.path.join(os.fspath(run_dir), "metrics.json")
+    )

@@ -161,11 +161,11 @@ def iter_offline_records(path: str) -> Iterator[Any]:
         if left < _HEADER:  # block trailer
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
         if kind == 0:  # zero padding to the end of the block
             pos += left
             continue
-        chunk = data[pos + _HEADER:pos + _HEADER + length]
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == 1:  # FULL
             payload = chunk
@@ -201,8 +201,14 @@ def read_offline_run(run_dir: str) -> dict[str, Any]:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            out.update(id=r.run_id, name=r.display_name, group=r.run_group, job_type=r.job_type,
-                       project=r.project, tags=list(r.tags))
+            out.update(
+                id=r.run_id,
+                name=r.display_name,
+                group=r.run_group,
+                job_type=r.job_type,
+                project=r.project,
+                tags=list(r.tags),
+            )
             for item in r.config.update:
                 out["config"][key_of(item)] = json.loads(item.value_json)
         elif kind == "config":
@@ -216,6 +222,9 @@ def read_offline_run(run_dir: str) -> dict[str, Any]:
         elif kind == "exit":
             out["exit_code"] = rec.exit.exit_code
     media = os.path.join(run_dir, "files", "media")
-    out["media"] = sorted(os.path.relpath(p, media) for p in glob.glob(os.path.join(media, "**", "*"), recursive=True)
-                          if os.path.isfile(p))
+    out["media"] = sorted(
+        os.path.relpath(p, media)
+        for p in glob.glob(os.path.join(media, "**", "*"), recursive=True)
+        if os.path.isfile(p)
+    )
     return out
