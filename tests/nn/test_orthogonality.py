@@ -176,6 +176,7 @@ def test_minimising_each_penalty_makes_filters_more_orthogonal():
             layer(x)
             pen().backward()
             opt.step()
+
         def cos(w):
             wn = nn.functional.normalize(w, dim=1)
             return (wn @ wn.t() - torch.eye(6)).abs().max()
