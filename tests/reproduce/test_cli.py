@@ -56,7 +56,13 @@ EXPECTED = {
         ["head=memm", "+optimizer.lr_multipliers.memm=10"],
     ],
     "albert": [["-m bertlab.train -m experiment=albert_compare"]],
-    "orthogonality": [["kind=none"], ["kind=som", "weight=1e-8"], ["kind=som", "weight=1e-7"], ["kind=soft"], ["kind=biggan"]],
+    "orthogonality": [
+        ["kind=none"],
+        ["kind=som", "weight=1e-8"],
+        ["kind=som", "weight=1e-7"],
+        ["kind=soft"],
+        ["kind=biggan"],
+    ],
     "pretrain": [["-m bertlab.train -m experiment=pretrain_compare"]],
     "triples": [
         ["experiment=triples hydra.run.dir=logs/reproduce/triples/scratch"],

@@ -55,7 +55,9 @@ def test_full_report_sections_and_rows(tmp_path, capsys):
     pre = _run(
         tmp_path, "pretrained", {**GEN, "ppl": 20.0}, pretrained="/x/data/pretrained/bert_small", samples=_samples("p")
     )
-    unc = _run(tmp_path, "unconditional", {**GEN, "control_acc": 0.5}, conditional=False, samples=_samples("u", 3), md=True)
+    unc = _run(
+        tmp_path, "unconditional", {**GEN, "control_acc": 0.5}, conditional=False, samples=_samples("u", 3), md=True
+    )
     over = _run(
         tmp_path,
         "overfit",

@@ -76,7 +76,9 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
         )
     )
     # the overfit run listed first: the bounds must still come from the held-out run
-    rows = table([("overfit", load_metrics(over)), ("scratch", load_metrics(held))], load_speed(str(speed))).splitlines()
+    rows = table(
+        [("overfit", load_metrics(over)), ("scratch", load_metrics(held))], load_speed(str(speed))
+    ).splitlines()
     assert rows[2] == (
         "| overfit | training questions (overfit check) (200 questions) | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
         "| 0.9050 / 0.9800 | 700 | 61 |"
