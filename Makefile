@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
+.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-ner reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,30 +45,35 @@ report: $(STAMP)  ## markdown table + PNG of a multirun folder (DIR=multirun/<da
 	@test -n "$(DIR)" || { echo "usage: make report DIR=<multirun folder>"; exit 2; }
 	$(PY) -m bertlab.report $(DIR) $(ARGS)
 
+# reproduce one post: `python -m bertlab.reproduce <name>` (list: python -m bertlab.reproduce list).
+# ARGS: Hydra overrides of every training; DRY=1 prints the commands only
+REPRODUCE = $(PY) -m bertlab.reproduce
+DRY_FLAG = $(if $(DRY),--dry-run)
+OVERRIDES = $(if $(ARGS),-- $(ARGS))
+
 reproduce-crf: $(STAMP)  ## the CRF post's layer-1 table (5 runs, <= 5 min each) -> logs/crf_layer1/<time>/crf_layer1.md
-	$(PY) scripts/reproduce_crf.py $(ARGS)
+	$(REPRODUCE) crf $(DRY_FLAG) $(OVERRIDES)
+
+reproduce-crf-claim: $(STAMP)  ## the CRF post's main claim: lr 1e-5, pretrained, CRF x1/x100/x1000 -> logs/crf_lr_claim/<time>/crf_lr_claim.md
+	$(REPRODUCE) crf_claim $(DRY_FLAG) $(OVERRIDES)
+
+reproduce-ner: $(STAMP)  ## Resume NER: CRF x1/x10/x100, softmax, MEMM, 3 seeds, <= 8 min a run -> docs/ner.md
+	$(REPRODUCE) ner $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
-	$(PY) -m bertlab.train experiment=triples hydra.run.dir=logs/reproduce/triples/scratch $(ARGS)
-	$(PY) -m bertlab.train experiment=triples_overfit hydra.run.dir=logs/reproduce/triples/overfit $(ARGS)
-	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=triples encoder=bert_small_pretrained hydra.run.dir=logs/reproduce/triples/pretrained $(ARGS); fi
-	$(PY) -m bertlab.reporting.triples_table scratch=logs/reproduce/triples/scratch $$([ -d logs/reproduce/triples/pretrained ] && echo pretrained=logs/reproduce/triples/pretrained) overfit=logs/reproduce/triples/overfit --out logs/reproduce/triples/results.md
+	$(REPRODUCE) triples $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
-	$(PY) scripts/reproduce_albert.py --out docs/albert_unshared.md $(if $(ARGS),-- $(ARGS))
+	$(REPRODUCE) albert $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> docs/orthogonality.md
-	$(PY) scripts/reproduce_orthogonality.py --out docs/orthogonality.md $(if $(ARGS),-- $(ARGS))
+	$(REPRODUCE) orthogonality $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-pretrain: $(STAMP)  ## CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds (issue 5) -> docs/pretrain_compare.md
-	$(PY) scripts/reproduce_pretrain.py --out docs/pretrain_compare.md $(if $(ARGS),-- $(ARGS))
+	$(REPRODUCE) pretrain $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch, overfit (+ pretrained if present), decoding speed -> logs/reproduce/mrc/results.md
-	$(PY) -m bertlab.train experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch $(ARGS)
-	$(PY) -m bertlab.train experiment=mrc_mlm_overfit hydra.run.dir=logs/reproduce/mrc/overfit $(ARGS)
-	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=mrc_mlm encoder=bert_small_pretrained optimizer.lr=1e-4 hydra.run.dir=logs/reproduce/mrc/pretrained $(ARGS); fi
-	$(PY) scripts/bench_mrc.py --ckpt $$(ls logs/reproduce/mrc/overfit/checkpoints/best-*.ckpt | head -1) --questions 100 --out logs/reproduce/mrc/bench.json
-	$(PY) -m bertlab.reporting.mrc_table scratch=logs/reproduce/mrc/scratch $$([ -d logs/reproduce/mrc/pretrained ] && echo pretrained=logs/reproduce/mrc/pretrained) overfit=logs/reproduce/mrc/overfit --speed logs/reproduce/mrc/bench.json --out logs/reproduce/mrc/results.md
+	$(REPRODUCE) mrc $(DRY_FLAG) $(OVERRIDES)
 
 # conditional-LN generation (post 7): GEN_DIR (output folder), ARGS (overrides of every cond_gen training),
 # CLS_ARGS (overrides of the sentiment classifier's training), CLS_DIR (a finished sentiment_cls run folder
@@ -76,17 +81,8 @@ reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scr
 GEN_DIR ?= logs/reproduce/generation
 CLS_DIR ?= $(GEN_DIR)/classifier
 CLS_ARGS ?=
-BEST_CKPT = $$(ls $(1)/checkpoints/best-*.ckpt 2>/dev/null | head -1)
 reproduce-generation: $(STAMP)  ## conditional-LN generation (post 7): classifier, scratch, unconditional, overfit (+ pretrained), speed -> logs/reproduce/generation/results.md (GEN_DIR=...)
-	if [ -f $(CLS_DIR)/metrics.json ]; then echo "classifier: reusing $(CLS_DIR)"; else $(PY) -m bertlab.train experiment=sentiment_cls hydra.run.dir=$(CLS_DIR) $(CLS_ARGS); fi
-	cls=$(call BEST_CKPT,$(CLS_DIR)); test -f "$$cls" || { echo "no best checkpoint in $(CLS_DIR)/checkpoints" >&2; exit 1; }; \
-	$(PY) -m bertlab.train experiment=cond_gen model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/scratch $(ARGS) && \
-	$(PY) -m bertlab.train experiment=cond_gen_uncond model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/unconditional $(ARGS) && \
-	if [ -d data/pretrained/bert_small ]; then $(PY) -m bertlab.train experiment=cond_gen encoder=bert_small_pretrained model.control_classifier_ckpt=$$cls hydra.run.dir=$(GEN_DIR)/pretrained $(ARGS); fi
-	$(PY) -m bertlab.train experiment=cond_gen_overfit hydra.run.dir=$(GEN_DIR)/overfit $(ARGS)
-	$(PY) -m bertlab.evaluate ckpt_path=$(call BEST_CKPT,$(GEN_DIR)/overfit) +data.overfit_texts=null hydra.run.dir=$(GEN_DIR)/overfit_heldout
-	$(PY) scripts/bench_generate.py --ckpt $(call BEST_CKPT,$(GEN_DIR)/scratch) --json $(GEN_DIR)/bench.json
-	$(PY) -m bertlab.reporting.generation_table scratch=$(GEN_DIR)/scratch $$([ -f $(GEN_DIR)/pretrained/metrics.json ] && echo pretrained=$(GEN_DIR)/pretrained) unconditional=$(GEN_DIR)/unconditional overfit=$(GEN_DIR)/overfit overfit_heldout=$(GEN_DIR)/overfit_heldout classifier=$(CLS_DIR) bench=$(GEN_DIR)/bench.json --out $(GEN_DIR)/results.md
+	$(REPRODUCE) generation --dir $(GEN_DIR) --cls-dir $(CLS_DIR) --cls-args "$(CLS_ARGS)" $(DRY_FLAG) $(OVERRIDES)
 
 bench-generate: $(STAMP)  ## generation tokens/s with vs without the key/value cache (CKPT=<cond_gen ckpt>, else a fresh small model)
 	$(PY) scripts/bench_generate.py $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--override", action="append", default=[], help="config override for the fresh model")
-    ap.add_argument("--out", default=None, help="also write the JSON result here (for bertlab.reporting.mrc_table)")
+    ap.add_argument("--out", default=None, help="also write the JSON result here (for python -m bertlab.reproduce mrc)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.ckpt:

@@ -1,11 +1,11 @@
-"""Arms x seeds tables (reporting/seed_sweep.py) on fabricated multiruns: the orthogonality
+"""Arms x seeds tables (reporting/seed_sweep.py, run by ``python -m bertlab.reproduce``) on fabricated multiruns: the orthogonality
 report's sub-sweeps, a failed job, means and stds computed by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """``python -m bertlab.reproduce <name> ...`` as ``main(argv)``."""
+    from bertlab.reproduce.__main__ import main
+
+    return SimpleNamespace(main=lambda argv: main([name, *argv]))
 
 
 def _job(
@@ -71,7 +71,7 @@ def test_mean_std_by_hand():
 
 
 def test_orthogonality_report_over_sub_sweeps(tmp_path):
-    mod = _script("reproduce_orthogonality")
+    mod = _script("orthogonality")
     root = tmp_path / "orth"
     none = _sweep(root, 0)
     _job(none, 0, "none", "1e-08", 1, [0.60, 0.70, 0.65], 0.66, 3e-3)
@@ -119,7 +119,7 @@ def test_render_per_run_rows_keep_order_and_format():
 
 
 def test_pretrain_report_rows(tmp_path):
-    mod = _script("reproduce_pretrain")
+    mod = _script("pretrain")
     sweep = _sweep(tmp_path, 0)
     for num, (pretrained, seed, f1s, test) in enumerate(
         [
@@ -182,7 +182,7 @@ def test_render_lists_given_arms_first_then_any_other():
 
 
 def test_runs_sort_by_arm_order_then_numeric_seed(tmp_path):
-    mod = _script("reproduce_orthogonality")
+    mod = _script("orthogonality")
     root = tmp_path / "orth"
     som = _sweep(root, 0)
     for num, seed in enumerate([10, 2]):

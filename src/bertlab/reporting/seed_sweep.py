@@ -1,8 +1,8 @@
 """Arms x seeds comparisons: run an experiment's Hydra multirun (or read a finished one) and
 tabulate every arm as mean ± std over its seeds, then one row per run.
 
-Used by ``scripts/reproduce_albert.py`` (post 2: shared vs unshared ALBERT) and
-``scripts/reproduce_orthogonality.py`` (post 4: orthogonality regularisers). A script gives
+Used by the seed-sweep reproductions (``python -m bertlab.reproduce albert | orthogonality |
+pretrain | ner``, built by :func:`bertlab.reproduce.base.seed_sweep`). A module gives
 
 * the experiment, and either its own ``hydra.sweeper.params`` (one multirun) or ``sweeps``: a
   list of override lists, each run as its own multirun into ``<dir>/<i>`` (arms that are not a
@@ -16,17 +16,13 @@ Used by ``scripts/reproduce_albert.py`` (post 2: shared vs unshared ALBERT) and
 A failed job (no ``metrics.json``) is listed per run with its reason and left out of the means;
 the command then exits 1.
 
-    python scripts/reproduce_<x>.py [--out FILE] [--multirun DIR] [-- key=value ...]
+    python -m bertlab.reproduce <name> [--out FILE] [--multirun DIR] [-- key=value ...]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +31,7 @@ from typing import Any
 import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
+from bertlab.reporting.tables import write_table
 
 __all__ = [
     "Column",
@@ -47,7 +44,7 @@ __all__ = [
     "mean_std",
     "unseen_test_acc",
     "render",
-    "main",
+    "summarise",
 ]
 
 from bertlab.utils.hydra_utils import repo_root
@@ -185,57 +182,21 @@ def load_jobs(sweep_dir: Path) -> list[JobResult]:
     return [job for sub in subs for job in load_multirun(sub)[1]]
 
 
-def main(
-    argv: Sequence[str] | None,
+def summarise(
+    sweep_dir: Path,
+    out: Path,
     *,
-    doc: str,
-    experiment: str,
-    log_name: str,
     row: Callable[[JobResult], dict[str, Any]],
     columns: Sequence[Column],
     title: str,
-    report_name: str,
     arms: Sequence[str] | None = None,
     footer: str = "",
     sort_key: Callable[[dict[str, Any]], Any] | None = None,
-    sweeps: Sequence[Sequence[str]] | None = None,
     paired: tuple[str, str] | None = None,
+    seconds: float | None = None,
 ) -> int:
-    """The command line shared by the reproduce scripts (see the module docstring)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--out", default=None, help=f"markdown file (default: <multirun>/{report_name})")
-    ap.add_argument("--multirun", default=None, help="summarise this existing multirun folder instead of running")
-    args = ap.parse_args(argv)
-    seconds, failed_sweeps = None, 0
-    if args.multirun:
-        sweep_dir = Path(args.multirun)
-    else:
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-        sweep_dir = ROOT / "logs" / log_name / "multiruns" / f"{stamp}_{os.getpid()}"
-        parts = [(sweep_dir, [])] if sweeps is None else [(sweep_dir / str(i), list(s)) for i, s in enumerate(sweeps)]
-        t0 = time.time()
-        for part_dir, overrides in parts:
-            cmd = [
-                sys.executable,
-                "-m",
-                "bertlab.train",
-                "-m",
-                f"experiment={experiment}",
-                f"hydra.sweep.dir={part_dir}",
-                *overrides,
-                *extra,
-            ]
-            print("running:", " ".join(cmd), flush=True)
-            rc = subprocess.run(cmd, cwd=ROOT).returncode
-            if rc != 0:
-                failed_sweeps += 1
-                print(f"bertlab: error: the sweep exited with status {rc}; summarising what finished", file=sys.stderr)
-        seconds = time.time() - t0
+    """Tabulate the jobs of ``sweep_dir`` (see the module docstring) into ``out`` and print it.
+    Exit status 0; 1 when a job failed or an arm of ``arms`` has no finished run."""
     jobs = load_jobs(sweep_dir)
     rows = [
         {
@@ -255,12 +216,10 @@ def main(
 
     rows.sort(key=sort_key or (lambda r: (order.get(r["arm"], len(order)), str(r["arm"]), _seed(r))))
     md = render(rows, columns, title=title, source=str(sweep_dir), seconds=seconds, arms=arms, footer=footer)
-    out = Path(args.out) if args.out else sweep_dir / report_name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md, encoding="utf-8")
+    write_table(out, md)
     sys.stdout.write(md)
     print(f"wrote {out}")
     missing = [a for a in (arms or []) if not any(r["arm"] == a and not r["failed"] for r in rows)]
     if missing:
         print(f"bertlab: error: no finished run for {missing}", file=sys.stderr)
-    return 0 if rows and not failed_sweeps and not missing and all(not r["failed"] for r in rows) else 1
+    return 0 if rows and not missing and all(not r["failed"] for r in rows) else 1

@@ -1,23 +1,12 @@
-"""scripts/reproduce_crf.py: the layer-1 rows as one real multirun, tabulated (tiny model)."""
-
-import importlib.util
-from pathlib import Path
+"""python -m bertlab.reproduce crf: the layer-1 rows as one real multirun, tabulated (tiny model)."""
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("reproduce_crf", ROOT / "scripts" / "reproduce_crf.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from bertlab.reproduce.__main__ import main
 
 
 @pytest.mark.slow
 def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
-    mod = _load()
     out = tmp_path / "sweep"
     tiny = [
         "encoder.hidden_size=32",
@@ -30,7 +19,7 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
         "callbacks.rich_progress_bar=null",
         "threads=1",
     ]
-    rc = mod.main(["--rows", "crf1,crf2,softmax", "--out", str(out), *tiny])
+    rc = main(["crf", "--rows", "crf1,crf2,softmax", "--out", str(out), "--", *tiny])
     assert rc == 0
     md = (out / "crf_layer1.md").read_text(encoding="utf-8")
     lines = [line for line in md.splitlines() if line.startswith("| CRF-") or line.startswith("| Softmax")]

@@ -1,13 +1,13 @@
-"""The triple-extraction results table from run folders."""
+"""python -m bertlab.reproduce triples: the results table from the run folders under --dir."""
 
 import json
 
-from bertlab.reporting.triples_table import main
+from bertlab.reproduce.__main__ import main
 
 
 def _run(tmp_path, name, test):
-    d = tmp_path / name
-    d.mkdir()
+    d = tmp_path / "runs" / name
+    d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({"test": test, "wall_seconds": 12.0}))
     return d
 
@@ -15,7 +15,7 @@ def _run(tmp_path, name, test):
 def test_table_rows_and_baseline(tmp_path, capsys):
     a = _run(
         tmp_path,
-        "a",
+        "scratch",
         {
             "precision": 0.5,
             "recall": 0.25,
@@ -33,7 +33,7 @@ def test_table_rows_and_baseline(tmp_path, capsys):
     )
     b = _run(
         tmp_path,
-        "b",
+        "overfit",
         {
             "precision": 1.0,
             "recall": 0.95,
@@ -44,7 +44,8 @@ def test_table_rows_and_baseline(tmp_path, capsys):
         },
     )
     out = tmp_path / "res" / "table.md"
-    assert main([f"scratch={a}", f"overfit={b}", "--out", str(out)]) == 0
+    assert a.parent == b.parent
+    assert main(["triples", "--report-only", "--dir", str(a.parent), "--out", str(out)]) == 0
     text = out.read_text()
     rows = text.strip().splitlines()
     assert len(rows) == 5
@@ -56,5 +57,5 @@ def test_table_rows_and_baseline(tmp_path, capsys):
 
 
 def test_missing_run_is_one_error_line(tmp_path, capsys):
-    assert main([f"x={tmp_path}"]) == 2
+    assert main(["triples", "--report-only", "--dir", str(tmp_path)]) == 2
     assert "no metrics.json" in capsys.readouterr().err

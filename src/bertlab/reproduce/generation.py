@@ -1,56 +1,62 @@
-"""Markdown results table of the conditional-LN generation runs (``make reproduce-generation``).
+"""Conditional-LayerNorm generation (post 7): the sentiment classifier (reused when
+``--cls-dir`` holds a finished run), then cond_gen from scratch, without the condition
+(unconditional), with the small pretrained BERT (when data/pretrained/bert_small exists), the
+overfit check and its held-out evaluation, and the cached vs uncached generation speed
+(scripts/bench_generate.py); one run each into ``--dir`` (default logs/reproduce/generation),
+then ``results.md`` there.
 
-    python -m bertlab.reporting.generation_table scratch=DIR [pretrained=DIR] unconditional=DIR
-        overfit=DIR [overfit_heldout=DIR] [classifier=DIR] [bench=FILE.json] [--samples 5] --out FILE
+    python -m bertlab.reproduce generation [--dir DIR] [--cls-dir DIR] [--cls-args "k=v ..."]
+        [--samples 5] [--out FILE] [--report-only] [-- overrides of every cond_gen training ...]
 
-Every ``LABEL=DIR`` is a ``bertlab.train`` run folder of experiment=cond_gen (its
-``metrics.json``, ``.hydra/config.yaml`` and samples: ``predictions/test_samples.jsonl``, else
-``samples_test.md``), one arm of the comparison, except these names:
+The run folders under ``--dir``: ``scratch``, ``pretrained``, ``unconditional`` (arms of the
+comparison, experiment=cond_gen: ``metrics.json``, ``.hydra/config.yaml`` and samples:
+``predictions/test_samples.jsonl``, else ``samples_test.md``) and these:
 
-* ``classifier``: the sentiment classifier's run folder (experiment=sentiment_cls); its test
-  accuracy is stated next to the control accuracy it judged;
+* the classifier (``--cls-dir``, experiment=sentiment_cls): its test accuracy is stated next
+  to the control accuracy it judged;
 * ``overfit``: the overfit-check run (experiment=cond_gen_overfit), whose test split IS its
   200 training texts: its perplexity is labelled "training texts";
 * ``overfit_heldout``: a ``bertlab.evaluate`` folder of the overfit model on the held-out
   test split (the perplexity the training one must fall well below);
-* ``bench``: the JSON of ``scripts/bench_generate.py`` (cached vs uncached tokens/s).
+* ``bench.json``: the JSON of ``scripts/bench_generate.py`` (cached vs uncached tokens/s).
 
-Sections: one row per arm (perplexity overall and per label on the held-out test split,
-control accuracy, distinct-1/2, copy rate, samples, budget); the overfit check; the
-generation speed; ``--samples`` samples per label of every arm. A model without the
-condition (``model.conditional=false``) is marked: its control accuracy is the base rate.
-"""
+``scratch`` is required; the others are tabulated when present. Sections: one row per arm
+(perplexity overall and per label on the held-out test split, control accuracy,
+distinct-1/2, copy rate, samples, budget); the overfit check; the generation speed;
+``--samples`` samples per label of every arm. A model without the condition
+(``model.conditional=false``) is marked: its control accuracy is the base rate."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import shlex
 import sys
 from typing import Any
 
-from bertlab.reporting.triples_table import load_metrics
-from bertlab.utils.atomic import atomic_write_text
+from bertlab.reporting.tables import esc as _esc
+from bertlab.reporting.tables import load_config, load_metrics, write_table
+from bertlab.reporting.tables import num as _num
+from bertlab.reproduce.base import (
+    ROOT,
+    Command,
+    Deferred,
+    Reproduction,
+    add_run_dir_arguments,
+    best_checkpoint,
+    not_,
+    out_file,
+    path_exists,
+    run_dir,
+    train,
+)
 from bertlab.utils.errors import DataError
 
 SPECIAL = ("classifier", "overfit", "overfit_heldout", "bench")
 
 
 # ---------------------------------------------------------------------------------------- reading
-def load_config(run_dir: str) -> dict[str, Any]:
-    """The run's resolved Hydra config (``.hydra/config.yaml``), {} when there is none."""
-    path = os.path.join(run_dir, ".hydra", "config.yaml")
-    if not os.path.isfile(path):
-        return {}
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
-    except Exception as err:  # a broken file is named, not skipped silently
-        raise DataError(path, None, f"not a readable config ({type(err).__name__}: {err})") from None
-
-
 def _md_cells(line: str) -> list[str]:
     """Cells of one markdown table row, ``\\|`` kept as ``|`` inside a cell."""
     cells, cur, i, body = [], "", 0, line.strip()[1:-1] if line.strip().endswith("|") else line.strip()[1:]
@@ -100,16 +106,6 @@ def load_samples(run_dir: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------- formatting
-def _num(x: Any, digits: int = 4) -> str:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}"
-
-
-def _esc(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def label_names(metrics: dict[str, Any]) -> list[str]:
     """Label names in the order the run reported them (``ppl_<name>`` keys)."""
     return [k[4:] for k in metrics.get("test", {}) if k.startswith("ppl_")]
@@ -231,7 +227,7 @@ def samples_section(label: str, samples: list[dict[str, Any]], per_label: int, n
     return "\n".join(lines) + "\n"
 
 
-def report(runs: list[tuple[str, str]], per_label: int = 5) -> str:
+def report_text(runs: list[tuple[str, str]], per_label: int = 5) -> str:
     """The whole markdown report of ``[(label, path)]`` (see the module doc)."""
     arms: list[Arm] = []
     special: dict[str, Any] = {}
@@ -289,28 +285,94 @@ def report(runs: list[tuple[str, str]], per_label: int = 5) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR (classifier=, overfit=, overfit_heldout=, bench=FILE)")
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    add_run_dir_arguments(ap, "logs/reproduce/generation")
+    ap.add_argument(
+        "--cls-dir",
+        default=None,
+        help="the sentiment classifier's run folder; a finished one (metrics.json) is reused (default: <dir>/classifier)",
+    )
+    ap.add_argument("--cls-args", default="", help='overrides of the classifier\'s training, e.g. "threads=1"')
     ap.add_argument("--samples", type=int, default=5, help="samples per label and arm in the report")
-    ap.add_argument("--out", help="write the report here (default: stdout only)")
-    args = ap.parse_args(argv)
-    runs = [
-        (lab, path) if eq else (os.path.basename(os.path.normpath(item)), item)
-        for item in args.runs
-        for lab, eq, path in [item.partition("=")]
+
+
+def _cls_dir(args: argparse.Namespace) -> str:
+    return args.cls_dir or f"{args.dir}/classifier"
+
+
+def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
+    d, cls_dir = args.dir, _cls_dir(args)
+    cls = best_checkpoint(cls_dir)
+    control = ["model.control_classifier_ckpt=", cls]
+    return [
+        train(
+            "experiment=sentiment_cls",
+            f"hydra.run.dir={cls_dir}",
+            *shlex.split(args.cls_args),
+            only_if=not_(path_exists(f"{cls_dir}/metrics.json", "file")),
+        ),
+        train("experiment=cond_gen", _join(control), f"hydra.run.dir={d}/scratch", *overrides),
+        train("experiment=cond_gen_uncond", _join(control), f"hydra.run.dir={d}/unconditional", *overrides),
+        train(
+            "experiment=cond_gen",
+            "encoder=bert_small_pretrained",
+            _join(control),
+            f"hydra.run.dir={d}/pretrained",
+            *overrides,
+            only_if=path_exists("data/pretrained/bert_small"),
+        ),
+        train("experiment=cond_gen_overfit", f"hydra.run.dir={d}/overfit", *overrides),
+        Command(
+            [
+                "python",
+                "-m",
+                "bertlab.evaluate",
+                _join(["ckpt_path=", best_checkpoint(f"{d}/overfit")]),
+                "+data.overfit_texts=null",
+                f"hydra.run.dir={d}/overfit_heldout",
+            ]
+        ),
+        Command(
+            [
+                "python",
+                "scripts/bench_generate.py",
+                "--ckpt",
+                best_checkpoint(f"{d}/scratch"),
+                "--json",
+                f"{d}/bench.json",
+            ]
+        ),
     ]
-    try:
-        text = report(runs, args.samples)
-    except DataError as err:
-        print(f"bertlab: error: {err}", file=sys.stderr)
-        return 2
-    if args.out:  # atomically: a half-written report never replaces a finished one
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        atomic_write_text(args.out, text)
+
+
+def _join(parts: list[Any]) -> Any:
+    """``key=`` + a deferred value as one argument."""
+    prefix, value = parts
+    return Deferred(prefix + value.text, lambda: prefix + value.resolve())
+
+
+def report(args: argparse.Namespace) -> int:
+    d, cls_dir = run_dir(args), ROOT / _cls_dir(args)
+    runs = [("scratch", str(d / "scratch"))]
+    runs += [(lab, str(d / lab)) for lab in ("pretrained", "unconditional") if (d / lab / "metrics.json").is_file()]
+    runs += [(lab, str(d / lab)) for lab in ("overfit", "overfit_heldout") if (d / lab).is_dir()]
+    if cls_dir.is_dir():
+        runs.append(("classifier", str(cls_dir)))
+    if (d / "bench.json").exists():
+        runs.append(("bench", str(d / "bench.json")))
+    text = report_text(runs, args.samples)
+    write_table(out_file(args), text)  # atomically: a half-written report never replaces a finished one
     sys.stdout.write(text)
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+REPRODUCTION = Reproduction(
+    name="generation",
+    description="Conditional-LN generation (7): classifier, scratch, unconditional, overfit (+ pretrained), speed.",
+    table="logs/reproduce/generation/results.md",
+    plan=plan,
+    report=report,
+    add_arguments=add_arguments,
+    report_only=("report_only",),
+    where=out_file,
+)

@@ -1,9 +1,10 @@
-"""The conditional-generation results report, from FABRICATED run folders (fixtures: every
-number below is made up; this tests the formatting only)."""
+"""python -m bertlab.reproduce generation: the results report, from FABRICATED run folders
+(fixtures: every number below is made up; this tests the formatting only)."""
 
 import json
 
-from bertlab.reporting.generation_table import _md_cells, main
+from bertlab.reproduce.__main__ import main
+from bertlab.reproduce.generation import _md_cells
 from bertlab.tasks.conditional_generation import samples_markdown
 
 NAMES = ["negative", "positive"]
@@ -54,16 +55,18 @@ def test_full_report_sections_and_rows(tmp_path, capsys):
     pre = _run(
         tmp_path, "pretrained", {**GEN, "ppl": 20.0}, pretrained="/x/data/pretrained/bert_small", samples=_samples("p")
     )
-    unc = _run(tmp_path, "unc", {**GEN, "control_acc": 0.5}, conditional=False, samples=_samples("u", 3), md=True)
+    unc = _run(
+        tmp_path, "unconditional", {**GEN, "control_acc": 0.5}, conditional=False, samples=_samples("u", 3), md=True
+    )
     over = _run(
         tmp_path,
-        "over",
+        "overfit",
         {"ppl": 3.5, "ppl_negative": 3.4, "ppl_positive": 3.6, "n_tokens": 900},
         data_stats={"test_texts": 200, "test_chunks": 260, "test_tokens": 9000},
     )
     held = _run(
         tmp_path,
-        "held",
+        "overfit_heldout",
         {"ppl": 95.0, "ppl_negative": 90.0, "ppl_positive": 100.0},
         data_stats={"test_texts": 2111, "test_chunks": 3000, "test_tokens": 150000},
     )
@@ -90,19 +93,9 @@ def test_full_report_sections_and_rows(tmp_path, capsys):
         )
     )
     out = tmp_path / "res" / "results.md"
-    rc = main(
-        [
-            f"scratch={scratch}",
-            f"pretrained={pre}",
-            f"unconditional={unc}",
-            f"overfit={over}",
-            f"overfit_heldout={held}",
-            f"classifier={cls}",
-            f"bench={bench}",
-            "--out",
-            str(out),
-        ]
-    )
+    # the run folders of one --dir: scratch, pretrained, unconditional, overfit, overfit_heldout, bench.json
+    assert {p.parent for p in (scratch, pre, unc, over, held, bench)} == {tmp_path}
+    rc = main(["generation", "--report-only", "--dir", str(tmp_path), "--cls-dir", str(cls), "--out", str(out)])
     assert rc == 0
     text = out.read_text(encoding="utf-8")
     assert text == capsys.readouterr().out
@@ -150,18 +143,19 @@ def test_full_report_sections_and_rows(tmp_path, capsys):
 
 
 def test_partial_report_and_missing_pieces(tmp_path, capsys):
-    scratch = _run(tmp_path, "scratch", {"ppl": 40.0, "ppl_negative": 41.0, "ppl_positive": 39.0})
-    assert main([f"scratch={scratch}", "--samples", "2"]) == 0
+    _run(tmp_path, "scratch", {"ppl": 40.0, "ppl_negative": 41.0, "ppl_positive": 39.0})
+    assert main(["generation", "--report-only", "--dir", str(tmp_path), "--samples", "2"]) == 0
     text = capsys.readouterr().out
     assert "No classifier run given" in text and "| control acc |" in text
     assert "| scratch | scratch, 2 layers x 256; conditional LN | 40.00 | 41.00 | 39.00 | - | - | - | - | - |" in text
     assert "(no samples written)" in text and "## Overfit check" not in text
-    # a run folder without metrics.json (unfinished run) and a missing bench file: one error line
-    (tmp_path / "empty").mkdir()
-    assert main([f"scratch={tmp_path / 'empty'}"]) == 2
+    # a run folder without metrics.json (unfinished run) and a broken bench file: one error line
+    (tmp_path / "empty" / "scratch").mkdir(parents=True)
+    assert main(["generation", "--report-only", "--dir", str(tmp_path / "empty")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
-    assert main([f"scratch={scratch}", f"bench={tmp_path / 'nope.json'}"]) == 2
-    assert "nope.json" in capsys.readouterr().err
+    (tmp_path / "bench.json").write_text("{not json")
+    assert main(["generation", "--report-only", "--dir", str(tmp_path)]) == 2
+    assert "bench.json" in capsys.readouterr().err
 
 
 def test_markdown_cells_keep_escaped_pipes():

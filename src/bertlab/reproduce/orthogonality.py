@@ -14,17 +14,16 @@ epoch-1 / best valid accuracy, test accuracy of the best checkpoint, the kernels
 ``mean((W^T W - I)^2)`` at the end (post 3's statistic, from the KernelGeometry callback) and
 training seconds per epoch; mean +- std over seeds, then one row per run.
 
-    python scripts/reproduce_orthogonality.py [--out FILE] [--multirun DIR] [--seeds 1,2,3] [-- key=value ...]
+    python -m bertlab.reproduce orthogonality [--out FILE] [--multirun DIR] [--seeds 1,2,3] [-- key=value ...]
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 from typing import Any
 
 from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, last_value, unseen_test_acc
-from bertlab.reporting.seed_sweep import main as sweep_main
+from bertlab.reproduce.base import seed_sweep
 
 ARMS = [("none", None), ("som", "1e-8"), ("som", "1e-7"), ("soft", "1e-4"), ("biggan", "1e-3")]
 COLUMNS = [
@@ -61,39 +60,27 @@ def job_row(job) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    seeds = "1,2,3"
-    if "--seeds" in argv[: argv.index("--") if "--" in argv else len(argv)]:
-        i = argv.index("--seeds")
-        if i + 1 >= len(argv) or not all(x.strip().lstrip("-").isdigit() for x in argv[i + 1].split(",")):
-            print(
-                "reproduce_orthogonality: error: --seeds takes a comma-separated list of integers, e.g. 1,2,3",
-                file=sys.stderr,
-            )
-            return 2
-        seeds = argv[i + 1]
-        del argv[i : i + 2]
-    sweeps = [
+def sweeps(seeds: str) -> list[list[str]]:
+    """One multirun per arm (a kind with its own weight is not a cross product)."""
+    return [
         [f"model.orthogonality.kind={kind}", *([f"model.orthogonality.weight={w}"] if w else []), f"seed={seeds}"]
         for kind, w in ARMS
     ]
-    return sweep_main(
-        argv,
-        doc=__doc__,
-        experiment="orthogonality_sentiment",
-        log_name="orthogonality",
-        row=job_row,
-        paired=("none", "test"),
-        columns=COLUMNS,
-        sweeps=sweeps,
-        arms=[arm_name(k, w) for k, w in ARMS],
-        title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
-        report_name="orthogonality_report.md",
-        footer="Post 4 reports no BERT results (../shared/spec/methods.md section 4): this table is "
-        "bertlab's own measurement, not a reproduction of a number.",
-    )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+REPRODUCTION = seed_sweep(
+    name="orthogonality",
+    description="Orthogonality post (4): none / SOM at 2 weights / soft / biggan regularisers, 3 seeds each.",
+    out="docs/orthogonality.md",
+    experiment="orthogonality_sentiment",
+    log_name="orthogonality",
+    row=job_row,
+    paired=("none", "test"),
+    columns=COLUMNS,
+    sweeps=sweeps,
+    seeds="1,2,3",
+    arms=[arm_name(k, w) for k, w in ARMS],
+    title="Orthogonality regularisers (sentiment, 2-layer BERT from scratch, 5k examples, 3 epochs)",
+    footer="Post 4 reports no BERT results (../shared/spec/methods.md section 4): this table is "
+    "bertlab's own measurement, not a reproduction of a number.",
+)

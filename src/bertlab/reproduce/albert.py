@@ -6,7 +6,7 @@ epoch) and writes a markdown table: epoch-1 valid accuracy (the post's headline:
 mainly speeds up early convergence), best valid accuracy, test accuracy (of the best
 checkpoint) and training seconds per epoch, mean +- std over seeds, plus one row per run.
 
-    python scripts/reproduce_albert.py [--out FILE] [--multirun DIR] [-- key=value ...]
+    python -m bertlab.reproduce albert [--out FILE] [--multirun DIR] [-- key=value ...]
 
 ``--multirun DIR``: summarise an existing sweep folder instead of running one. Anything
 after ``--`` is passed to the training command (e.g. ``encoder.pretrained=<dir>``).
@@ -15,11 +15,10 @@ after ``--`` is passed to the training command (e.g. ``encoder.pretrained=<dir>`
 from __future__ import annotations
 
 import statistics
-import sys
 from typing import Any
 
 from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config, unseen_test_acc
-from bertlab.reporting.seed_sweep import main as sweep_main
+from bertlab.reproduce.base import seed_sweep
 
 COLUMNS = [
     Column("epoch-1 valid acc (%)", "epoch1", 100.0),
@@ -48,22 +47,17 @@ def job_row(job) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    return sweep_main(
-        argv,
-        doc=__doc__,
-        experiment="albert_compare",
-        log_name="albert_compare",
-        row=job_row,
-        paired=("shared", "test"),
-        columns=COLUMNS,
-        title="ALBERT shared vs unshared (sentiment, 5k training examples, 3 epochs)",
-        report_name="albert_report.md",
-        arms=["shared", "unshared"],
-        footer="Post (ALBERT small, full data, 10 epochs, mean of 3): valid/test small_unshared 94.66/94.35, "
-        "small 94.57/94.52; 38 vs 33 s/epoch.",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+REPRODUCTION = seed_sweep(
+    name="albert",
+    description="ALBERT post (2): shared vs unshared, 3 seeds each, from data/pretrained/albert_small.",
+    out="docs/albert_unshared.md",
+    experiment="albert_compare",
+    log_name="albert_compare",
+    row=job_row,
+    paired=("shared", "test"),
+    columns=COLUMNS,
+    title="ALBERT shared vs unshared (sentiment, 5k training examples, 3 epochs)",
+    arms=["shared", "unshared"],
+    footer="Post (ALBERT small, full data, 10 epochs, mean of 3): valid/test small_unshared 94.66/94.35, "
+    "small 94.57/94.52; 38 vs 33 s/epoch.",
+)

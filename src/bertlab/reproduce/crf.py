@@ -1,19 +1,18 @@
-#!/usr/bin/env python
-"""Reproduce the CRF post's layer-1 table (kexue.fm 7196) in one command.
+"""The CRF post's layer-1 table (kexue.fm 7196): CRF-1, CRF-2, CRF-3, Softmax, MEMM.
 
-Runs the rows of conf/experiment/crf_layer1/ (CRF-1, CRF-2, CRF-3, Softmax, MEMM) as one
-Hydra multirun (a sweep over the row files, never a cross product), then writes
-``crf_layer1.md`` into the sweep folder (and prints it):
+Runs the rows of conf/experiment/crf_layer1/ as one Hydra multirun (a sweep over the row
+files, never a cross product), then writes ``crf_layer1.md`` into the sweep folder (and prints
+it):
 
 * per row: main lr, head lr, validation F1 after epoch 1 and best (epoch), the PKU test F1
   of the best-validation checkpoint, seconds of training;
 * for the rows with transitions: max |transitions - init| next to head lr x optimizer
-  steps (under Adam a weight moves at most about lr per step);
-* the learned matrices of CRF-1 (x1) and CRF-2 (x10) side by side.
+  steps (under Adam a weight moves at most about lr per step), and how many of the 8 moves a
+  BMES tagging can never make score below zero;
+* the learned matrices of the first three rows with transitions side by side.
 
-    python scripts/reproduce_crf.py [--rows crf1,crf2,...] [--out DIR] [extra overrides ...]
-    python scripts/reproduce_crf.py --claim [--out DIR]   # main claim: lr 1e-5, CRF x1/x100/x1000, pretrained
-    python scripts/reproduce_crf.py --report-only DIR     # table of an existing sweep
+    python -m bertlab.reproduce crf [--rows crf1,crf2,...] [--out DIR] [-- overrides ...]
+    python -m bertlab.reproduce crf --report-only DIR     # table of an existing sweep
 
 The post's numbers (BERT-base layer 1, test F1 epoch 1 / best): CRF-1 0.914 / 0.925,
 CRF-2 0.929 / 0.930, CRF-3 0.673 / 0.747, Softmax 0.899 / 0.907.
@@ -22,38 +21,22 @@ CRF-2 0.929 / 0.930, CRF-3 0.673 / 0.747, Softmax 0.899 / 0.907.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from bertlab.reporting.multirun import load_multirun
+from bertlab.reporting.multirun import JobResult, load_multirun
+from bertlab.reporting.tables import count_negative, impossible_moves, num, read_matrix, transition_files, write_table
+from bertlab.reproduce.base import ROOT, Command, Reproduction, stamp, train
+from bertlab.utils.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS = ("crf1", "crf2", "crf3", "softmax", "memm")
-# moves a BMES tagging can never make (from, to)
-IMPOSSIBLE = (("s", "m"), ("s", "e"), ("b", "s"), ("b", "b"), ("m", "s"), ("m", "b"), ("e", "m"), ("e", "e"))
 POST = {"CRF-1": (0.914, 0.925), "CRF-2": (0.929, 0.930), "CRF-3": (0.673, 0.747), "Softmax": (0.899, 0.907)}
+TABLE = "crf_layer1.md"
 
 
-def read_matrix(path: Path) -> tuple[list[str], list[list[float]]]:
-    rows = list(csv.reader(open(path, encoding="utf-8")))
-    return rows[0][1:], [[float(x) for x in r[1:]] for r in rows[1:]]
-
-
-def transition_files(job: Path) -> list[Path]:
-    return sorted((job / "transitions").glob("step*.csv"))
-
-
-def fmt(x, digits=4) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def job_row(job) -> dict:
+def job_row(job: JobResult) -> dict:
     cfg = yaml.safe_load(open(job.path / ".hydra" / "config.yaml", encoding="utf-8"))
     head = cfg["head"]["type"]
     lr = float(cfg["optimizer"]["lr"])
@@ -87,8 +70,8 @@ def job_row(job) -> dict:
         row["names"], row["init"], row["last"] = names, init, last
         row["moved"] = max(abs(a - b) for ra, rb in zip(init, last) for a, b in zip(ra, rb))
         if names == ["s", "b", "m", "e"]:  # BMES: how many of the 8 impossible moves score < 0
-            count = lambda m: sum(m[names.index(a)][names.index(b)] < 0 for a, b in IMPOSSIBLE)  # noqa: E731
-            row["impossible_neg"] = f"{count(last)} (init {count(init)})"
+            moves = impossible_moves(names)
+            row["impossible_neg"] = f"{count_negative(names, last, moves)} (init {count_negative(names, init, moves)})"
     return row
 
 
@@ -109,9 +92,9 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
         head_lr = "-" if r["head_lr"] is None else f"{r['head_lr']:g}"
         budget = "-" if r["head_lr"] is None else f"{r['head_lr'] * r['steps']:.3g}"
         out.append(
-            f"| {r['row']} | {r['head']} | {r['lr']:g} | {head_lr} | {fmt(r['val_epoch1'])} "
-            f"| {fmt(r['val_best'])} ({r['best_epoch']}) | {fmt(r['test_f1'])} | {post_s} "
-            f"| {fmt(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {fmt(r['seconds'], 0)} |"
+            f"| {r['row']} | {r['head']} | {r['lr']:g} | {head_lr} | {num(r['val_epoch1'])} "
+            f"| {num(r['val_best'])} ({r['best_epoch']}) | {num(r['test_f1'])} | {post_s} "
+            f"| {num(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {num(r['seconds'], 0)} |"
         )
     mats = [r for r in rows if "last" in r][:3]
     if len(mats) >= 2:
@@ -128,47 +111,49 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def report(sweep_dir: Path) -> str:
+def write_report(sweep_dir: Path, table: str = TABLE) -> int:
+    """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it."""
+    if not (sweep_dir / "multirun.yaml").is_file():
+        raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
     _, jobs = load_multirun(sweep_dir)
     md = render([job_row(j) for j in jobs], sweep_dir)
-    (sweep_dir / "crf_layer1.md").write_text(md, encoding="utf-8")
-    return md
+    write_table(sweep_dir / table, md)
+    sys.stdout.write(md)
+    print(f"wrote {sweep_dir / table}")
+    return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row files of conf/experiment/crf_layer1/")
     ap.add_argument(
-        "--claim",
-        action="store_true",
-        help="instead: the post's main claim, experiment=crf_lr_claim with CRF x1, x100, x1000 at lr 1e-5",
+        "--out",
+        default=str(Path("logs") / "crf_layer1" / stamp()),
+        help="sweep folder (default: logs/crf_layer1/<time>)",
     )
-    ap.add_argument("--out", default=None, help="sweep folder (default: logs/crf_layer1/<time>)")
     ap.add_argument("--report-only", default=None, metavar="DIR", help="only tabulate an existing sweep folder")
-    args, extra = ap.parse_known_args(argv)
-    if args.report_only:
-        sys.stdout.write(report(Path(args.report_only)))
-        return 0
-    out = Path(args.out or ROOT / "logs" / "crf_layer1" / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    if args.claim:
-        sweep = ["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=1,100,1000"]
-    else:
-        sweep = ["experiment=" + ",".join(f"crf_layer1/{r}" for r in args.rows.split(","))]
-    cmd = [sys.executable, "-m", "bertlab.train", "-m", *sweep, f"hydra.sweep.dir={out}", *extra]
-    print("running:", " ".join(cmd), flush=True)
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-    }
-    rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
-    if not (out / "multirun.yaml").is_file():
-        print(f"the sweep did not start (exit {rc})", file=sys.stderr)
-        return rc or 2
-    sys.stdout.write(report(out))
-    print(f"wrote {out / 'crf_layer1.md'}")
-    return rc
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = [r for r in rows if not (ROOT / "conf" / "experiment" / "crf_layer1" / f"{r}.yaml").is_file()]
+    if unknown or not rows:
+        name = (unknown or [""])[0]
+        raise ConfigError("--rows", f"no row file conf/experiment/crf_layer1/{name}.yaml (rows: {', '.join(ROWS)})")
+    sweep = "experiment=" + ",".join(f"crf_layer1/{r}" for r in rows)
+    return [train("-m", sweep, f"hydra.sweep.dir={ROOT / args.out}", *overrides, keep_going=True)]
+
+
+def report(args: argparse.Namespace) -> int:
+    return write_report(Path(args.report_only) if args.report_only else ROOT / args.out)
+
+
+REPRODUCTION = Reproduction(
+    name="crf",
+    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM (5 runs, <= 5 min each).",
+    table="logs/crf_layer1/<time>/crf_layer1.md (--out DIR: DIR/crf_layer1.md)",
+    plan=plan,
+    report=report,
+    add_arguments=add_arguments,
+    report_only=("report_only",),
+    where=lambda args: (Path(args.report_only) if args.report_only else ROOT / args.out) / TABLE,
+)

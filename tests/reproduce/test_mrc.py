@@ -1,8 +1,11 @@
-"""The MLM reading-comprehension results table from run folders (fixture metrics.json files)."""
+"""python -m bertlab.reproduce mrc: the MLM reading-comprehension results table from run folders
+(fixture metrics.json files)."""
 
 import json
 
-from bertlab.reporting.mrc_table import main
+from bertlab.reporting.tables import load_metrics
+from bertlab.reproduce.__main__ import main
+from bertlab.reproduce.mrc import load_speed, table
 
 BOUNDS = {
     "baseline_acc": 0.05,
@@ -16,7 +19,7 @@ BOUNDS = {
 
 def _run(tmp_path, name, test, steps=100):
     d = tmp_path / name
-    d.mkdir()
+    d.mkdir(parents=True)
     (d / "metrics.json").write_text(
         json.dumps(
             {
@@ -72,9 +75,10 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
             }
         )
     )
-    out = tmp_path / "r" / "t.md"
-    assert main([f"overfit={over}", f"scratch={held}", "--speed", str(speed), "--out", str(out)]) == 0
-    rows = out.read_text().splitlines()
+    # the overfit run listed first: the bounds must still come from the held-out run
+    rows = table(
+        [("overfit", load_metrics(over)), ("scratch", load_metrics(held))], load_speed(str(speed))
+    ).splitlines()
     assert rows[2] == (
         "| overfit | training questions (overfit check) (200 questions) | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
         "| 0.9050 / 0.9800 | 700 | 61 |"
@@ -93,11 +97,28 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
     assert "| constrained | 12.00 | 0.4000 |" in text and "6.0x" in text
 
 
+def test_report_of_the_run_folder(tmp_path, capsys):
+    """--report-only over <dir>/{scratch,overfit} and <dir>/bench.json: rows in that order, the
+    bounds from the held-out run and the speed section."""
+    d = tmp_path / "mrc"
+    _run(d, "scratch", {"acc": 0.3, "f1": 0.5, "final": 0.4, "evaluated_on": "held-out questions", **BOUNDS})
+    _run(d, "overfit", {"acc": 0.95, "evaluated_on": "training questions (overfit check)"}, steps=700)
+    (d / "bench.json").write_text(json.dumps({"constrained": {"questions_per_s": 12.0, "final": 0.4}}))
+    out = tmp_path / "r" / "t.md"
+    assert main(["mrc", "--report-only", "--dir", str(d), "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[2].startswith("| scratch | held-out questions") and rows[3].startswith("| overfit | training")
+    assert rows[4].startswith("| trivial baseline") and "| 0.0500 | 0.2500 | 0.1500 |" in rows[4]
+    assert "| constrained | 12.00 | 0.4000 |" in out.read_text()
+    assert out.read_text() == capsys.readouterr().out
+
+
 def test_bad_speed_file_and_missing_run_are_one_error_line(tmp_path, capsys):
-    held = _run(tmp_path, "h", {"acc": 0.3})
-    bad = tmp_path / "bench.json"
-    bad.write_text("{not json")
-    assert main([f"a={held}", "--speed", str(bad)]) == 2
+    d = tmp_path / "mrc"
+    _run(d, "scratch", {"acc": 0.3})
+    _run(d, "overfit", {"acc": 0.9})
+    (d / "bench.json").write_text("{not json")
+    assert main(["mrc", "--report-only", "--dir", str(d)]) == 2
     assert "bench.json" in capsys.readouterr().err
-    assert main([f"x={tmp_path / 'nope'}"]) == 2
+    assert main(["mrc", "--report-only", "--dir", str(tmp_path / "nope")]) == 2
     assert "no metrics.json" in capsys.readouterr().err

@@ -6,7 +6,7 @@ validation F1 at the first validation (step 150), best validation F1, the last t
 reached in the budget, and PKU test F1 / OOV recall of the best checkpoint; mean +- std over
 seeds, then one row per run.
 
-    python scripts/reproduce_pretrain.py [--out FILE] [--multirun DIR] [-- key=value ...]
+    python -m bertlab.reproduce pretrain [--out FILE] [--multirun DIR] [-- key=value ...]
 
 ``-- threads=1`` gives every run one core (the budget is wall time: state the load you ran it
 under).
@@ -14,11 +14,10 @@ under).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config
-from bertlab.reporting.seed_sweep import main as sweep_main
+from bertlab.reproduce.base import seed_sweep
 
 COLUMNS = [
     Column("first val F1 (%)", "first", 100.0),
@@ -47,20 +46,15 @@ def job_row(job) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    return sweep_main(
-        argv,
-        doc=__doc__,
-        experiment="pretrain_compare",
-        log_name="pretrain_compare",
-        row=job_row,
-        paired=("from scratch", "test"),
-        columns=COLUMNS,
-        arms=["from scratch", "pretrained (bert_small)"],
-        title="CWS with the small pretrained BERT vs from scratch (4 x 256, 5 minutes of training)",
-        report_name="pretrain_report.md",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+REPRODUCTION = seed_sweep(
+    name="pretrain",
+    description="Pretraining (issue 5): CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds.",
+    out="docs/pretrain_compare.md",
+    experiment="pretrain_compare",
+    log_name="pretrain_compare",
+    row=job_row,
+    paired=("from scratch", "test"),
+    columns=COLUMNS,
+    arms=["from scratch", "pretrained (bert_small)"],
+    title="CWS with the small pretrained BERT vs from scratch (4 x 256, 5 minutes of training)",
+)

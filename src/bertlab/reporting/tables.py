@@ -1,0 +1,132 @@
+"""Shared pieces of the results tables (``python -m bertlab.reproduce <name>`` writes them):
+reading a run folder (``metrics.json``, its resolved config, the learned transition matrices)
+and formatting numbers and markdown cells.
+
+A run folder is what ``python -m bertlab.train`` leaves: ``metrics.json`` when it finished,
+``.hydra/config.yaml`` (the resolved config, interpolations kept) and, for a CRF or MEMM head,
+``transitions/step*.csv`` (one matrix per validation, the first one before training).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bertlab.utils.atomic import atomic_write_text
+from bertlab.utils.errors import DataError
+
+__all__ = [
+    "load_metrics",
+    "load_config",
+    "num",
+    "esc",
+    "read_matrix",
+    "transition_files",
+    "impossible_moves",
+    "count_negative",
+    "write_table",
+]
+
+
+# ---------------------------------------------------------------------------------------- reading
+def load_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's ``metrics.json``; a missing or broken one is a :class:`DataError` naming it."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(path):
+        raise DataError(path, None, "no metrics.json (did the run finish?)")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise DataError(path, err.lineno, f"not JSON ({err.msg})") from None
+
+
+def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's resolved Hydra config (``.hydra/config.yaml``), {} when there is none."""
+    path = os.path.join(run_dir, ".hydra", "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
+    except Exception as err:  # a broken file is named, not skipped silently
+        raise DataError(path, None, f"not a readable config ({type(err).__name__}: {err})") from None
+
+
+def read_matrix(path: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
+    """A transition CSV of :class:`bertlab.callbacks.transitions.TransitionHeatmap`: tag names
+    (the header after ``from\\to``) and the matrix, rows "from", columns "to"."""
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return rows[0][1:], [[float(x) for x in r[1:]] for r in rows[1:]]
+
+
+def transition_files(run_dir: str | os.PathLike) -> list[Path]:
+    """The run's saved transition matrices in step order (the first is the init)."""
+    return sorted((Path(run_dir) / "transitions").glob("step*.csv"))
+
+
+# ---------------------------------------------------------------------------------------- tag moves
+def _parse(name: str) -> tuple[str, str]:
+    """``(prefix, type)``: CWS tags ``s b m e`` are BMES with one unnamed type; NER tags are
+    ``O`` or ``P-TYPE``."""
+    if name == "O":
+        return "O", ""
+    if name in ("s", "b", "m", "e"):
+        return name.upper(), ""
+    if len(name) >= 3 and name[1] == "-" and name[0] in "BIMES":
+        return name[0], name[2:]
+    raise ValueError(f"{name!r} is not a tag of a BMES / BIO scheme (s b m e, O, or P-TYPE)")
+
+
+def impossible_moves(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``(from, to)`` tag pairs no valid tagging contains: in BMES (CWS's ``s b m e`` or
+    NER's ``B-X M-X E-X S-X``) after B or M only M or E of the same type, and M / E only after
+    B or M of the same type; in BIO, I-X only after B-X or I-X. For CWS these are the 8 moves
+    s->m, s->e, b->s, b->b, m->s, m->b, e->m, e->e."""
+    parsed = [_parse(n) for n in names]
+    bmes = any(p in ("M", "E", "S") for p, _ in parsed)
+    out = []
+    for a, pa in zip(names, parsed):
+        for b, pb in zip(names, parsed):
+            if bmes:
+                inside = pa[0] in ("B", "M")
+                ok = (pb[0] in ("M", "E") and pb[1] == pa[1]) if inside else pb[0] not in ("M", "E")
+            else:
+                ok = pb[0] != "I" or (pa[0] in ("B", "I") and pa[1] == pb[1])
+            if not ok:
+                out.append((a, b))
+    return out
+
+
+def count_negative(names: Sequence[str], matrix: Sequence[Sequence[float]], moves: Sequence[tuple[str, str]]) -> int:
+    """How many of ``moves`` score below zero in ``matrix`` (a learned CRF / MEMM matrix should
+    make every impossible move negative)."""
+    index = {n: i for i, n in enumerate(names)}
+    return sum(matrix[index[a]][index[b]] < 0 for a, b in moves)
+
+
+# ---------------------------------------------------------------------------------------- formatting
+def num(x: Any, digits: int = 4) -> str:
+    """``x`` with ``digits`` decimals; "-" for None, NaN, a bool or anything not a number."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def esc(text: Any) -> str:
+    """Text safe inside one markdown table cell (``|`` escaped, newlines as spaces)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_table(path: str | os.PathLike, text: str) -> None:
+    """Write a report atomically (a half-written one never replaces a finished one), creating
+    its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(str(path), text)

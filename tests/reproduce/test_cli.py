@@ -1,0 +1,208 @@
+"""python -m bertlab.reproduce: the registry, --dry-run of every post, the runner's chain rules,
+and the Makefile's reproduce-* targets calling only it."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertlab.reproduce import get, names
+from bertlab.reproduce.__main__ import main
+from bertlab.reproduce.base import Command, Reproduction, best_checkpoint, path_exists, run
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTS = ["albert", "crf", "crf_claim", "generation", "mrc", "ner", "orthogonality", "pretrain", "triples"]
+
+
+def test_list_names_all_nine_with_a_description(capsys):
+    assert names() == POSTS
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == POSTS
+    for line, name in zip(lines, POSTS):
+        assert line[len(name) :].strip() == get(name).description and len(line.split()) > 3
+
+
+def test_help_lists_every_name_with_its_description():
+    out = subprocess.run(
+        [sys.executable, "-m", "bertlab.reproduce", "--help"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    flat = " ".join(out.split())
+    for name in POSTS:
+        assert f"{name} {' '.join(get(name).description.split())}" in flat
+
+
+def _no_subprocess(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError(f"dry-run ran a command: {a}")
+
+    monkeypatch.setattr(subprocess, "run", boom)
+
+
+# the commands each dry-run must print (fragments of its lines, in order)
+EXPECTED = {
+    "crf": [["-m bertlab.train -m experiment=crf_layer1/crf1,crf_layer1/crf2,crf_layer1/crf3,crf_layer1/softmax,"]],
+    "crf_claim": [["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=1,100,1000"]],
+    "ner": [
+        ["experiment=ner_crf", "data=ner_resume", "head=crf", "lr_multipliers.crf=1 ", "seed=1,2,3"],
+        ["head=crf", "lr_multipliers.crf=10 "],
+        ["head=crf", "lr_multipliers.crf=100 "],
+        ["head=softmax", "~optimizer.lr_multipliers.crf"],
+        ["head=memm", "+optimizer.lr_multipliers.memm=10"],
+    ],
+    "albert": [["-m bertlab.train -m experiment=albert_compare"]],
+    "orthogonality": [
+        ["kind=none"],
+        ["kind=som", "weight=1e-8"],
+        ["kind=som", "weight=1e-7"],
+        ["kind=soft"],
+        ["kind=biggan"],
+    ],
+    "pretrain": [["-m bertlab.train -m experiment=pretrain_compare"]],
+    "triples": [
+        ["experiment=triples hydra.run.dir=logs/reproduce/triples/scratch"],
+        ["experiment=triples_overfit hydra.run.dir=logs/reproduce/triples/overfit"],
+        ["if [ -d data/pretrained/bert_small ]", "encoder=bert_small_pretrained"],
+    ],
+    "mrc": [
+        ["experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch"],
+        ["experiment=mrc_mlm_overfit"],
+        ["if [ -d data/pretrained/bert_small ]", "optimizer.lr=1e-4"],
+        ["scripts/bench_mrc.py --ckpt 'logs/reproduce/mrc/overfit/checkpoints/best-*.ckpt' --questions 100"],
+    ],
+    "generation": [
+        ["if ! [ -f logs/reproduce/generation/classifier/metrics.json ]", "experiment=sentiment_cls"],
+        ["experiment=cond_gen", "model.control_classifier_ckpt=logs/reproduce/generation/classifier/checkpoints/"],
+        ["experiment=cond_gen_uncond"],
+        ["if [ -d data/pretrained/bert_small ]", "encoder=bert_small_pretrained"],
+        ["experiment=cond_gen_overfit"],
+        ["-m bertlab.evaluate", "+data.overfit_texts=null", "overfit_heldout"],
+        ["scripts/bench_generate.py", "--json logs/reproduce/generation/bench.json"],
+    ],
+}
+
+
+@pytest.mark.parametrize("name", POSTS)
+def test_dry_run_prints_the_commands_and_runs_nothing(name, monkeypatch, capsys, tmp_path):
+    assert set(EXPECTED) == set(POSTS)
+    _no_subprocess(monkeypatch)
+    before = sorted(p.name for p in (ROOT / "logs").glob("*")) if (ROOT / "logs").is_dir() else []
+    assert main([name, "--dry-run", "--", "threads=1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cmds, last = lines[:-1], lines[-1]
+    assert len(cmds) == len(EXPECTED[name])
+    for line, parts in zip(cmds, EXPECTED[name]):
+        assert line.startswith(("python ", "if ")), line
+        for part in parts:
+            assert part in line + " ", (part, line)
+        if "bertlab.train" in line and "experiment=sentiment_cls" not in line:  # the classifier: --cls-args
+            assert line.removesuffix("; fi").endswith(" threads=1")  # the overrides reach every training
+    assert last.startswith("# then the table -> ") and last.endswith(".md")
+    after = sorted(p.name for p in (ROOT / "logs").glob("*")) if (ROOT / "logs").is_dir() else []
+    assert after == before  # no folder was made
+
+
+def test_unknown_name_bad_option_and_bad_rows_are_usage_errors(capsys):
+    assert main(["nope"]) == 2
+    assert main(["orthogonality", "--seeds", "a,b"]) == 2
+    assert "comma-separated list of integers" in capsys.readouterr().err
+    assert main(["crf", "--rows", "crf1,crf9", "--dry-run"]) == 2
+    assert "crf_layer1/crf9.yaml" in capsys.readouterr().err
+
+
+def _rep(cmds, reported):
+    def report(args):
+        reported.append(args.wall_seconds)
+        return 0
+
+    return Reproduction(name="t", description="d", table="t.md", plan=lambda a, o: cmds, report=report)
+
+
+def _args(**kw):
+    return argparse.Namespace(dry_run=False, out="t.md", **kw)
+
+
+def test_runner_chain_stops_on_a_failure_but_a_sweep_keeps_going(tmp_path, capsys):
+    mark = tmp_path / "ran"
+    touch = Command(["python", "-c", f"open({str(mark)!r}, 'a').write('x')"])
+    fail = Command(["python", "-c", "raise SystemExit(3)"])
+    reported: list = []
+    assert run(_rep([fail, touch], reported), _args(), []) == 3  # the chain stops, no table
+    assert not mark.exists() and reported == []
+    sweep = Command(["python", "-c", "raise SystemExit(3)"], keep_going=True)
+    assert run(_rep([sweep, touch], reported), _args(), []) == 1  # runs on, tabulates, exits 1
+    assert mark.read_text() == "x" and len(reported) == 1 and reported[0] > 0
+    skipped = Command(["python", "-c", "raise SystemExit(5)"], only_if=path_exists(tmp_path / "absent"))
+    assert run(_rep([skipped], reported), _args(), []) == 0
+    assert "is false" in capsys.readouterr().out
+
+
+def test_a_missing_best_checkpoint_stops_the_chain_with_one_error_line(tmp_path, capsys):
+    cmd = Command(["python", "-c", "pass", best_checkpoint(tmp_path / "run")])
+    assert run(_rep([cmd], []), _args(), []) == 2
+    assert "best-*.ckpt" in capsys.readouterr().err
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "best-step0000009.ckpt").write_text("")
+    assert cmd.resolved()[-1] == str(tmp_path / "run" / "checkpoints" / "best-step0000009.ckpt")
+
+
+def _make_targets() -> dict[str, list[str]]:
+    targets: dict[str, list[str]] = {}
+    current = None
+    for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^([A-Za-z0-9_-]+):", line)
+        if m:
+            current = m.group(1)
+            targets[current] = []
+        elif line.startswith("\t") and current:
+            targets[current].append(line.strip())
+        elif line.strip() and not line.startswith("\t"):
+            current = None
+    return targets
+
+
+def test_makefile_reproduce_targets_call_only_bertlab_reproduce():
+    targets = _make_targets()
+    repro = {t: body for t, body in targets.items() if t.startswith("reproduce-")}
+    assert set(repro) == {"reproduce-" + n.replace("_", "-") for n in POSTS}
+    for target, body in repro.items():
+        assert len(body) == 1, (target, body)
+        assert body[0].startswith(f"$(REPRODUCE) {target[len('reproduce-') :].replace('-', '_')} "), (target, body)
+    assert "REPRODUCE = $(PY) -m bertlab.reproduce" in (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith(".PHONY"))
+    assert set(repro) <= set(phony.split())
+    assert not list((ROOT / "scripts").glob("reproduce_*.py"))
+
+
+def test_ner_arms_compose(make_cfg):
+    from bertlab.reproduce.ner import ARMS, sweeps
+
+    got = []
+    for overrides in sweeps("1"):
+        cfg = make_cfg(["experiment=ner_crf", *overrides])
+        got.append((cfg.head.type, dict(cfg.optimizer.lr_multipliers), cfg.data.dataset, cfg.trainer.max_time))
+    assert [g[:2] for g in got] == [
+        ("crf", {"crf": 1}),
+        ("crf", {"crf": 10}),
+        ("crf", {"crf": 100}),
+        ("softmax", {}),
+        ("memm", {"memm": 10}),
+    ]
+    assert {g[2:] for g in got} == {("resume", "00:00:08:00")} and len(ARMS) == 5
+
+
+def test_generation_classifier_gets_its_own_overrides_and_folders(capsys):
+    argv = ["generation", "--dry-run", "--dir", "g", "--cls-dir", "c", "--cls-args", "threads=1 trainer.max_epochs=1"]
+    assert main([*argv, "--", "threads=2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "if ! [ -f c/metrics.json ]; then python -m bertlab.train experiment=sentiment_cls hydra.run.dir=c "
+        "threads=1 trainer.max_epochs=1; fi"
+    )
+    assert "'model.control_classifier_ckpt=c/checkpoints/best-*.ckpt' hydra.run.dir=g/scratch threads=2" in lines[1]
+    assert lines[-1] == f"# then the table -> {ROOT / 'g' / 'results.md'}"
