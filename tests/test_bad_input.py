@@ -61,7 +61,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     # readable files of another format (issue 21): CoNLL NER and JSON lines as segmentation data
     f["conll"] = _write(
         d / "ner.char.bmes",
-        "".join(f"{c} {'B-LOC' if i % 2 else 'O'}\n" for i, c in enumerate("北京是中国的首都我们在上海工作") * 3),
+        "".join(f"{c} {'B-LOC' if i % 2 else 'O'}\n" for i, c in enumerate("北京是中国的首都我们在上海工作" * 3)),
     )
     f["jsonl"] = _write(
         d / "records.json",
