@@ -35,13 +35,14 @@ def _write(path: Path, lines: list[str]) -> Path:
         ('  "context": "北京是中国的首都",', "a line of a JSON document"),
         ("这部电影真好看\t1", "a tab-separated column"),
         ("共同创造美好的新世纪——二○○一年新年贺词", "unsegmented text"),
+        ("我们爱北京。", "unsegmented text (6 characters in 1 word)"),
     ],
 )
 def test_a_line_of_another_format_is_recognised(line, found):
     assert found in segmented_line_problem(line)
 
 
-@pytest.mark.parametrize("line", [*SEG, "[北京  石景山  发电  总厂]", "图片新闻", "１２５８．４９", ""])
+@pytest.mark.parametrize("line", [*SEG, "[北京  石景山  发电  总厂]", "图片新闻", "１２５８．４９  ３１．７８", ""])
 def test_segmented_lines_pass(line):
     assert segmented_line_problem(line) is None
 

@@ -34,6 +34,8 @@ _JSON_START = re.compile(r'\s*(?:\{|\[\s*\{|\[\s*$|[\]\}],?\s*$|"[^"]*"\s*:)')
 #: a line is "unsegmented" when its mean token length exceeds this and it has this many characters
 _UNSEGMENTED_MEAN_LEN = 6.0
 _UNSEGMENTED_MIN_CHARS = 8
+#: ... or when it is one "word" of this many characters (a short raw sentence)
+_UNSEGMENTED_ONE_WORD = 5
 
 
 def _json_kind(line: str) -> str | None:
@@ -49,7 +51,8 @@ def _json_kind(line: str) -> str | None:
 def segmented_line_problem(line: str) -> str | None:
     """What is wrong with ``line`` as a line of a segmented file (words separated by blanks),
     or None when it looks right. Looks for: JSON, a tab-separated column, a CoNLL
-    ``char TAG`` line, and a long line without word separators (raw text)."""
+    ``char TAG`` line, and a line without word separators (raw text: one "word" of 5+
+    characters, or 8+ characters in words averaging more than 6)."""
     text = line.strip()
     if not text:
         return None
@@ -62,7 +65,8 @@ def segmented_line_problem(line: str) -> str | None:
     if len(tokens) == 2 and len(tokens[0]) == 1 and _TAG.fullmatch(tokens[1]):
         return f"a CoNLL 'char TAG' line: {text[:40]!r}"
     chars = sum(len(t) for t in tokens)
-    if chars >= _UNSEGMENTED_MIN_CHARS and chars / len(tokens) > _UNSEGMENTED_MEAN_LEN:
+    one_long_word = len(tokens) == 1 and chars >= _UNSEGMENTED_ONE_WORD
+    if one_long_word or (chars >= _UNSEGMENTED_MIN_CHARS and chars / len(tokens) > _UNSEGMENTED_MEAN_LEN):
         return f"unsegmented text ({chars} characters in {len(tokens)} word{'s' if len(tokens) > 1 else ''})"
     return None
 
