@@ -58,6 +58,16 @@ def files(tmp_path_factory) -> dict[str, Path]:
             d / "latin1.txt", ("\n".join(PD_LINES[:2]) + "\n").encode() + "caf\xe9  au  lait\n".encode("latin-1")
         ),
     }
+    # readable files of another format (issue 21): CoNLL NER and JSON lines as segmentation data
+    f["conll"] = _write(
+        d / "ner.char.bmes",
+        "".join(f"{c} {'B-LOC' if i % 2 else 'O'}\n" for i, c in enumerate("北京是中国的首都我们在上海工作" * 3)),
+    )
+    f["jsonl"] = _write(
+        d / "records.json",
+        "".join(json.dumps({"text": line, "label": 1}, ensure_ascii=False) + "\n" for line in PD_LINES),
+    )
+    f["input"] = _write(d / "input.txt", "我们爱北京\n")
     whole = lzma.compress(("\n".join(PD_LINES * 40) + "\n").encode())
     f["truncated_xz"] = _write(d / "cut.txt.xz", whole[: len(whole) // 2])
     # NER (Resume layout: <data_dir>/ner/resume/{train,dev,test}.char.bmes)
@@ -197,6 +207,43 @@ def _cases(f: dict[str, Path]) -> dict[str, tuple[str, list[str], str]]:
             [f"ckpt_path={f['evil_ckpt']}", "text=abc"],
             f"ckpt_path: {f['evil_ckpt']} holds pickled objects other than tensors and plain data",
         ),
+        "conll_as_segmentation": (
+            "train",
+            _cws(f, train=f["conll"]),
+            f"{f['conll']}:1: expected segmented text (one sentence a line, words separated by spaces), "
+            "found a CoNLL 'char TAG' line",
+        ),
+        "jsonl_as_segmentation": (
+            "train",
+            _cws(f, train=f["jsonl"]),
+            f"{f['jsonl']}:1: expected segmented text (one sentence a line, words separated by spaces), found a JSON dict",
+        ),
+        "raw_as_gold": (
+            "train",
+            _cws(f, gold=f["raw"]),
+            f"{f['raw']}:1: expected segmented text (one sentence a line, words separated by spaces), "
+            "found unsegmented text",
+        ),
+        "max_len_above_positions": (
+            "train",
+            ["experiment=cws_crf", "data.max_len=600"],
+            "config key 'data.max_len': 600 tokens (special tokens [CLS]/[SEP] included) do not fit the encoder's 512",
+        ),
+        "heads_do_not_divide_hidden": (
+            "train",
+            ["experiment=cws_crf", "encoder.hidden_size=250"],
+            "config key 'encoder.hidden_size': 250 is not divisible by encoder.num_attention_heads=4",
+        ),
+        "output_is_input": (
+            "predict",
+            [f"ckpt_path={f['corrupt_ckpt']}", f"input={f['input']}", f"output={f['input']}"],
+            f"config key 'output': {f['input']} is also an input file",
+        ),
+        "output_folder_missing": (
+            "predict",
+            [f"ckpt_path={f['corrupt_ckpt']}", "text=abc", f"output={f['input'].parent}/no/such/out.jsonl"],
+            f"config key 'output': {f['input'].parent}/no/such/out.jsonl: the folder",
+        ),
         "pretrained_not_a_model": (
             "train",
             [*_cws(f), f"encoder.pretrained={f['not_a_model']}"],
@@ -242,6 +289,13 @@ CLI_ROWS = [
     "unsafe_checkpoint_evaluate",
     "unsafe_checkpoint_predict",
     "pretrained_not_a_model",
+    "conll_as_segmentation",
+    "jsonl_as_segmentation",
+    "raw_as_gold",
+    "max_len_above_positions",
+    "heads_do_not_divide_hidden",
+    "output_is_input",
+    "output_folder_missing",
 ]
 
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.checkpoint import load_run
+from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
 from bertlab.utils.summary import print_summary
@@ -27,6 +28,8 @@ CONFIG_DIR = os.path.join(repo_root(), "conf")
 def evaluate(cfg: DictConfig) -> dict:
     start = time.time()
     out_dir = cfg.paths.output_dir
+    data_files = [v for v in (to_plain(cfg.get("data")) or {}).values() if isinstance(v, str)]
+    check_output_dir(out_dir, [cfg.ckpt_path, *data_files], writes=["metrics.json", "predictions/"])
     os.makedirs(out_dir, exist_ok=True)
     model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
     trainer = hydra.utils.instantiate(

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from bertlab.decoding.sampling import STRATEGIES, check_args
 from bertlab.utils.checkpoint import load_run
+from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
 
@@ -129,6 +130,7 @@ def as_float(key: str, value: Any) -> float:
 def run(cfg: DictConfig) -> list[str]:
     if not isinstance(cfg.use_cache, bool):
         raise ConfigError("use_cache", f"must be true or false, got {cfg.use_cache!r}")
+    check_output_file(cfg.get("output"), inputs=[cfg.ckpt_path])  # before the checkpoint is read
     texts = generate_texts(
         cfg.ckpt_path,
         label=cfg.label,
@@ -142,8 +144,12 @@ def run(cfg: DictConfig) -> list[str]:
         seed=cfg.seed,
         use_cache=cfg.use_cache,
     )
-    sys.stdout.write("".join(t + "\n" for t in texts))
-    sys.stdout.flush()
+    if cfg.get("output"):
+        with open(cfg.output, "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for t in texts))
+    else:
+        sys.stdout.write("".join(t + "\n" for t in texts))
+        sys.stdout.flush()
     return texts
 
 

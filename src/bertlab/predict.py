@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from bertlab.data.io import open_text_lines
 from bertlab.utils.checkpoint import load_run
+from bertlab.utils.cli_checks import check_output_file, predict_expected_task
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
 
@@ -64,16 +65,17 @@ def _inputs(cfg: DictConfig) -> list:
 
 
 def predict(cfg: DictConfig) -> list[dict]:
+    check_output_file(cfg.get("output"), inputs=[cfg.get("input"), cfg.get("ckpt_path")])  # before any loading
     texts = _inputs(cfg)
-    task = cfg.get("task")
-    model, datamodule, _ = load_run(cfg.ckpt_path, expect_task=TASK_MODULES.get(task, task) if task else None)
-    records = predict_texts(model, datamodule, texts)
-    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    expect = predict_expected_task(cfg.get("task"), texts, TASK_MODULES)
+    model, datamodule, _ = load_run(cfg.ckpt_path, expect_task=expect)
+    records = predict_texts(model, datamodule, texts) if texts else []
+    out = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)  # no input: an empty file
     if cfg.get("output"):
         with open(cfg.output, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(out)
     else:
-        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write(out)
     return records
 
 

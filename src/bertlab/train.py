@@ -55,7 +55,8 @@ from bertlab.utils.hydra_utils import (
     repo_root,
     validate_config,
 )
-from bertlab.utils.run_status import RunStatus, is_finished, one_line
+from bertlab.utils.run_lock import RunLock, precheck_run_dir
+from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line
 from bertlab.utils.summary import print_summary
 from bertlab.utils.wandb_utils import wandb_run_finished
 
@@ -92,7 +93,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     out_dir = cfg.paths.output_dir
     validate_config(cfg)
     os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
     if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir):
+        lock.release()
         log.info("%s already finished (status.json done): nothing to resume", out_dir)
         with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
             return json.load(f), {"cfg": cfg}
@@ -106,8 +109,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     except BaseException as err:
         user = find_user_error(err)
         status.failed(str(user) if user is not None else one_line(err))
+        lock.release()
         raise
     status.done(test_checkpoint=metrics.get("test_checkpoint"))
+    lock.release()
     return metrics, objects
 
 
@@ -216,11 +221,13 @@ def run_job(cfg: DictConfig) -> float | None:
     """One job: train, then the objective. In a multirun a failure is recorded (status.json,
     one line on stderr, FAILED_JOBS) and NaN returned, so the sweep goes on."""
     if not _is_multirun():
-        metrics, _ = train(cfg)
-        return metric_value(metrics, cfg.get("optimized_metric"))
+        with failed_on_error(cfg.paths.output_dir):  # "done" only when the whole job completed
+            metrics, _ = train(cfg)
+            return metric_value(metrics, cfg.get("optimized_metric"))
     try:
-        metrics, _ = train(cfg)
-        return metric_value(metrics, cfg.get("optimized_metric"))
+        with failed_on_error(cfg.paths.output_dir):
+            metrics, _ = train(cfg)
+            return metric_value(metrics, cfg.get("optimized_metric"))
     except Exception as err:  # noqa: BLE001  a job's failure must not stop the sweep
         user = find_user_error(err)
         if user is None:
@@ -236,7 +243,7 @@ def run_job(cfg: DictConfig) -> float | None:
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     check_ddp_launch(cfg)
-    with wandb_run_finished():  # one W&B run per job, closed also when the job fails
+    with failed_on_error(cfg.paths.output_dir), wandb_run_finished():  # W&B closed also when the job fails
         return run_job(cfg)
 
 
@@ -244,6 +251,7 @@ def cli() -> None:
     """Entry point: one-line errors for bad overrides, then hydra; exit status 1 when a job
     of a multirun failed (after all jobs ran)."""
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
+    precheck_run_dir(sys.argv[1:])  # a resume of a folder another live process writes: stop before Hydra writes
     main()
     if FAILED_JOBS:
         print(

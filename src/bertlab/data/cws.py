@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertlab.data.format_checks import FormatGuard, segmented_line_problem
 from bertlab.data.io import open_text_lines
 from bertlab.utils.errors import DataError
 
@@ -36,6 +37,7 @@ __all__ = [
     "clean_pd_word",
     "parse_segmented_line",
     "read_segmented_file",
+    "segmented_lines",
     "read_raw_lines",
     "words_to_tags",
     "tags_to_words",
@@ -103,9 +105,27 @@ def parse_segmented_line(line: str, path: str | os.PathLike, lineno: int, clean:
     return words
 
 
+#: what a segmented file must look like (the format checks' "expected ...")
+SEGMENTED = "segmented text (one sentence a line, words separated by spaces)"
+
+
+def segmented_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``open_text_lines`` of a segmented file with its format checked as it goes
+    (:mod:`bertlab.data.format_checks`): a file of another format (CoNLL tags, JSON, a tab
+    column, unsegmented raw text) stops with a DataError naming the file and its first wrong
+    line; a few odd lines (under 1 %) pass."""
+    guard = FormatGuard(path, SEGMENTED)
+    for lineno, line in open_text_lines(path):
+        if line.strip():
+            guard.check(lineno, segmented_line_problem(line))
+        yield lineno, line
+    guard.finish()
+
+
 def read_segmented_file(path: str | os.PathLike, clean: bool = False) -> list[tuple[int, list[str]]]:
-    """Read a segmented file as ``(line_number, words)`` pairs, blank lines included as ``[]``."""
-    return [(lineno, parse_segmented_line(line, path, lineno, clean)) for lineno, line in open_text_lines(path)]
+    """Read a segmented file as ``(line_number, words)`` pairs, blank lines included as ``[]``;
+    the format is checked (:func:`segmented_lines`)."""
+    return [(lineno, parse_segmented_line(line, path, lineno, clean)) for lineno, line in segmented_lines(path)]
 
 
 def read_raw_lines(path: str | os.PathLike) -> list[str]:
@@ -335,7 +355,7 @@ def load_cws_splits(
     for file_idx, path in enumerate(train_files):
         this_fold: set[tuple[str, ...]] = set()
         n_sentences = 0
-        for lineno, line in open_text_lines(path):
+        for lineno, line in segmented_lines(path):
             words = parse_segmented_line(line, path, lineno, clean=True)
             if not words:
                 splits.n_blank_skipped += 1

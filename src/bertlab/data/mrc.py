@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bertlab.data.format_checks import MAX_BAD_FRACTION
 from bertlab.data.io import open_binary
 from bertlab.metrics.reading_comprehension import score_answer
 from bertlab.utils.errors import DataError
@@ -126,7 +127,10 @@ def read_native(path: str, stats: Counter | None = None, skip_bad_records: bool 
     counted and logged (the shipped WebQA sample's last record is cut off)."""
     stats = stats if stats is not None else Counter()
     questions = []
-    for i, (lineno, rec) in enumerate(_load_json_records(path)):
+    bad: list[tuple[int | None, str, str]] = []
+    records = _load_json_records(path)
+    n_records = len(records)
+    for i, (lineno, rec) in enumerate(records):
         where = _where(i, rec)
         missing = [k for k in ("question", "passages") if not isinstance(rec, dict) or k not in rec]
         if missing:
@@ -138,6 +142,7 @@ def read_native(path: str, stats: Counter | None = None, skip_bad_records: bool 
             if not skip_bad_records:
                 raise DataError(path, lineno, f"{where}: {what}")
             log.warning("%s: %s: %s (skipped)", path, where, what)
+            bad.append((lineno, where, what))
             stats["bad_records_skipped"] += 1
             continue
         if not isinstance(rec["question"], str) or not isinstance(rec["passages"], list):
@@ -162,6 +167,15 @@ def read_native(path: str, stats: Counter | None = None, skip_bad_records: bool 
         if not answers:
             stats["questions_without_answer"] += 1
         questions.append(MrcQuestion(str(rec.get("id", f"{path}#{i + 1}")), rec["question"], passages, answers))
+    skipped = len(bad)
+    if skipped and skipped > max(1, MAX_BAD_FRACTION * n_records):
+        lineno, where, what = bad[0]
+        raise DataError(
+            path,
+            lineno,
+            f"{where}: expected a record with 'question' and 'passages', found {what} ({skipped} of {n_records} "
+            f"records, more than {MAX_BAD_FRACTION:.0%}; data.skip_bad_records skips only a few); wrong file?",
+        )
     stats["questions"] += len(questions)
     return questions
 
@@ -217,6 +231,7 @@ def read_cmrc(
 ) -> dict[str, list[MrcQuestion]]:
     """CMRC 2018 / SQuAD JSON -> {"train", "val", "test"} lists of windowed questions."""
     stats = stats if stats is not None else Counter()
+    repaired_before = stats["answer_starts_repaired"]
     records = _load_json_records(path)
     if len(records) != 1 or not isinstance(records[0][1], dict) or "data" not in records[0][1]:
         raise DataError(path, None, "not SQuAD-style JSON: expected one object with a 'data' list")
@@ -227,17 +242,42 @@ def read_cmrc(
             if not isinstance(para, dict) or "context" not in para or "qas" not in para:
                 raise DataError(path, None, f"{where}: missing field 'context' or 'qas'")
             context = para["context"]
+            if not isinstance(context, str) or not isinstance(para["qas"], list):
+                raise DataError(
+                    path,
+                    None,
+                    f"{where}: expected a string 'context' and a list 'qas', found "
+                    f"{type(context).__name__} and {type(para['qas']).__name__}",
+                )
             split = split_of_context(context)
             stats[f"{split}_contexts"] += 1
             for qa in para["qas"]:
                 qid = qa.get("id", "?") if isinstance(qa, dict) else "?"
                 if not isinstance(qa, dict) or "question" not in qa or "answers" not in qa:
                     raise DataError(path, None, f"{where}, question {qid!r}: missing field 'question' or 'answers'")
+                if not isinstance(qa["question"], str) or not isinstance(qa["answers"], list):
+                    raise DataError(
+                        path,
+                        None,
+                        f"{where}, question {qid!r}: expected a string 'question' and a list 'answers', found "
+                        f"{type(qa['question']).__name__} and {type(qa['answers']).__name__}",
+                    )
                 spans, texts = [], []
                 for ans in qa["answers"]:
                     if not isinstance(ans, dict) or "text" not in ans or "answer_start" not in ans:
                         raise DataError(path, None, f"question {qid!r}: an answer lacks 'text' or 'answer_start'")
-                    text, start = str(ans["text"]).strip(), int(ans["answer_start"])
+                    if (
+                        not isinstance(ans["text"], str)
+                        or isinstance(ans["answer_start"], bool)
+                        or not isinstance(ans["answer_start"], int)
+                    ):
+                        raise DataError(
+                            path,
+                            None,
+                            f"question {qid!r}: expected a string 'text' and an integer 'answer_start', found "
+                            f"{ans['text']!r} and {ans['answer_start']!r}",
+                        )
+                    text, start = ans["text"].strip(), ans["answer_start"]
                     if not text:
                         stats["empty_answers_dropped"] += 1
                         continue
@@ -264,6 +304,14 @@ def read_cmrc(
                 out[split].append(MrcQuestion(str(qid), str(qa["question"]), passages, list(dict.fromkeys(texts))))
     for s in SPLITS:
         stats[f"{s}_questions"] += len(out[s])
+    repaired = stats["answer_starts_repaired"] - repaired_before
+    if repaired:
+        log.warning(
+            "%s: %d answer_start(s) did not point at their answer text and were moved to its nearest "
+            "occurrence (data_stats answer_starts_repaired)",
+            path,
+            repaired,
+        )
     return out
 
 

@@ -318,3 +318,6 @@ def validate_config(cfg: DictConfig) -> None:
                 rng = lo if high == math.inf else f"{lo} and <= {high:.10g}"
                 raise ConfigError(key, f"must be {rng}, got {value!r}")
             break
+    from bertlab.utils.startup_checks import check_consistency
+
+    check_consistency(cfg)

@@ -14,11 +14,13 @@ import datetime as _dt
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bertlab.utils.atomic import atomic_write_json
 
-__all__ = ["STATUS_FILE", "RunStatus", "read_status", "is_finished", "one_line"]
+__all__ = ["STATUS_FILE", "RunStatus", "read_status", "is_finished", "one_line", "mark_failed", "failed_on_error"]
 
 STATUS_FILE = "status.json"
 
@@ -92,3 +94,39 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
     return read_status(run_dir).get("status") == "done" and os.path.isfile(
         os.path.join(os.fspath(run_dir), "metrics.json")
     )
+
+
+def mark_failed(run_dir: str | os.PathLike, error: BaseException | str) -> None:
+    """Record ``failed`` for a run of this process whose status.json already says ``done``
+    or ``running`` (an exception after ``train`` returned: the objective, closing a logger):
+    a run is ``done`` only when the whole job completed without an exception. Its
+    metrics.json is renamed ``metrics.incomplete.json`` so the folder no longer looks
+    finished. A status of another process is left alone."""
+    from bertlab.utils.hydra_utils import find_user_error
+
+    status = read_status(run_dir)
+    if status.get("status") not in ("done", "running") or status.get("pid") != os.getpid():
+        return
+    if isinstance(error, BaseException):
+        user = find_user_error(error)
+        error = str(user) if user is not None else one_line(error)
+    keep = {k: v for k, v in status.items() if k not in ("status", "finished", "error")}
+    atomic_write_json(
+        os.path.join(os.fspath(run_dir), STATUS_FILE),
+        {"status": "failed", **keep, "finished": _now(), "error": error},
+        default=str,
+    )
+    metrics = os.path.join(os.fspath(run_dir), "metrics.json")
+    if os.path.exists(metrics):
+        os.replace(metrics, os.path.join(os.fspath(run_dir), "metrics.incomplete.json"))
+
+
+@contextmanager
+def failed_on_error(run_dir: str | os.PathLike) -> Iterator[None]:
+    """``with failed_on_error(run_dir): ...``: any exception inside records ``failed``
+    (:func:`mark_failed`) and propagates."""
+    try:
+        yield
+    except BaseException as err:
+        mark_failed(run_dir, err)
+        raise
