@@ -25,28 +25,33 @@ import sys
 import torch
 
 from bertlab.nn.init import init_weight_
-from bertlab.nn.orthogonality import gram_deviation
+from bertlab.nn.orthogonality import gram_deviation, kernel_statistics
 
 LAWS = ("hf", "xavier", "lecun", "dual", "he", "orthogonal", "lecun_uniform")
 
 
-def measure(sizes, ratio: int, trials: int, seed: int = 0) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """(mean((W^TW - I)^2), mean((diag(W^TW) - 1)^2)) per law and size, averaged over trials."""
+def measure(sizes, ratio: int, trials: int, seed: int = 0) -> tuple[dict[str, list[float]], ...]:
+    """(mean((W^TW - I)^2), mean((diag(W^TW) - 1)^2), mean squared cosine between distinct columns)
+    per law and size, averaged over trials (m >= n here, so the Gram side is always the columns)."""
     gen = torch.Generator().manual_seed(seed)
     full: dict[str, list[float]] = {law: [] for law in LAWS}
     diag: dict[str, list[float]] = {law: [] for law in LAWS}
+    cos2: dict[str, list[float]] = {law: [] for law in LAWS}
     for n in sizes:
         m = ratio * n
         for law in LAWS:
-            vals, dvals = [], []
+            vals, dvals, cvals = [], [], []
             for _ in range(trials):
                 w = torch.empty(m, n, dtype=torch.float64)
                 init_weight_(w, law, generator=gen)
                 vals.append(float(gram_deviation(w)))
-                dvals.append(float(((w * w).sum(0) - 1).pow(2).mean()))
+                st = kernel_statistics(w)
+                dvals.append(float(st["gram_diag"]))
+                cvals.append(float(st["gram_offdiag_cos2"]))
             full[law].append(sum(vals) / len(vals))
             diag[law].append(sum(dvals) / len(dvals))
-    return full, diag
+            cos2[law].append(sum(cvals) / len(cvals))
+    return full, diag, cos2
 
 
 def slope(sizes, values) -> float:
@@ -73,8 +78,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     os.makedirs(args.out, exist_ok=True)
-    square, square_diag = measure(sizes, 1, args.trials)
-    tall, tall_diag = measure(sizes, args.ratio, args.trials, seed=1)
+    square, square_diag, square_cos2 = measure(sizes, 1, args.trials)
+    tall, tall_diag, tall_cos2 = measure(sizes, args.ratio, args.trials, seed=1)
     md = (
         "# mean((W^T W - I)^2) for W [m, n] under each init law\n\n"
         + table("square, m = n", sizes, square)
@@ -87,6 +92,12 @@ def main(argv=None) -> int:
         + table("diagonal only, square", sizes, square_diag)
         + "\n"
         + table(f"diagonal only, tall m = {args.ratio} n", sizes, tall_diag)
+        + "\n"
+        + "The off-diagonal part on column-normalised kernels, the mean squared cosine between distinct\n"
+        + "columns, measures the angles alone (independent of the scale; about 1/m for random columns).\n\n"
+        + table("off-diagonal, mean squared cosine, square", sizes, square_cos2)
+        + "\n"
+        + table(f"off-diagonal, mean squared cosine, tall m = {args.ratio} n", sizes, tall_cos2)
     )
     with open(os.path.join(args.out, "init_geometry.md"), "w", encoding="utf-8") as f:
         f.write(md)

@@ -92,22 +92,75 @@ def test_choice_and_range_rules_name_the_key(make_cfg, override, message):
     assert str(err.value) == message
 
 
+def _all_experiments() -> list[str]:
+    root = CONF / "experiment"
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def _experiments_with_max_steps(make_cfg) -> list[str]:
+    """Every experiment whose composed trainer sets max_steps > 0."""
+    return [n for n in _all_experiments() if int(make_cfg([f"experiment={n}"]).trainer.max_steps) > 0]
+
+
+def last_validated_batch(per_epoch: int, val_check_interval, check_val_every_n_epoch, batches: int) -> bool:
+    """Whether Lightning validates after global batch ``batches`` (1-based) of epochs of ``per_epoch``
+    batches: a float interval f validates batch b of an epoch (1-based) when b % int(per_epoch * f)
+    == 0; an int interval N counts within the epoch, or over all batches when
+    check_val_every_n_epoch is None."""
+    if isinstance(val_check_interval, int) and check_val_every_n_epoch is None:
+        return batches % val_check_interval == 0
+    every = val_check_interval if isinstance(val_check_interval, int) else max(1, int(per_epoch * val_check_interval))
+    rest = batches % per_epoch or per_epoch
+    return rest % every == 0
+
+
+def test_last_validated_batch_rule():
+    # cws_crf: 1,614 batches an epoch, f = 0.25 -> every 403; 2420 = 1614 + 2 x 403
+    assert last_validated_batch(1614, 0.25, 1, 2420) and not last_validated_batch(1614, 0.25, 1, 2418)
+    assert last_validated_batch(2168, 600, 1, 1800) and not last_validated_batch(2168, 0.25, 1, 1800)
+    assert last_validated_batch(100, 30, None, 120) and not last_validated_batch(100, 30, 1, 120)
+
+
+def test_the_experiments_with_max_steps_are_found(make_cfg):
+    found = _experiments_with_max_steps(make_cfg)
+    assert {"cws_crf", "cws_softmax", "cws_crf_naive", "pretrain_mlm", "pretrain_albert"} <= set(found), found
+
+
 @pytest.mark.slow
-def test_the_main_jobs_last_step_is_validated(make_cfg):
-    """make train: max_steps must land on a validation, else the last steps are trained but
-    never validated (nor checkpointed as best). Lightning validates every int(L * f) batches of
-    an epoch of L batches (f = val_check_interval)."""
+def test_every_experiment_with_max_steps_validates_its_last_step(make_cfg):
+    """max_steps must land on a validation, else the last steps are trained but never validated
+    (nor checkpointed as best). The epoch length is the real training loader's (data set up, no
+    training); experiments sharing a data config share one setup."""
     import hydra
+    from omegaconf import OmegaConf
 
     from bertlab.train import resolve_vocab_file
 
-    cfg = make_cfg(["experiment=cws_crf"])
-    dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
-    dm.setup("fit")
-    per_epoch = len(dm.train_dataloader())
-    every = int(per_epoch * float(cfg.trainer.val_check_interval))
-    steps = int(cfg.trainer.max_steps)
-    done_epochs, rest = divmod(steps, per_epoch)
-    assert done_epochs < int(cfg.trainer.max_epochs)
-    # Lightning validates batch b of an epoch when (b + 1) % every == 0, not at an epoch's end otherwise
-    assert (rest > 0 and rest % every == 0) or (rest == 0 and per_epoch % every == 0), (per_epoch, every, steps)
+    lengths: dict[str, int] = {}
+    checked = []
+    for name in _experiments_with_max_steps(make_cfg):
+        cfg = make_cfg([f"experiment={name}"])
+        t = cfg.trainer
+        steps = int(t.max_steps)
+        if steps <= 0:
+            continue
+        key = OmegaConf.to_yaml(cfg.data) + str(resolve_vocab_file(cfg.encoder))
+        if key not in lengths:
+            dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+            dm.setup("fit")
+            lengths[key] = len(dm.train_dataloader())
+        per_epoch = lengths[key]
+        if t.get("limit_train_batches") is not None:
+            lim = t.limit_train_batches
+            per_epoch = int(per_epoch * lim) if isinstance(lim, float) else min(per_epoch, int(lim))
+        batches = steps * int(t.get("accumulate_grad_batches") or 1)
+        if int(t.max_epochs) > 0:
+            assert batches <= per_epoch * int(t.max_epochs), f"{name}: max_epochs ends the run before max_steps"
+        vci = t.val_check_interval
+        vci = int(vci) if isinstance(vci, int) else float(vci)
+        ok = last_validated_batch(per_epoch, vci, t.get("check_val_every_n_epoch"), batches)
+        assert ok, (
+            f"{name}: max_steps {steps} ({per_epoch} batches an epoch, val_check_interval {vci}) is not validated"
+        )
+        checked.append(name)
+    assert len(checked) >= 5, checked

@@ -75,6 +75,10 @@ def test_main_job_end_to_end_on_a_small_slice(trained_run):
     assert len(csvs) >= 2 and len(list((out / "transitions").glob("*.png"))) == len(csvs)
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert any(p.name.startswith("best") for p in (out / "checkpoints").iterdir())
+    # the transitions of the tested (best) checkpoint are kept apart and name its step
+    best_ckpt = next(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("best"))
+    assert (out / "transitions" / "best.csv").is_file()
+    assert best_ckpt == f"best-step{int(saved['transitions/best_step']):07d}.ckpt"
     lr_cols = (out / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "lr-Adam/crf" in lr_cols and "lr-Adam/base" in lr_cols
     assert "time/fit_seconds" in lr_cols.split(",")  # wall clock of every validation (time-to-quality)

@@ -33,3 +33,42 @@ def test_initial_and_validation_matrices(tmp_path):
     _, m7 = _read(tmp_path / "step0000007.csv")
     torch.testing.assert_close(m7, init + 1, atol=1e-6, rtol=0)
     assert (tmp_path / "step0000000.png").is_file() and (tmp_path / "step0000007.png").is_file()
+
+
+def test_the_best_checkpoints_matrix_is_kept_apart(tmp_path):
+    """best.csv follows the ModelCheckpoint's monitor and mode (a strict improvement replaces
+    it), so the reported checkpoint's transitions are not confused with the last step's."""
+    module = nn.Module()
+    module.head = CRF(3)
+    ckpt = SimpleNamespace(monitor="val/f1", mode="max")
+    trainer = SimpleNamespace(
+        global_step=0,
+        is_global_zero=True,
+        sanity_checking=False,
+        datamodule=SimpleNamespace(tag_names=["O", "B-X", "I-X"]),
+        loggers=[],
+        checkpoint_callback=ckpt,
+        callback_metrics={},
+    )
+    cb = TransitionHeatmap(str(tmp_path))
+    mats = {}
+    for step, f1 in [(10, 0.5), (20, 0.8), (30, 0.8), (40, 0.6)]:  # best at 20 (30 only ties)
+        with torch.no_grad():
+            module.head.transitions.add_(1.0)
+        mats[step] = module.head.transitions.detach().clone()
+        trainer.global_step = step
+        trainer.callback_metrics["val/f1"] = torch.tensor(f1)
+        cb.on_validation_epoch_end(trainer, module)
+        cb.on_validation_end(trainer, module)
+    _, best = _read(tmp_path / "best.csv")
+    torch.testing.assert_close(best, mats[20], atol=1e-6, rtol=0)
+    _, last = _read(tmp_path / "step0000040.csv")
+    torch.testing.assert_close(last, mats[40], atol=1e-6, rtol=0)
+    assert cb.best_step == 20 and trainer.callback_metrics["transitions/best_step"].item() == 20.0
+    # mode min: the lowest wins
+    ckpt.mode, cb.best_score, cb.best_step = "min", None, None
+    for step, loss in [(50, 0.4), (60, 0.3), (70, 0.35)]:
+        trainer.global_step = step
+        trainer.callback_metrics["val/f1"] = torch.tensor(loss)
+        cb.on_validation_end(trainer, module)
+    assert cb.best_step == 60

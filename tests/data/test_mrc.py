@@ -16,6 +16,7 @@ from bertlab.data.mrc import (
     MrcQuestion,
     Passage,
     _split_of_context,
+    baseline_answer_len,
     cmrc_question_windows,
     layout_oracle,
     overlap_baseline,
@@ -226,7 +227,48 @@ def test_overlap_baseline_matches_brute_force():
                 ov = sum((Counter(p.text[i : i + n]) & qc).values())
                 if ov > best_ov:
                     best, best_ov = p.text[i : i + n], ov
-        assert overlap_baseline(q) == best
+        assert overlap_baseline(q, n) == best
+
+
+def test_baseline_answer_length_comes_from_the_training_split():
+    def question(answer: str) -> MrcQuestion:
+        return MrcQuestion("t", "问", [Passage("甲乙丙丁")], [answer] if answer else [])
+
+    # lengths 2, 2, 3, 3, 4 (+ a no-answer question, skipped): tie 2 vs 3 -> the shorter
+    train = [question(a) for a in ["北京", "上 海", "天安门", "长城站", "人民大会", ""]]
+    assert baseline_answer_len(train) == 2
+    assert baseline_answer_len(train + [question("故宫馆")]) == 3
+    assert baseline_answer_len([question("")]) == 1
+    with pytest.raises(ValueError):
+        overlap_baseline(train[0], 0)
+
+
+def test_baseline_never_reads_the_evaluated_gold_answers(tmp_path):
+    """The evaluated questions' answers (question- and passage-level) replaced by garbage give
+    the same baseline answers: only the training split sets its length."""
+    dm = MrcDataModule(
+        vocab_file=VOCAB,
+        source="cmrc2018",
+        files=[str(CMRC[1])],
+        answer_rule="passage",
+        max_train_questions=60,
+        max_eval_questions=20,
+    )
+    dm.setup("fit")
+    n = baseline_answer_len(dm.questions["train"])
+    assert dm.bounds["test"]["baseline_answer_len"] == n and "training" in dm.bounds["test"]["baseline_rule"]
+    qs = dm.questions["test"]
+    before = [overlap_baseline(q, n) for q in qs]
+    garbage = [
+        MrcQuestion(q.id, q.question, [Passage(p.text, "乱码" * 9) for p in q.passages], ["乱码" * (i + 5)])
+        for i, q in enumerate(qs)
+    ]
+    assert [overlap_baseline(q, n) for q in garbage] == before
+    assert all(len("".join(b.split())) == n for b in before if b)
+    # the datamodule's baseline metrics use exactly these answers
+    expected = reading_comprehension_scores(before, [q.answers for q in qs])
+    assert dm.bounds["test"]["baseline_final"] == pytest.approx(expected["final"])
+    assert dm.bounds["test"]["baseline_cmrc_f1"] == pytest.approx(expected["cmrc_f1"])
 
 
 # ------------------------------------------------------------------ bad input

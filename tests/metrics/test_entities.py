@@ -123,28 +123,70 @@ def test_entity_scores_length_errors():
         entity_scores([["O"], ["O"]], [["O"], ["O", "O"]])
 
 
-@pytest.mark.parametrize("scheme", ["BIO", "BMES"])
-def test_entity_scores_agree_with_seqeval(scheme):
-    rng = random.Random(1 if scheme == "BIO" else 2)
+def _seqeval_kwargs(scheme, mode):
+    from seqeval.scheme import IOB2, IOBES
+
+    return {"mode": "strict", "scheme": IOB2 if scheme == "BIO" else IOBES} if mode == "strict" else {}
+
+
+def assert_equal_to_seqeval(pred, gold, scheme, mode):
+    """bertlab's micro and per-type P/R/F1 equal seqeval's on the same tags (M- read as I-)."""
+    kw = _seqeval_kwargs(scheme, mode)
+    sp = [_seqeval_tags(t, scheme) for t in pred]
+    sg = [_seqeval_tags(t, scheme) for t in gold]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for _ in range(40):
-            pred, gold = _random_corpus(rng, scheme, rng.randint(1, 12))
-            sp = [_seqeval_tags(t, scheme) for t in pred]
-            sg = [_seqeval_tags(t, scheme) for t in gold]
-            ours = entity_scores(pred, gold, scheme)
-            assert ours["precision"] == pytest.approx(precision_score(sg, sp, zero_division=0), abs=1e-12)
-            assert ours["recall"] == pytest.approx(recall_score(sg, sp, zero_division=0), abs=1e-12)
-            assert ours["f1"] == pytest.approx(f1_score(sg, sp, zero_division=0), abs=1e-12)
-            report = classification_report(sg, sp, output_dict=True, zero_division=0)
-            types = {k for k in report if not k.endswith(" avg")}
-            assert types == set(ours["per_type"])
-            for t in types:
-                mine = ours["per_type"][t]
-                assert mine["precision"] == pytest.approx(report[t]["precision"], abs=1e-12)
-                assert mine["recall"] == pytest.approx(report[t]["recall"], abs=1e-12)
-                assert mine["f1"] == pytest.approx(report[t]["f1-score"], abs=1e-12)
-                assert mine["n_gold"] == report[t]["support"]
+        ours = entity_scores(pred, gold, scheme, mode)
+        assert ours["mode"] == mode
+        assert ours["precision"] == pytest.approx(precision_score(sg, sp, zero_division=0, **kw), abs=1e-12)
+        assert ours["recall"] == pytest.approx(recall_score(sg, sp, zero_division=0, **kw), abs=1e-12)
+        assert ours["f1"] == pytest.approx(f1_score(sg, sp, zero_division=0, **kw), abs=1e-12)
+        report = classification_report(sg, sp, output_dict=True, zero_division=0, **kw)
+    types = {k for k in report if not k.endswith(" avg")}
+    assert types == set(ours["per_type"])
+    for t in types:
+        mine = ours["per_type"][t]
+        assert mine["precision"] == pytest.approx(report[t]["precision"], abs=1e-12)
+        assert mine["recall"] == pytest.approx(report[t]["recall"], abs=1e-12)
+        assert mine["f1"] == pytest.approx(report[t]["f1-score"], abs=1e-12)
+        assert mine["n_gold"] == report[t]["support"]
+    return ours
+
+
+@pytest.mark.parametrize("mode", ["strict", "default"])
+@pytest.mark.parametrize("scheme", ["BIO", "BMES"])
+def test_entity_scores_agree_with_seqeval(scheme, mode):
+    rng = random.Random(1 if scheme == "BIO" else 2)
+    for _ in range(60):
+        pred, gold = _random_corpus(rng, scheme, rng.randint(1, 12))
+        assert_equal_to_seqeval(pred, gold, scheme, mode)
+
+
+def test_strict_mode_edge_cases_by_hand():
+    # BIO: an I- without B- is no entity; a type change ends the chunk; entities at sentence ends
+    assert extract_entities(["I-PER", "I-PER", "O", "B-LOC"], "BIO", "strict") == [("LOC", 3, 4)]
+    assert extract_entities(["B-PER", "I-LOC", "I-LOC"], "BIO", "strict") == [("PER", 0, 1)]
+    assert extract_entities(["B-PER", "I-PER", "B-PER"], "BIO", "strict") == [("PER", 0, 2), ("PER", 2, 3)]
+    # BMES: B not closed by E of its type is nothing; S alone; M without B nothing
+    assert extract_entities(["B-X", "M-X", "O", "S-Y"], "BMES", "strict") == [("Y", 3, 4)]
+    assert extract_entities(["B-X", "M-X", "E-Y"], "BMES", "strict") == []
+    assert extract_entities(["M-X", "E-X", "B-X", "E-X"], "BMES", "strict") == [("X", 2, 4)]
+    assert extract_entities(["B-X", "E-X", "E-X", "S-X"], "BMES", "strict") == [("X", 0, 2), ("X", 3, 4)]
+    # the gold and predictions of these cases against seqeval strict, micro and per type
+    cases_bio = (
+        [["I-PER", "I-PER", "O", "B-LOC"], ["B-PER", "I-LOC", "I-LOC"], ["O", "B-ORG", "I-ORG"]],
+        [["B-PER", "I-PER", "O", "B-LOC"], ["B-PER", "B-LOC", "I-LOC"], ["O", "B-ORG", "I-ORG"]],
+    )
+    s = assert_equal_to_seqeval(*cases_bio, "BIO", "strict")
+    assert (s["n_pred"], s["n_gold"], s["n_correct"]) == (3, 5, 3)
+    cases_bmes = (
+        [["B-X", "M-X", "O", "S-Y"], ["B-X", "M-X", "E-Y"], ["B-Z", "E-Z"]],
+        [["B-X", "M-X", "E-X", "S-Y"], ["B-X", "M-X", "E-X"], ["B-Z", "E-Z"]],
+    )
+    s = assert_equal_to_seqeval(*cases_bmes, "BMES", "strict")
+    assert (s["n_pred"], s["n_gold"], s["n_correct"]) == (2, 4, 2)
+    with pytest.raises(ValueError, match="mode"):
+        extract_entities(["O"], "BIO", "lenient")
 
 
 # --------------------------------------------------------------------------- offsets

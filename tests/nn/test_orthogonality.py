@@ -14,6 +14,8 @@ from bertlab.nn.orthogonality import (
     biggan_orthogonality,
     gram_deviation,
     kernel_of,
+    kernel_statistics,
+    mean_sq_cosine,
     soft_orthogonality,
     som_penalty,
     som_theta,
@@ -90,6 +92,41 @@ def test_baselines_hand_computed():
     assert soft_orthogonality(scaled).item() == pytest.approx((9 - 1) ** 2 + (0.25 - 1) ** 2)
     # post 3's statistic: mean over the n x n entries of (W^T W - I)^2, W = [m, n]
     assert gram_deviation(w).item() == pytest.approx(3.0 / 4)
+
+
+def test_kernel_statistics_split_the_gram_deviation_into_norms_and_angles():
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=D, generator=torch.Generator().manual_seed(0)))
+    st = kernel_statistics(q)  # orthogonal: every part 0
+    assert st["gram_side"] == "columns"
+    for k in ("gram_dev", "gram_diag", "gram_offdiag_cos2", "filter_cos2"):
+        assert st[k] == pytest.approx(0.0, abs=1e-12), k
+    st = kernel_statistics(2 * q)  # scaled orthogonal: angles 0, norms off: (4 - 1)^2 = 9
+    assert st["gram_offdiag_cos2"] == pytest.approx(0.0, abs=1e-12) and st["filter_cos2"] == pytest.approx(0, abs=1e-12)
+    assert st["gram_diag"] == pytest.approx(9.0) and st["gram_dev"] == pytest.approx(9.0 * 6 / 36)
+    # two equal columns (tall 3 x 2): cosine 1 -> the one pair's squared cosine is 1; norms 1 -> diag 0
+    w = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]], dtype=D)
+    st = kernel_statistics(w)
+    assert st["gram_side"] == "columns" and st["gram_offdiag_cos2"] == pytest.approx(1.0)
+    assert st["gram_diag"] == pytest.approx(0.0)
+    # W^T W = [[1, 1], [1, 1]]: (W^T W - I)^2 has two off-diagonal ones -> mean 2 / 4
+    assert st["gram_dev"] == pytest.approx(0.5)
+    # rows [1, 1], [0, 0], [0, 0]: the zero rows have cosine 0 with everything -> 0 over 6 pairs
+    assert st["filter_cos2"] == pytest.approx(0.0)
+    # hand-made angles: columns (1, 0) and (1, 1) -> cos^2 45 deg = 1/2; norms^2 1 and 2 -> diag (0 + 1) / 2
+    st = kernel_statistics(torch.tensor([[1.0, 1.0], [0.0, 1.0]], dtype=D))
+    assert st["gram_offdiag_cos2"] == pytest.approx(0.5) and st["gram_diag"] == pytest.approx(0.5)
+    # rows (1, 1) and (0, 1): cos^2 = 1/2 as well
+    assert st["filter_cos2"] == pytest.approx(0.5)
+
+
+def test_wide_kernels_use_the_smaller_gram_matrix():
+    # W [2, 4]: W^T W (4 x 4, rank 2) cannot be I; the rows are orthonormal -> W W^T = I
+    w = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], dtype=D)
+    st = kernel_statistics(w)
+    assert st["gram_side"] == "rows"
+    assert st["gram_diag"] == pytest.approx(0.0) and st["gram_offdiag_cos2"] == pytest.approx(0.0)
+    assert st["gram_dev"] == pytest.approx(2 / 16)  # the full statistic still sees two missing ones
+    assert mean_sq_cosine(torch.ones(3, 1, dtype=D)).item() == 0.0  # one vector: no pair
 
 
 @pytest.mark.parametrize("n_rows", [5, 40])
@@ -178,8 +215,8 @@ def test_minimising_each_penalty_makes_filters_more_orthogonal():
             opt.step()
 
         def cos(w):
-            wn = nn.functional.normalize(w, dim=1)
-            return (wn @ wn.t() - torch.eye(6)).abs().max()
+            u = nn.functional.normalize(w, dim=1)
+            return (u @ u.t() - torch.eye(6)).abs().max()
 
         assert cos(layer.weight.detach()) < 0.5 * cos(w0), kind
 

@@ -188,3 +188,6 @@ def test_fast_dev_run_of_the_orthogonality_experiment(make_cfg):
     geo = next(c for c in objs["trainer"].callbacks if isinstance(c, KernelGeometry))
     assert geo.steps[0] == 0 and len(geo.values) == 3
     assert os.path.isfile(os.path.join(geo.output_dir, "gram_deviation.csv"))
+    # its parts reach metrics.json; output.dense ([hidden, intermediate], wide) is measured on W W^T
+    assert {"geometry/final_gram_diag_mean", "geometry/final_gram_offdiag_cos2_mean"} <= set(metrics)
+    assert metrics["geometry/final_n_rows_gram"] == 1.0 and "geometry/init_filter_cos2_mean" in metrics

@@ -364,12 +364,29 @@ def _longest_common_substring(a: str, b: str) -> str:
     return a[best_end - best_len : best_end]
 
 
-def overlap_baseline(question: MrcQuestion) -> str:
-    """Trivial baseline: among the passage token runs as long as the first gold answer, the
-    one sharing the most characters (multiset) with the question; ties -> first."""
-    if not question.answers:
-        return ""
-    n = len("".join(question.answers[0].split()))
+BASELINE_RULE = "most frequent first-gold-answer length (non-space chars) of the training questions; ties -> shorter"
+
+
+def baseline_answer_len(train_questions: Sequence[MrcQuestion]) -> int:
+    """The trivial baseline's answer length, chosen from the TRAINING split only
+    (:data:`BASELINE_RULE`): the most frequent length, in non-whitespace characters, of the
+    training questions' first gold answer (questions without an answer skipped); ties go to
+    the shorter length; 1 when no training question has an answer."""
+    counts = Counter(len("".join(q.answers[0].split())) for q in train_questions if q.answers)
+    counts.pop(0, None)
+    if not counts:
+        return 1
+    return min(counts, key=lambda n: (-counts[n], n))
+
+
+def overlap_baseline(question: MrcQuestion, answer_len: int) -> str:
+    """Trivial baseline: among the passage token runs of ``answer_len`` tokens (chosen on the
+    training split by :func:`baseline_answer_len`), the one sharing the most characters
+    (multiset) with the question; ties -> first; "" when no passage is that long. It never
+    reads ``question.answers``."""
+    n = int(answer_len)
+    if n < 1:
+        raise ValueError(f"answer_len must be >= 1, got {answer_len}")
     q = Counter("".join(question.question.split()))
     best, best_overlap = "", -1
     for p in question.passages:

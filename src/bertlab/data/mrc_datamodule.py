@@ -42,9 +42,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bertlab.data.mrc import (
+    BASELINE_RULE,
     SPLITS,
     MrcQuestion,
     Passage,
+    baseline_answer_len,
     layout_oracle,
     overlap_baseline,
     read_cmrc,
@@ -140,7 +142,7 @@ class MrcDataModule(pl.LightningDataModule):
         #: feature index -> (question index, passage index) per evaluation split
         self.refs: dict[str, list[tuple[int, int]]] = {}
         self.stats: dict[str, Any] = {}
-        self.bounds: dict[str, dict[str, float]] = {}
+        self.bounds: dict[str, dict[str, Any]] = {}
         self._counts: Counter = Counter()
         self._train_set: _TrainSet | None = None
         self.evaluated_on = "held-out questions"
@@ -306,17 +308,21 @@ class MrcDataModule(pl.LightningDataModule):
                 refs.append((qi, pj))
         return refs, feats
 
-    def _bounds(self, split: str) -> dict[str, float]:
+    def _bounds(self, split: str) -> dict[str, Any]:
         """The layout's ceiling (oracle answers of <= M - 1 tokens) and the trivial baseline."""
         qs = self.questions[split]
         if not qs:
             return {}
         golds = [q.answers for q in qs]
         oracle = reading_comprehension_scores([layout_oracle(q, self.hparams.max_answer_len - 1) for q in qs], golds)
-        base = reading_comprehension_scores([overlap_baseline(q) for q in qs], golds)
+        n = baseline_answer_len(self.questions["train"])  # from the training split only
+        base = reading_comprehension_scores([overlap_baseline(q, n) for q in qs], golds)
+        keys = ("acc", "f1", "final", "cmrc_em", "cmrc_f1")
         return {
-            **{f"oracle_{k}": oracle[k] for k in ("acc", "f1", "final")},
-            **{f"baseline_{k}": base[k] for k in ("acc", "f1", "final")},
+            **{f"oracle_{k}": oracle[k] for k in keys},
+            **{f"baseline_{k}": base[k] for k in keys},
+            "baseline_answer_len": n,
+            "baseline_rule": BASELINE_RULE,
         }
 
     # ------------------------------------------------------------------ loaders
@@ -472,6 +478,8 @@ class MrcDataModule(pl.LightningDataModule):
         metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
         metrics.update(self.bounds.get(split, {}))
         metrics["evaluated_on"] = self.evaluated_on
+        # the CMRC leaderboard reports the CMRC 2018 script's EM/F1; the post the Sogou tool's
+        metrics["headline"] = "cmrc_em, cmrc_f1" if self.hparams.source == "cmrc2018" else "acc, f1, final"
         outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
         return metrics, outputs
 

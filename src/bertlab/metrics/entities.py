@@ -15,6 +15,12 @@ sequences are read the way everyone reports them:
   ``I-``: the BMES result equals seqeval's on the same tags with ``M-`` replaced by ``I-``.
   On well-formed BMES the result is the obvious one (``B M* E`` and ``S`` entities).
 
+Strict mode (``mode="strict"``, the default of :func:`entity_scores`) replays seqeval's
+``mode="strict"`` with ``scheme=IOB2`` (BIO) or ``scheme=IOBES`` (BMES, ``M-`` read as
+``I-``): only well-formed chunks count. BIO: ``B-X I-X*`` (an ``I-X`` without its ``B-X``
+is no entity, a type change ends the chunk). BMES: ``S-X`` or ``B-X M-X* E-X`` (a ``B`` not
+closed by an ``E`` of its type is no entity, and its ``M`` tags are skipped).
+
 Scores (:func:`entity_scores`): an entity is correct when its type, start and end equal a
 gold entity's of the same sentence; precision = correct / predicted entities, recall =
 correct / gold entities, F1 = 2PR/(P+R), all micro-averaged over the corpus, plus the same
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["SCHEMES", "parse_tag", "extract_entities", "entity_scores", "entities_from_tags"]
+__all__ = ["MODES", "SCHEMES", "parse_tag", "extract_entities", "entity_scores", "entities_from_tags"]
+
+MODES: tuple[str, ...] = ("strict", "default")
 
 SCHEMES: tuple[str, ...] = ("BIO", "BMES")
 _PREFIXES = {"BIO": frozenset("BI"), "BMES": frozenset("BMES")}
@@ -68,7 +76,33 @@ def _starts(prev_tag: str, tag: str, prev_type: str | None, type_: str | None) -
     return tag != "O" and prev_type != type_
 
 
-def extract_entities(tags: Sequence[str], scheme: str = "BIO") -> list[tuple[str, int, int]]:
+def _strict_entities(parsed: list[tuple[str, str | None]], scheme: str) -> list[tuple[str, int, int]]:
+    """seqeval's strict ``Tokens.entities`` (IOB2 / IOBES with M = I), end-exclusive offsets."""
+    ext = [("I" if tag == "M" else tag, t) for tag, t in parsed] + [("O", None)]
+    starts = ("B",) if scheme == "BIO" else ("B", "S")
+    inside = {("B", "I"), ("I", "I")} if scheme == "BIO" else {("B", "I"), ("B", "E"), ("I", "I"), ("I", "E")}
+    out: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(ext):
+        tag, type_ = ext[i]
+        if tag not in starts:
+            i += 1
+            continue
+        end, prev = i + 1, ext[i]
+        while (prev[0], ext[end][0]) in inside and ext[end][1] == prev[1]:
+            prev, end = ext[end], end + 1
+        last, nxt = ext[end - 1], ext[end]
+        if scheme == "BIO":
+            ok = nxt[0] in ("O", "B") or nxt[1] != last[1]  # IOB2 end patterns
+        else:
+            ok = last[0] in ("S", "E")  # IOBES end patterns
+        if ok:
+            out.append((type_, i, end))  # type: ignore[arg-type]
+        i = end
+    return out
+
+
+def extract_entities(tags: Sequence[str], scheme: str = "BIO", mode: str = "default") -> list[tuple[str, int, int]]:
     """Entities ``(type, start, end_exclusive)`` of one tag sequence, in order of their ends.
 
     Exactly seqeval's ``get_entities`` (default mode) with end-exclusive offsets; for
@@ -83,6 +117,10 @@ def extract_entities(tags: Sequence[str], scheme: str = "BIO") -> list[tuple[str
         ValueError: a tag that is not a tag of ``scheme`` (see :func:`parse_tag`).
     """
     parsed = [parse_tag(t, scheme) for t in tags]
+    if mode == "strict":
+        return _strict_entities(parsed, scheme)
+    if mode != "default":
+        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
     entities: list[tuple[str, int, int]] = []
     prev_tag, prev_type, begin = "O", None, 0
     for i, (tag, type_) in enumerate([*parsed, ("O", None)]):
@@ -104,13 +142,17 @@ def _prf(n_correct: int, n_pred: int, n_gold: int) -> dict:
 
 
 def entity_scores(
-    pred_tag_seqs: Sequence[Sequence[str]], gold_tag_seqs: Sequence[Sequence[str]], scheme: str = "BIO"
+    pred_tag_seqs: Sequence[Sequence[str]],
+    gold_tag_seqs: Sequence[Sequence[str]],
+    scheme: str = "BIO",
+    mode: str = "strict",
 ) -> dict:
     """Micro precision / recall / F1 of predicted entities against the gold ones.
 
-    Both sides are decoded with :func:`extract_entities` (the same, seqeval-compatible
-    reading), so the numbers equal seqeval's ``precision_score`` / ``recall_score`` /
-    ``f1_score`` (BMES: on the tags with ``M-`` read as ``I-``).
+    Both sides are decoded with :func:`extract_entities` in ``mode`` (the same reading), so the
+    numbers equal seqeval's ``precision_score`` / ``recall_score`` / ``f1_score`` with
+    ``mode="strict"`` and ``scheme=IOB2`` / ``IOBES`` (``mode="default"``: seqeval's default
+    mode); BMES: on the tags with ``M-`` read as ``I-``. The dict names its ``mode``.
 
     Returns:
         ``{"precision", "recall", "f1", "n_pred", "n_gold", "n_correct", "n_sentences",
@@ -128,8 +170,8 @@ def entity_scores(
     for idx, (pred, gold) in enumerate(zip(pred_tag_seqs, gold_tag_seqs)):
         if len(pred) != len(gold):
             raise ValueError(f"sentence index {idx}: {len(pred)} predicted tags but {len(gold)} gold tags")
-        p_ents = set(extract_entities(pred, scheme))
-        g_ents = set(extract_entities(gold, scheme))
+        p_ents = set(extract_entities(pred, scheme, mode))
+        g_ents = set(extract_entities(gold, scheme, mode))
         for ent in p_ents:
             counts.setdefault(ent[0], [0, 0, 0])[1] += 1
         for ent in g_ents:
@@ -141,6 +183,7 @@ def entity_scores(
     n_gold = sum(c[2] for c in counts.values())
     out = _prf(n_correct, n_pred, n_gold)
     out["n_sentences"] = len(gold_tag_seqs)
+    out["mode"] = mode
     out["per_type"] = {t: _prf(*counts[t]) for t in sorted(counts)}
     return out
 

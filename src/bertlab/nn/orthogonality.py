@@ -21,7 +21,13 @@ by module-name patterns (forward hooks capture the layers' inputs for SOM) and r
 
 Also :func:`gram_deviation`, the statistic of post 3: ``mean((W^T W - I)^2)`` for
 ``y = W x`` with ``W`` ``[m, n]`` (torch's weight layout), i.e. how close the map is to an
-isometry.
+isometry, and :func:`kernel_statistics`, its two parts: the diagonal part
+``mean((diag(G) - 1)^2)`` (the squared norms) and the off-diagonal part measured on
+normalised vectors, the mean squared cosine between distinct ones. ``G`` is the smaller Gram
+matrix: ``W^T W`` (``[n, n]``, the columns) when ``m >= n``; for a wide kernel (``m < n``),
+where ``W^T W`` has rank ``m`` and cannot be ``I``, ``W W^T`` (``[m, m]``, the rows), and
+``gram_side`` says which. ``filter_cos2`` is always the mean squared cosine between the
+output filters (torch rows = the Keras kernel's columns), the angles SOM acts on.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ __all__ = [
     "biggan_orthogonality",
     "gram_deviation",
     "kernel_of",
+    "kernel_statistics",
+    "mean_sq_cosine",
     "som_penalty",
     "som_theta",
     "soft_orthogonality",
@@ -110,6 +118,37 @@ def biggan_orthogonality(w: torch.Tensor) -> torch.Tensor:
 def gram_deviation(weight: torch.Tensor) -> torch.Tensor:
     """Post 3's statistic ``mean((W^T W - I)^2)`` for ``y = W x``, ``W`` ``[m, n]`` (torch layout)."""
     return _gram_minus_eye(weight).pow(2).mean()
+
+
+def mean_sq_cosine(vectors: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean squared cosine between the distinct COLUMNS of ``vectors`` ``[d, k]`` (0 for k < 2):
+    the off-diagonal of the Gram matrix of the column-normalised matrix."""
+    k = vectors.shape[1]
+    if k < 2:
+        return vectors.new_zeros(())
+    u = vectors / vectors.norm(dim=0, keepdim=True).clamp_min(eps)
+    cos = u.t() @ u  # shape: [k, k]
+    return (cos.pow(2).sum() - torch.diagonal(cos).pow(2).sum()) / (k * (k - 1))
+
+
+@torch.no_grad()
+def kernel_statistics(weight: torch.Tensor) -> dict[str, float | str]:
+    """Post 3's statistic and its two parts for ``W`` ``[m, n]`` (torch layout), see the module
+    docstring: ``gram_dev`` = mean((W^T W - I)^2), ``gram_side`` ("columns": W^T W, "rows": W W^T
+    for a wide kernel), ``gram_diag`` = mean((diag(G) - 1)^2), ``gram_offdiag_cos2`` = mean squared
+    cosine between the distinct vectors of that side, ``filter_cos2`` = the same between rows."""
+    w = weight.detach().double()
+    m, n = w.shape
+    side = "columns" if m >= n else "rows"
+    vecs = w if side == "columns" else w.t()  # the vectors as columns
+    norms2 = vecs.pow(2).sum(0)
+    return {
+        "gram_dev": float(gram_deviation(w)),
+        "gram_side": side,
+        "gram_diag": float((norms2 - 1).pow(2).mean()),
+        "gram_offdiag_cos2": float(mean_sq_cosine(vecs)),
+        "filter_cos2": float(mean_sq_cosine(w.t())),
+    }
 
 
 class OrthogonalityPenalty:
