@@ -12,6 +12,7 @@ from bertlab.reporting.tables import (
     load_metrics,
     num,
     read_matrix,
+    reported_transitions,
     transition_files,
 )
 from bertlab.utils.errors import DataError
@@ -63,6 +64,18 @@ def test_count_negative_and_matrices_in_step_order(tmp_path):
     moves = impossible_moves(names)
     assert names == ["s", "b", "m", "e"] and count_negative(names, init, moves) == 0
     assert count_negative(names, last, moves) == 8
+
+
+def test_reported_transitions_are_the_best_checkpoints_else_the_last_labelled(tmp_path):
+    assert reported_transitions(tmp_path) is None
+    (tmp_path / "transitions").mkdir()
+    for step in (0, 10, 20):
+        (tmp_path / "transitions" / f"step{step:07d}.csv").write_text("from\\to,s\ns,0\n")
+    path, label = reported_transitions(tmp_path)
+    assert (path.name, label) == ("step0000020.csv", "last")  # a run older than best.csv
+    (tmp_path / "transitions" / "best.csv").write_text("from\\to,s\ns,1\n")
+    path, label = reported_transitions(tmp_path)
+    assert (path.name, label) == ("best.csv", "best")
 
 
 def test_loaders_name_the_file(tmp_path):

@@ -28,7 +28,8 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
     assert crf1[4].strip() == "0.001" and crf2[4].strip() == "0.01" and soft[4].strip() == "-"
     # 2 epochs x 4 steps: head lr x steps = 0.008 (x1) and 0.08 (x10); the matrix moved, by at most ~lr/step
     assert crf1[10].strip() == "0.008" and crf2[10].strip() == "0.08"
-    learned, init = crf1[11].replace("(init", "").replace(")", "").split()
+    learned, of, init = crf1[11].replace("(init", "").replace(")", "").split()
+    assert of == "best"  # the matrix of the checkpoint whose test F1 is reported
     assert 0 <= int(learned) <= 8 and 0 <= int(init) <= 8 and soft[11].strip() == "-"
     moved1, moved2 = float(crf1[9]), float(crf2[9])
     assert 0 < moved1 <= 0.008 * 1.5 and moved1 < moved2 <= 0.08 * 1.5

@@ -27,6 +27,7 @@ __all__ = [
     "esc",
     "read_matrix",
     "transition_files",
+    "reported_transitions",
     "impossible_moves",
     "count_negative",
     "write_table",
@@ -70,6 +71,18 @@ def read_matrix(path: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
 def transition_files(run_dir: str | os.PathLike) -> list[Path]:
     """The run's saved transition matrices in step order (the first is the init)."""
     return sorted((Path(run_dir) / "transitions").glob("step*.csv"))
+
+
+def reported_transitions(run_dir: str | os.PathLike) -> tuple[Path, str] | None:
+    """The matrix of the checkpoint whose scores a table reports, and its label: the best
+    checkpoint's (``transitions/best.csv``, written by the TransitionHeatmap callback at each
+    improvement of the monitored metric) or, for runs made before that file existed, the last
+    saved matrix, labelled "last". None when the run saved no matrix after its init."""
+    best = Path(run_dir) / "transitions" / "best.csv"
+    if best.is_file():
+        return best, "best"
+    files = transition_files(run_dir)
+    return (files[-1], "last") if len(files) >= 2 else None
 
 
 # ---------------------------------------------------------------------------------------- tag moves

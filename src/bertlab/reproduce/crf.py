@@ -27,7 +27,15 @@ from pathlib import Path
 import yaml
 
 from bertlab.reporting.multirun import JobResult, load_multirun
-from bertlab.reporting.tables import count_negative, impossible_moves, num, read_matrix, transition_files, write_table
+from bertlab.reporting.tables import (
+    count_negative,
+    impossible_moves,
+    num,
+    read_matrix,
+    reported_transitions,
+    transition_files,
+    write_table,
+)
 from bertlab.reproduce.base import ROOT, Command, Reproduction, stamp, train
 from bertlab.utils.errors import ConfigError, DataError
 
@@ -63,15 +71,18 @@ def job_row(job: JobResult) -> dict:
         "ok": job.ok,
         "path": job.path,
     }
-    files = transition_files(job.path)
-    if len(files) >= 2:
+    files, reported = transition_files(job.path), reported_transitions(job.path)
+    if files and reported is not None:
         names, init = read_matrix(files[0])
-        _, last = read_matrix(files[-1])
+        _, last = read_matrix(reported[0])
+        row["matrix_of"] = reported[1]
         row["names"], row["init"], row["last"] = names, init, last
         row["moved"] = max(abs(a - b) for ra, rb in zip(init, last) for a, b in zip(ra, rb))
         if names == ["s", "b", "m", "e"]:  # BMES: how many of the 8 impossible moves score < 0
             moves = impossible_moves(names)
-            row["impossible_neg"] = f"{count_negative(names, last, moves)} (init {count_negative(names, init, moves)})"
+            row["impossible_neg"] = (
+                f"{count_negative(names, last, moves)} {row['matrix_of']} (init {count_negative(names, init, moves)})"
+            )
     return row
 
 
@@ -101,7 +112,9 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
         names = mats[0]["names"]
         out += [
             "",
-            "Learned transitions (rows from, columns to): " + " | ".join(r["row"] for r in mats),
+            "Learned transitions (rows from, columns to; best = the checkpoint whose test F1 is reported, "
+            "last = the last saved matrix of a run older than transitions/best.csv): "
+            + " | ".join(f"{r['row']} ({r['matrix_of']})" for r in mats),
             "",
             "| from | " + " | | ".join(" | ".join(f"{r['row']} to {n}" for n in names) for r in mats) + " |",
             "|---|" + "---|" * (len(names) * len(mats) + len(mats) - 1),

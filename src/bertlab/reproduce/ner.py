@@ -18,7 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config
-from bertlab.reporting.tables import count_negative, impossible_moves, read_matrix, transition_files
+from bertlab.reporting.tables import (
+    count_negative,
+    impossible_moves,
+    read_matrix,
+    reported_transitions,
+    transition_files,
+)
 from bertlab.reproduce.base import seed_sweep
 
 TYPES = ("NAME", "ORG", "TITLE", "EDU", "PRO", "CONT", "LOC", "RACE")  # conf/data/ner_resume.yaml
@@ -40,7 +46,7 @@ COLUMNS = [
     Column("Δ test F1 vs CRF x1, same seed (pp)", "delta_test", 100.0, "+.2f"),
     *(Column(f"test F1 {t} (%)", f"f1_{t}", 100.0) for t in TYPES),
     Column("max abs(trans - init)", "moved", 1.0, ".3f"),
-    Column("impossible moves < 0 at end (%)", "impossible_neg", 100.0, ".1f"),
+    Column("impossible moves < 0, best ckpt (%)", "impossible_neg", 100.0, ".1f"),
     Column("impossible moves < 0 at init (%)", "impossible_neg_init", 100.0, ".1f"),
 ]
 
@@ -69,10 +75,11 @@ def job_row(job) -> dict[str, Any]:
         "test": test.get("f1"),
         **{f"f1_{t}": (per_type.get(t) or {}).get("f1") for t in TYPES},
     }
-    files = transition_files(job.path)
-    if len(files) >= 2:
+    files, reported = transition_files(job.path), reported_transitions(job.path)
+    if files and reported is not None:
         names, init = read_matrix(files[0])
-        _, last = read_matrix(files[-1])
+        _, last = read_matrix(reported[0])
+        row["matrix_of"] = reported[1]
         moves = impossible_moves(names)
         row["moved"] = max(abs(a - b) for ra, rb in zip(init, last) for a, b in zip(ra, rb))
         if moves:
