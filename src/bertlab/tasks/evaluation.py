@@ -1,7 +1,7 @@
 """Validation/test shared by the tasks: predictions collected per sample index, split
 across DDP processes without duplicates, gathered, scored ONCE on the whole set.
 
-A task mixes :class:`EvalCollector` in (``class M(EvalCollector, pl.LightningModule)``) and
+A task mixes :class:`EvalCollector` in (``class M(EvalCollector, BertlabTask)``) and
 implements :meth:`EvalCollector.eval_predictions` (a batch -> ``{sample index: prediction}``);
 its DataModule's ``score(split, predictions) -> (metrics, outputs)`` turns the predictions of
 the whole split into metrics. The mixin owns ``on_{validation,test}_epoch_start``,

@@ -29,23 +29,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from bertlab.data.mlm_datamodule import IGNORE
 from bertlab.data.tokenization import load_vocab_tokens
-from bertlab.nn.encoders import _model_classes, build_encoder, resolve_vocab_file
-from bertlab.optim import configure_optimizers
+from bertlab.nn.encoders import _model_classes, resolve_vocab_file
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalSharding
-from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import sum_across_ranks
 from bertlab.utils.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 
-class MlmPretrainingModule(EvalSharding, pl.LightningModule):
+class MlmPretrainingModule(EvalSharding, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -59,28 +57,20 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         name: str = "mlm",
         command: str | None = None,
     ):
-        super().__init__()
-        encoder, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            vocab_keep_ids=vocab_keep_ids,
+            export_dir=export_dir,
+            output_dir=output_dir,
+            export_fp16=export_fp16,
+            export_on_fit_end=export_on_fit_end,
+            name=name,
+            command=command,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "vocab_keep_ids": vocab_keep_ids,
-                "export_dir": export_dir,
-                "output_dir": output_dir,
-                "export_fp16": export_fp16,
-                "export_on_fit_end": export_on_fit_end,
-                "name": name,
-                "command": command,
-            }
-        )
-        self.encoder, self.mlm_head = build_encoder(encoder, keep_ids=vocab_keep_ids, with_mlm_head=True)
+        self.encoder, self.mlm_head = self.build_encoder(with_mlm_head=True)
         self.model_type = self.encoder.config.model_type
-        self.last_metrics: dict[str, dict[str, Any]] = {}
-        self.last_outputs: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []  # curves: one row per logged train step / validation
         self.tokens_seen = 0
         self.packed_steps = 0
@@ -400,8 +390,6 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
             f.write("\n".join(lines))
 
     # --------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
 
 
 def export_from_checkpoint(ckpt_path: str, out_dir: str, fp16: bool = True) -> dict[str, Any]:

@@ -19,21 +19,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, decode_batch
-from bertlab.nn.encoders import build_encoder
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector
-from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
 DECODINGS = ("constrained", "argmax", "autoregressive")
 
 
-class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
+class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -45,27 +42,19 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
         decoding: str = "constrained",
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
         if decoding not in DECODINGS:
             raise ConfigError("model.decoding", f"must be one of {list(DECODINGS)}, got {decoding!r}")
-        encoder, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            max_answer_len=max_answer_len,
+            sep_id=sep_id,
+            mask_id=mask_id,
+            decoding=decoding,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "max_answer_len": max_answer_len,
-                "sep_id": sep_id,
-                "mask_id": mask_id,
-                "decoding": decoding,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
-        )
-        self.encoder, self.mlm_head = build_encoder(encoder, with_mlm_head=True, keep_ids=vocab_keep_ids)
-        self.last_outputs: dict[str, list[Any]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
+        self.encoder, self.mlm_head = self.build_encoder(with_mlm_head=True)
 
     # ------------------------------------------------------------------ model
     def mask_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -156,7 +145,3 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
 
     def predict_step(self, batch, batch_idx=0):
         return self._predict(batch)
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)

@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bertlab.nn.encoders import build_encoder
 from bertlab.nn.heads import build_tagging_head
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector, entity_cell, join_words
-from bertlab.utils.config import to_plain
 
 
-class SequenceLabelingModule(EvalCollector, pl.LightningModule):
+class SequenceLabelingModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -35,30 +32,22 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
         dropout: float = 0.1,
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
-        encoder, head, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, head, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            head=head,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            num_tags=num_tags,
+            force_first_tag=force_first_tag,
+            force_last_tag=force_last_tag,
+            dropout=dropout,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "head": head,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "num_tags": num_tags,
-                "force_first_tag": force_first_tag,
-                "force_last_tag": force_last_tag,
-                "dropout": dropout,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
-        )
-        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
+        self.encoder, _ = self.build_encoder()
         self.dropout = nn.Dropout(dropout)
         self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
-        self.head_name, head_module = build_tagging_head(head, num_tags)
+        self.head_name, head_module = build_tagging_head(self.hparams.head, num_tags)
         self.add_module(self.head_name, head_module)
-        self.last_outputs: dict[str, list[list[str]]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
 
     @property
     def head(self) -> nn.Module:
@@ -103,7 +92,3 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
         return ["text", "gold", "pred", "exact"], [
             [text, join_words(g), join_words(p), list(g) == list(p)] for text, g, p in zip(texts, gold, outputs)
         ]
-
-    # --------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
