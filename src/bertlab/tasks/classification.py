@@ -108,6 +108,9 @@ class ClassificationModule(EvalCollector, BertlabTask):
     def predict_step(self, batch, batch_idx=0):
         return self.eval_predictions(batch)
 
+    def eval_score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
+        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): accuracy into metrics/
+
     def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
             self.history.append(

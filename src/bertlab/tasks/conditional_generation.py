@@ -217,7 +217,7 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
             **{k: cfg[k] for k in ("strategy", "k", "p", "temperature", "beam_size", "max_len", "seed", "use_cache")},
         )
         names = self.hparams.label_names
-        return [{"label": lab, "label_name": names[lab], "text": dm.decode(t)} for lab, t in zip(labels, ids)]
+        return [{"label": lab, "label_name": names[lab], "text": dm.decode_ids(t)} for lab, t in zip(labels, ids)]
 
     def sample_metrics(self, samples: list[dict[str, Any]]) -> dict[str, float]:
         texts = [s["text"] for s in samples]
@@ -231,7 +231,7 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
             out[f"distinct_1_{name}"] = distinct_n(sub, 1)
             out[f"distinct_2_{name}"] = distinct_n(sub, 2)
         dm = self._datamodule()
-        train_texts = getattr(dm, "texts", {}).get("train")
+        train_texts = dm.texts.get("train")
         if train_texts:
             out["copy_rate"] = copy_rate(texts, train_texts, int(self.hparams.generation["copy_min_chars"]))
         classifier = self.control_classifier()
@@ -386,9 +386,8 @@ def labels_from_records(records: Sequence[Mapping[str, Any]], label_names: Seque
 
 def load_control_classifier(ckpt_path: str, label_names: Sequence[str]) -> Callable[[list[str]], list[int]]:
     """A ``texts -> labels`` callable from a sentence-classification checkpoint written by
-    bertlab.train (rebuilt with utils/checkpoint.load_run, run with bertlab.predict)."""
-    from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    bertlab.train (rebuilt and run with bertlab.runs.load_run / predict_texts)."""
+    from bertlab.runs import load_run, predict_texts
 
     try:
         model, datamodule, cfg = load_run(ckpt_path)

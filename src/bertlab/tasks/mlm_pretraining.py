@@ -286,7 +286,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
         if loader is not None:
             return loader
         dm = self.trainer.datamodule if self._trainer is not None else None
-        return dm.val_dataloader() if dm is not None and "val" in getattr(dm, "features", {}) else None
+        return dm.val_dataloader() if dm is not None and "val" in dm.features else None
 
     def _card_facts(self, out_dir: str, fp16: bool, loader) -> dict[str, Any]:
         loader = self._final_loader(loader)
@@ -315,7 +315,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
             },
         }
         if loader is not None:
-            final = getattr(self, "_final", None)
+            final = self._final
             facts["heldout_trained_weights"] = final if final is not None else self.heldout_metrics(loader)
             # the exported file, read back as a user will read it (fp16 rounding included)
             loaded = MlmPretrainingModule(
@@ -326,7 +326,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
             facts["heldout_exported_weights"] = loaded.to(self.device).heldout_metrics(loader)
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:
-            facts["held_out_texts"] = getattr(dm, "stats", {}).get("val_texts")
+            facts["held_out_texts"] = dm.stats.get("val_texts")
         self._final = None  # used once: a later export re-measures
         with open(os.path.join(out_dir, "card.json"), "w", encoding="utf-8") as f:
             json.dump(facts, f, indent=2, ensure_ascii=False)
@@ -395,7 +395,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
 def export_from_checkpoint(ckpt_path: str, out_dir: str, fp16: bool = True) -> dict[str, Any]:
     """Export a Lightning checkpoint of this task (e.g. ``last.ckpt``) as an HF directory;
     held-out metrics are computed when the run's data can be rebuilt."""
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     model, dm, _ = load_run(ckpt_path, expect_task="MlmPretrainingModule")
     dm.setup("validate")

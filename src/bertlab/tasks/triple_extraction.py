@@ -261,6 +261,9 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
     def predict_step(self, batch, batch_idx=0):
         return self.extract(batch)
 
+    def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], list[Any]]:
+        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): triple_scores call here
+
 
 __all__: Sequence[str] = (
     "TripleExtractionModule",
