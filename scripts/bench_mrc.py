@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.ckpt:
-        from bertlab.utils.checkpoint import load_run
+        from bertlab.runs import load_run
 
         model, dm, _ = load_run(args.ckpt, {"max_eval_questions": args.questions})
         dm.setup("test")
@@ -59,6 +59,8 @@ def main() -> None:
     n_q = len(dm.questions["test"])
     n_p = len(dm.features["test"])
     result = {"questions": n_q, "passages": n_p, "threads": args.threads}
+    from bertlab.tasks.mlm_reading_comprehension import score_answers
+
     for decoding in ("constrained", "argmax", "autoregressive"):
         preds = {}
         t0 = time.perf_counter()
@@ -67,7 +69,7 @@ def main() -> None:
                 for i, a in zip(batch["index"].tolist(), model.decode_batch(batch, decoding)):
                     preds[i] = {"tokens": a.tokens, "start": a.start, "score": a.score}
         sec = time.perf_counter() - t0
-        metrics, _ = dm.score("test", preds)
+        metrics, _ = score_answers(dm, "test", preds)
         result[decoding] = {
             "questions_per_s": n_q / sec,
             "seconds": sec,

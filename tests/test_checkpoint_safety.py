@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertlab.utils.checkpoint import check_resume_checkpoint, load_run, read_checkpoint
+from bertlab.runs import check_resume_checkpoint, load_run, read_checkpoint
 from bertlab.utils.errors import CheckpointError
 
 CONFIG = {"model": {"_target_": "bertlab.tasks.sequence_labeling.SequenceLabelingModule"}}

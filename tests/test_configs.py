@@ -164,3 +164,36 @@ def test_every_experiment_with_max_steps_validates_its_last_step(make_cfg):
         )
         checked.append(name)
     assert len(checked) >= 5, checked
+
+
+@pytest.mark.parametrize("override", ["encoder.trim_vocab=corpus", "+encoder.trim_vocab=corpus"])
+def test_the_old_trim_vocab_key_names_the_new_one_in_one_line(override):
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "bertlab.train", override],
+        capture_output=True,
+        text=True,
+        cwd=CONF.parent,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "bertlab: error: config key 'encoder.trim_vocab': moved to the data group: use data.trim_vocab=none|simplified|corpus"
+    )
+
+
+def test_trim_vocab_is_a_data_key_read_by_the_datamodule(make_cfg):
+    cfg = make_cfg(["experiment=cws_crf"])
+    assert cfg.data.trim_vocab == "corpus" and "trim_vocab" not in cfg.encoder
+    from omegaconf import OmegaConf, open_dict
+
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.hydra_utils import validate_config
+
+    with open_dict(cfg):
+        cfg.encoder.trim_vocab = "corpus"  # e.g. from an old local config file
+    with pytest.raises(ConfigError, match="moved to the data group"):
+        validate_config(cfg)
+    assert OmegaConf.select(cfg, "data.trim_vocab") == "corpus"

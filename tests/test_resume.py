@@ -129,7 +129,7 @@ def _max_abs_diff(a: Any, b: Any, where: str = "") -> float:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
-    from bertlab.utils.checkpoint import find_last_checkpoint
+    from bertlab.runs import find_last_checkpoint
     from bertlab.utils.run_status import read_status
 
     ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "interrupted"
@@ -205,8 +205,8 @@ saver.save_checkpoint({"state_dict": {"w": torch.ones(100000)}, "global_step": 2
 
 
 def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint(tmp_path):
+    from bertlab.runs import find_last_checkpoint, is_complete_checkpoint, resolve_resume_path
     from bertlab.utils.atomic import is_temp_file
-    from bertlab.utils.checkpoint import find_last_checkpoint, is_complete_checkpoint, resolve_resume_path
 
     last = tmp_path / "checkpoints" / "last.ckpt"
     res = subprocess.run(
@@ -223,7 +223,7 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint(tmp_path
 
 def test_a_failed_save_removes_its_temporary_file_and_a_truncated_file_is_refused(tmp_path, monkeypatch):
     import bertlab.utils.checkpoint_io as cio
-    from bertlab.utils.checkpoint import find_last_checkpoint, resolve_resume_path
+    from bertlab.runs import find_last_checkpoint, resolve_resume_path
     from bertlab.utils.errors import CheckpointError
 
     path = tmp_path / "last.ckpt"

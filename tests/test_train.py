@@ -104,7 +104,7 @@ def test_evaluate_reproduces_the_test_metrics_of_the_best_checkpoint(trained_run
 @pytest.mark.slow
 def test_predict_offsets_point_at_the_right_characters(trained_run):
     from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     out, _, _ = trained_run
     model, dm, _ = load_run(str(out / "checkpoints" / "last.ckpt"))

@@ -7,4 +7,9 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _os.environ.setdefault("WANDB_MODE", "offline")
 
+from bertlab.utils.noise import silence_startup_noise as _silence_startup_noise
+
+# two messages Lightning prints at every run that concern no bertlab run (see utils/noise.py)
+_silence_startup_noise()
+
 __version__ = "0.1.0"

@@ -14,8 +14,8 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from bertlab.runs import load_run
 from bertlab.utils.atomic import atomic_write_json
-from bertlab.utils.checkpoint import load_run
 from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
@@ -43,12 +43,12 @@ def evaluate(cfg: DictConfig) -> dict:
         "ckpt_path": cfg.ckpt_path,
         "trained_as": saved.get("task_name"),
         "wall_seconds": time.time() - start,
-        "data_stats": getattr(datamodule, "stats", {}),
+        "data_stats": datamodule.stats,
     }
     outputs = model.last_outputs.get("test")
     if not trainer.is_global_zero:  # under DDP every process holds the same whole-set results
         return metrics
-    if outputs is not None and hasattr(datamodule, "save_outputs"):
+    if outputs is not None:
         metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
     atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics, default=str)
     print_summary(metrics, title=f"evaluate {cfg.ckpt_path}")

@@ -26,7 +26,7 @@ import hydra
 from omegaconf import DictConfig
 
 from bertlab.decoding.sampling import STRATEGIES, check_args
-from bertlab.utils.checkpoint import load_run
+from bertlab.runs import load_run
 from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
@@ -93,7 +93,7 @@ def generate_texts(
         seed=seed,
         use_cache=use_cache,
     )
-    return [datamodule.decode(t) for t in ids]
+    return [datamodule.decode_ids(t) for t in ids]
 
 
 def _arg_key(err: ValueError) -> str:

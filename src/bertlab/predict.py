@@ -20,27 +20,15 @@ import re
 import sys
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
 from bertlab.data.io import open_text_lines
-from bertlab.utils.checkpoint import load_run
+from bertlab.runs import load_run, predict_texts
 from bertlab.utils.cli_checks import check_output_file, predict_expected_task
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
 
 CONFIG_DIR = os.path.join(repo_root(), "conf")
-
-
-def predict_texts(model, datamodule, texts: list[str]) -> list[dict]:
-    """Predictions for raw texts, formatted by the task's DataModule."""
-    datamodule.set_predict_texts(texts)
-    preds: dict[int, list[int]] = {}
-    with torch.inference_mode():
-        for batch in datamodule.predict_dataloader():
-            preds.update(model.predict_step(batch, 0))
-    decoded = datamodule.decode("predict", preds)
-    return [datamodule.format_prediction(t, d) for t, d in zip(texts, decoded)]
 
 
 #: task=... -> a substring of the checkpoint's LightningModule path

@@ -39,10 +39,11 @@ from omegaconf import DictConfig, OmegaConf
 from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
+from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.data.samplers import make_resumable
 from bertlab.nn.encoders import resolve_vocab_file
+from bertlab.runs import LAST, check_resume_checkpoint, resolve_resume_path
 from bertlab.utils.atomic import atomic_write_json
-from bertlab.utils.checkpoint import LAST, check_resume_checkpoint, resolve_resume_path
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
 from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import check_ddp_launch
@@ -74,8 +75,9 @@ def _json_default(obj: Any) -> Any:
 def _resumable_train_loader(datamodule: Any) -> None:
     """Make the DataModule's training loader save its position in checkpoints (see
     bertlab.data.samplers.make_resumable); loaders that are already stateful are kept."""
-    original = getattr(datamodule, "train_dataloader", None)
-    if original is None or getattr(original, "_bertlab_resumable", False):
+    original = datamodule.train_dataloader
+    # the marker of our own wrapper (a function attribute), so a DataModule is wrapped once
+    if getattr(original, "_bertlab_resumable", False):
         return
 
     def train_dataloader():
@@ -131,9 +133,8 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
     _resumable_train_loader(datamodule)
-    data_kwargs = datamodule.model_kwargs() if hasattr(datamodule, "model_kwargs") else {}
-    model = hydra.utils.instantiate(cfg.model, **data_kwargs, _recursive_=False)
-    if getattr(datamodule, "tokenizer", None) is not None:
+    model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
+    if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
     if not any(isinstance(c, ResumeState) for c in callbacks):
@@ -158,7 +159,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     test_ckpt = None
     if cfg.get("test", True):
         ckpt_cb = trainer.checkpoint_callback
-        best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
+        best = ckpt_cb.best_model_path if ckpt_cb else ""
         if cfg.get("train", True):
             test_ckpt = best if best and os.path.isfile(best) else None
         else:
@@ -169,10 +170,10 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         metrics["test"] = model.last_metrics.get("test", {})
         outputs = model.last_outputs.get("test")
         # under DDP every process holds the same whole-set outputs: process 0 writes them
-        if outputs is not None and hasattr(datamodule, "save_outputs") and trainer.is_global_zero:
+        if outputs is not None and trainer.is_global_zero:
             metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
 
-    throughput = next((c for c in callbacks if hasattr(c, "tokens_per_s")), None)
+    throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
     if throughput is not None:
         metrics["train_tokens_per_s"] = throughput.tokens_per_s
         metrics["train_padding_fraction"] = throughput.padding_fraction
@@ -183,7 +184,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     metrics["test_checkpoint"] = test_ckpt
     if ckpt_path is not None and cfg.get("train", True):
         metrics["resumed_from"] = ckpt_path
-    metrics["data_stats"] = getattr(datamodule, "stats", {})
+    metrics["data_stats"] = datamodule.stats
     metrics["wall_seconds"] = time.time() - start
     if not trainer.is_global_zero:
         return metrics, {"cfg": cfg, "model": model, "datamodule": datamodule, "trainer": trainer}

@@ -80,7 +80,7 @@ def test_datamodule_features_labels_and_trimmed_vocab(tmp_path):
     assert [len(t) for t in dm.texts["train"]] == [9, 8, 126, 74]  # inner spaces are kept in the text
     tok = dm.tokenizer
     # the tokenizer looks characters up NFKC-normalised: the full-width comma comes back as ","
-    assert dm.decode(dm.features["train"][0]["input_ids"][1:-1]) == "房间很好,服务热情"
+    assert dm.decode_ids(dm.features["train"][0]["input_ids"][1:-1]) == "房间很好,服务热情"
     assert (
         dm.features["train"][0]["input_ids"][0] == tok.cls_id and dm.features["train"][0]["input_ids"][-1] == tok.sep_id
     )

@@ -30,7 +30,7 @@ def test_corpus_keeps_seen_tokens_and_every_cjk_char():
     assert small.encode("鑫").ids[1] != small.unk_id  # an unseen CJK char is still known
     assert small.encode("h").ids[1] != small.unk_id and small.encode("q").ids[1] == small.unk_id
     assert len(small) < len(tok)
-    with pytest.raises(ConfigError, match="encoder.trim_vocab"):
+    with pytest.raises(ConfigError, match="data.trim_vocab"):
         trim_vocab(tokens, "nope")
 
 

@@ -139,7 +139,7 @@ def test_bad_options_are_one_clear_error():
 @pytest.mark.slow
 def test_a_short_run_learns_and_its_checkpoint_predicts(make_cfg, tmp_path):
     from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     cfg = make_cfg(
         [
@@ -147,7 +147,7 @@ def test_a_short_run_learns_and_its_checkpoint_predicts(make_cfg, tmp_path):
             *TINY_BERT,
             "encoder.hidden_size=64",
             "encoder.intermediate_size=128",
-            "encoder.trim_vocab=corpus",
+            "data.trim_vocab=corpus",
             "data.max_train_examples=2000",
             "data.max_len=64",
             "data.max_eval_examples=400",

@@ -211,10 +211,10 @@ def test_generate_cli_and_function_on_a_tiny_checkpoint(tiny_ckpt, tmp_path):
     assert same == lines  # the function and the CLI agree; the seed reproduces
     # max_len counts tokens, not characters (a vocab token such as "..." decodes to several)
     ids = model.generate_ids([1] * 3, strategy="topk", k=5, max_len=8, seed=2)
-    assert [dm.decode(t) for t in ids] == lines and all(1 <= len(t) <= 8 for t in ids)
+    assert [dm.decode_ids(t) for t in ids] == lines and all(1 <= len(t) <= 8 for t in ids)
     beam = generate_texts(label=0, n=1, strategy="beam", beam_size=3, max_len=6, model=model, datamodule=dm)
     beam_ids = model.generate_ids([0], strategy="beam", beam_size=3, max_len=6)
-    assert len(beam) == 1 and beam == [dm.decode(beam_ids[0])] and len(beam_ids[0]) <= 6
+    assert len(beam) == 1 and beam == [dm.decode_ids(beam_ids[0])] and len(beam_ids[0]) <= 6
     # bad input: one line naming the value, exit status 2
     for args, needle in (
         (["label=7"], "unknown label 7"),

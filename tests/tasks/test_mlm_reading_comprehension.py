@@ -112,7 +112,7 @@ def test_run_reports_model_ceiling_and_baseline(tiny_run):
 
 def test_predict_round_trip(tiny_run, make_cfg):
     from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     out, _, _ = tiny_run
     ckpt = str(out / "checkpoints" / "last.ckpt")
@@ -148,7 +148,7 @@ def test_predict_round_trip(tiny_run, make_cfg):
 def test_predict_cli(tiny_run):
     """The CLI: JSON on stdout (unquoted list items get quoted for hydra); a task mismatch is one line."""
     from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     out, _, _ = tiny_run
     ckpt = str(out / "checkpoints" / "last.ckpt")

@@ -275,7 +275,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_predict_round_trip_offsets_point_at_the_right_characters(tiny_checkpoint):
     from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     out, metrics, ckpt = tiny_checkpoint
     model, dm, _ = load_run(ckpt)

@@ -26,14 +26,12 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
-from bertlab.data.tokenization import CharTokenizer
-from bertlab.data.vocab import trim_vocab
 from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -73,7 +71,7 @@ def saved_unseen_accuracy(predictions_tsv: str | os.PathLike, corpus: str | os.P
     return unseen_accuracy(rows, train)
 
 
-class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
+class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
     def __init__(
         self,
         path: str,
@@ -103,12 +101,9 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         if max_train_examples is not None and int(max_train_examples) < 1:
             raise ConfigError("data.max_train_examples", f"must be >= 1 or null, got {max_train_examples}")
         self.save_hyperparameters(logger=False)
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.texts: dict[str, list[str]] = {}
         self.labels: dict[str, list[int]] = {}
         self.features: dict[str, list[dict[str, Any]]] = {}
-        self.stats: dict[str, int] = {}
         #: every text of the corpus's training split (None: the corpus has none)
         self.train_texts: frozenset[str] | None = None
 
@@ -152,7 +147,7 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         if "test" in self.features and (not fitting or "train" in self.features):
             return
         hp = self.hparams
-        need_train = fitting or (self.keep_ids is None and hp.trim_vocab != "none")
+        need_train = fitting or self.trims_vocab
         try:
             train = self.read_split("train")
         except DataError:
@@ -166,11 +161,7 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
             train = self.subset(train, int(hp.max_train_examples), hp.subset_seed)
         if hp.max_train_chars:
             train = self.char_budget(train, int(hp.max_train_chars), hp.subset_seed)
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for text, _ in train for ch in text if not ch.isspace()}
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        self.build_tokenizer(ch for text, _ in train for ch in text if not ch.isspace())
         splits = {"val": self.read_split("val"), "test": self.read_split("test")}
         if fitting:
             splits = {"train": train, **splits}
@@ -215,14 +206,12 @@ class ClassificationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): kept vocab ids, label count."""
-        self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids, "num_labels": len(self.label_names)}
+        return {**super().model_kwargs(), "num_labels": len(self.label_names)}
 
     # ------------------------------------------------------------------ predictions
     def set_predict_texts(self, texts: Sequence[str]) -> None:
         """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
-        if self.tokenizer is None:
-            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.ensure_tokenizer()
         self._store("predict", list(texts), None)
 
     def decode(self, split: str, predictions: Mapping[int, int]) -> list[int | None]:

@@ -14,7 +14,6 @@ from typing import Any
 from bertlab.data.cws import TAGS, load_cws_splits, read_raw_lines, split_words, words_to_tags, write_segmentation
 from bertlab.data.io import read_word_list
 from bertlab.data.tagging import CharTaggingDataModule, Splits
-from bertlab.metrics.segmentation import segmentation_scores
 from bertlab.utils.errors import DataError
 
 S_TAG = 0  # [CLS] and [SEP] carry the "single" tag, as in the posts
@@ -99,9 +98,9 @@ class CwsDataModule(CharTaggingDataModule):
         words = words_from_tags(text, tags)
         return [("".join(p), words_to_tags(p)) for p in split_words(words, max_chars)]
 
-    def evaluate_tags(self, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[list[str]]]:
-        pred = [words_from_tags(text, tags) for text, tags in zip(self.texts[split], char_tags)]
-        return segmentation_scores(pred, self.gold[split], self.train_words), pred
+    def words(self, split: str, char_tags: list[list[int | None]]) -> list[list[str]]:
+        """The predicted words of every text of ``split`` (the task's outputs)."""
+        return [words_from_tags(text, tags) for text, tags in zip(self.texts[split], char_tags)]
 
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
         """JSON-ready output: the words with [start, end) character offsets into ``text``."""

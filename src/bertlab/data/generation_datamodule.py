@@ -31,13 +31,11 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
-from bertlab.data.tokenization import CharTokenizer
-from bertlab.data.vocab import trim_vocab
 from bertlab.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -101,7 +99,7 @@ def lm_collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, tor
     }
 
 
-class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
+class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
     def __init__(
         self,
         data_file: str,
@@ -129,12 +127,9 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         if len(label_names) != 2:
             raise ConfigError("data.label_names", f"the sentiment corpus has 2 labels, got {list(label_names)}")
         self.save_hyperparameters(logger=False)
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.texts: dict[str, list[str]] = {}
         self.labels: dict[str, list[int]] = {}
         self.features: dict[str, list[dict[str, Any]]] = {}
-        self.stats: dict[str, int] = {}
 
     # ------------------------------------------------------------------ reading
     def _read(self, split: str) -> tuple[list[str], list[int], int]:
@@ -172,15 +167,10 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         fitting = stage in (None, "fit")
         if "test" in self.features and (not fitting or "train" in self.features):
             return
-        hp = self.hparams
-        need_train = fitting or (self.keep_ids is None and hp.trim_vocab != "none")
+        need_train = fitting or self.trims_vocab
         if need_train and "train" not in self.texts:
             self.texts["train"], self.labels["train"], self.stats["train_texts"] = self._read("train")
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for text in self.texts["train"] for ch in text if not ch.isspace()}
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        self.build_tokenizer(ch for text in self.texts.get("train", ()) for ch in text if not ch.isspace())
         splits = (["train"] if fitting else []) + ["val", "test"]
         for split in splits:
             if split != "train":
@@ -200,11 +190,6 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
                 ids = ids[: self.hparams.max_len - 1] + [self.tokenizer.sep_id]
             feats.append({"input_ids": ids, "label": int(label), "index": len(feats)})
         return feats
-
-    def ensure_tokenizer(self) -> CharTokenizer:
-        if self.tokenizer is None:
-            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
-        return self.tokenizer
 
     # ------------------------------------------------------------------ loaders
     def collate_fn(self, train: bool) -> Any:
@@ -228,7 +213,7 @@ class GenerationDataModule(BucketedSplitLoaders, pl.LightningDataModule):
             "special_ids": self.special_ids(),
         }
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode_ids(self, ids: Sequence[int]) -> str:
         """Generated token ids -> text (character tokens joined; ``##`` stripped)."""
         tok = self.ensure_tokenizer()
         out = []

@@ -36,15 +36,13 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.cws import split_text, split_words
 from bertlab.data.pretraining_corpus import SOURCES, CorpusText, build_pretraining_corpus
 from bertlab.data.samplers import BucketBatchSampler
-from bertlab.data.tokenization import CharTokenizer
-from bertlab.data.vocab import trim_vocab
 from bertlab.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -277,7 +275,7 @@ def _in_heldout(text: str, fraction: float) -> bool:
 
 
 # --------------------------------------------------------------------------- the DataModule
-class MlmDataModule(pl.LightningDataModule):
+class MlmDataModule(CharDataModule):
     def __init__(
         self,
         vocab_file: str,
@@ -315,11 +313,8 @@ class MlmDataModule(pl.LightningDataModule):
             raise ConfigError("data.max_len", f"must be >= 3, got {max_len}")
         if not 0 < val_fraction < 1:
             raise ConfigError("data.val_fraction", f"must be in (0, 1), got {val_fraction}")
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.masker: MlmMasker | None = None
         self.features: dict[str, list[dict[str, Any]]] = {}
-        self.stats: dict[str, Any] = {}
         self._train_rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ reading
@@ -389,12 +384,7 @@ class MlmDataModule(pl.LightningDataModule):
             return
         hp = self.hparams
         train, val = self.read_corpus()
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            chars = {ch for item in train for ch in item.text}
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, {full.char_id(ch) for ch in chars})
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
-        tok = self.tokenizer
+        tok = self.build_tokenizer(ch for item in train for ch in item.text)
         if "[MASK]" not in tok.vocab:
             raise ConfigError("encoder.vocab_file", f"{hp.vocab_file} has no [MASK] token")
         specials = {i for t, i in tok.vocab.items() if t.startswith("[") and t.endswith("]")}

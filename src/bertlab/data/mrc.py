@@ -30,7 +30,6 @@ Counts of everything dropped or repaired are kept in the readers' ``stats``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -40,24 +39,13 @@ from typing import Any
 
 from bertlab.data.format_checks import MAX_BAD_FRACTION
 from bertlab.data.io import open_binary
+from bertlab.data.pretraining_corpus import cmrc_split_of_context as split_of_context
 from bertlab.metrics.reading_comprehension import score_answer
 from bertlab.utils.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-def _split_of_context(context: str) -> str:
-    """sha1(utf-8 text) mod 10: 0 -> test, 1 -> val, else train."""
-    h = int(hashlib.sha1(context.encode("utf-8")).hexdigest(), 16) % 10
-    return "test" if h == 0 else "val" if h == 1 else "train"
-
-
-try:  # one rule for the whole project: the pretraining corpus owns it when present
-    from bertlab.data.pretraining_corpus import cmrc_split_of_context as split_of_context  # type: ignore
-except ImportError:  # pragma: no cover - depends on which helpers have landed
-    split_of_context = _split_of_context
 
 
 @dataclass

@@ -33,30 +33,23 @@ import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.mrc import (
-    BASELINE_RULE,
     SPLITS,
     MrcQuestion,
     Passage,
-    baseline_answer_len,
-    layout_oracle,
-    overlap_baseline,
     read_cmrc,
     read_native,
     split_of_question,
 )
-from bertlab.data.tokenization import CharTokenizer
-from bertlab.data.vocab import trim_vocab
 from bertlab.decoding.constrained import best_answer
-from bertlab.metrics.reading_comprehension import reading_comprehension_scores
 from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -93,7 +86,7 @@ class _TrainSet(Dataset):
         return self.dm.build_feature(q.question_ids, p, with_target=True, index=i)
 
 
-class MrcDataModule(pl.LightningDataModule):
+class MrcDataModule(CharDataModule):
     def __init__(
         self,
         vocab_file: str,
@@ -134,15 +127,11 @@ class MrcDataModule(pl.LightningDataModule):
             raise ConfigError("data.files", "no input files")
         if overfit_questions is not None and int(overfit_questions) < 1:
             raise ConfigError("data.overfit_questions", f"must be >= 1 or null, got {overfit_questions}")
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.questions: dict[str, list[MrcQuestion]] = {}
         self.encoded: dict[str, list[EncodedQuestion]] = {}
         self.features: dict[str, list[dict[str, Any]]] = {}
         #: feature index -> (question index, passage index) per evaluation split
         self.refs: dict[str, list[tuple[int, int]]] = {}
-        self.stats: dict[str, Any] = {}
-        self.bounds: dict[str, dict[str, Any]] = {}
         self._counts: Counter = Counter()
         self._train_set: _TrainSet | None = None
         self.evaluated_on = "held-out questions"
@@ -200,29 +189,19 @@ class MrcDataModule(pl.LightningDataModule):
                 self.questions[s] = self.questions[s][: int(max_eval)]
         if not self.questions["train"]:
             raise DataError(",".join(hp.files), None, "no training questions")
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            used = {
-                full.char_id(ch)
-                for q in self.questions["train"]
-                for text in self._texts(q)
-                for ch in text
-                if not ch.isspace()
-            }
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
-        self._make_tokenizer()
+        self._make_tokenizer(
+            ch for q in self.questions["train"] for text in self._texts(q) for ch in text if not ch.isspace()
+        )
         for split in SPLITS:
             self.encoded[split] = [
                 self.encode_question(q, with_targets=split == "train") for q in self.questions[split]
             ]
             if split != "train":
                 self.refs[split], self.features[split] = self._eval_features(self.encoded[split])
-                self.bounds[split] = self._bounds(split)
         self.stats = {
             **dict(self._counts),
             **{f"{s}_questions_used": len(self.questions[s]) for s in SPLITS},
             "vocab_size": len(self.tokenizer),
-            **{f"{s}_{k}": v for s, b in self.bounds.items() for k, v in b.items()},
         }
         log.info("MRC data: %s", self.stats)
         if self._counts["passages_truncated"]:
@@ -236,8 +215,8 @@ class MrcDataModule(pl.LightningDataModule):
     def _texts(q: MrcQuestion) -> list[str]:
         return [q.question, *(p.text for p in q.passages), *q.answers]
 
-    def _make_tokenizer(self) -> None:
-        self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+    def _make_tokenizer(self, training_chars: Iterable[str] = ()) -> None:
+        self.build_tokenizer(training_chars)
         if "[MASK]" not in self.tokenizer.vocab:
             raise DataError(self.hparams.vocab_file, None, "vocab lacks the special token [MASK]")
 
@@ -308,23 +287,6 @@ class MrcDataModule(pl.LightningDataModule):
                 refs.append((qi, pj))
         return refs, feats
 
-    def _bounds(self, split: str) -> dict[str, Any]:
-        """The layout's ceiling (oracle answers of <= M - 1 tokens) and the trivial baseline."""
-        qs = self.questions[split]
-        if not qs:
-            return {}
-        golds = [q.answers for q in qs]
-        oracle = reading_comprehension_scores([layout_oracle(q, self.hparams.max_answer_len - 1) for q in qs], golds)
-        n = baseline_answer_len(self.questions["train"])  # from the training split only
-        base = reading_comprehension_scores([overlap_baseline(q, n) for q in qs], golds)
-        keys = ("acc", "f1", "final", "cmrc_em", "cmrc_f1")
-        return {
-            **{f"oracle_{k}": oracle[k] for k in keys},
-            **{f"baseline_{k}": base[k] for k in keys},
-            "baseline_answer_len": n,
-            "baseline_rule": BASELINE_RULE,
-        }
-
     # ------------------------------------------------------------------ loaders
     def collate(self, feats: Sequence[dict[str, Any]]) -> dict[str, Any]:
         assert self.tokenizer is not None
@@ -393,10 +355,10 @@ class MrcDataModule(pl.LightningDataModule):
         return self._eval_loader("predict")
 
     def model_kwargs(self) -> dict[str, Any]:
-        self.setup("fit")
+        kwargs = super().model_kwargs()
         assert self.tokenizer is not None
         return {
-            "vocab_keep_ids": self.keep_ids,
+            **kwargs,
             "max_answer_len": self.hparams.max_answer_len,
             "sep_id": self.tokenizer.sep_id,
             "mask_id": self.mask_id,
@@ -457,31 +419,6 @@ class MrcDataModule(pl.LightningDataModule):
             key, score = best_answer((tuple(pred["tokens"]), float(pred["score"])) for _, pred in cands)
             out.append({"answer": texts[key] if key is not None else "", "score": score, "candidates": listing})
         return out
-
-    def score(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
-        missing = len(self.features[split]) - len(predictions)
-        decoded = self.decode(split, predictions)
-        qs = self.questions[split]
-        answered = [i for i, q in enumerate(qs) if any(self.refs[split][j][0] == i for j in predictions)]
-        if missing:
-            log.warning(
-                "%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions "
-                "that have one",
-                split,
-                missing,
-                len(self.features[split]),
-                len(answered),
-            )
-        metrics: dict[str, Any] = reading_comprehension_scores(
-            [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered]
-        )
-        metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
-        metrics.update(self.bounds.get(split, {}))
-        metrics["evaluated_on"] = self.evaluated_on
-        # the CMRC leaderboard reports the CMRC 2018 script's EM/F1; the post the Sogou tool's
-        metrics["headline"] = "cmrc_em, cmrc_f1" if self.hparams.source == "cmrc2018" else "acc, f1, final"
-        outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
-        return metrics, outputs
 
     def format_prediction(self, record: Any, decoded: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(record, str):

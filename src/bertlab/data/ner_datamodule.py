@@ -15,7 +15,7 @@ from typing import Any
 
 from bertlab.data.ner import load_ner_splits, scheme_labels, split_tagged_sentence
 from bertlab.data.tagging import CharTaggingDataModule, Splits
-from bertlab.metrics.entities import entities_from_tags, entity_scores
+from bertlab.metrics.entities import entities_from_tags
 from bertlab.utils.errors import ConfigError
 
 
@@ -62,6 +62,10 @@ class NerDataModule(CharTaggingDataModule):
         self.scheme = scheme
 
     @property
+    def entity_scheme(self) -> str:
+        return self.scheme
+
+    @property
     def tag_names(self) -> list[str]:
         return self.labels
 
@@ -89,17 +93,12 @@ class NerDataModule(CharTaggingDataModule):
         pieces = split_tagged_sentence(list(text), [self.labels[t] for t in tags], max_chars, self.scheme)
         return [("".join(c), [self.label_id[t] for t in ts]) for c, ts in pieces]
 
-    def _tag_strings(self, char_tags: Sequence[int | None]) -> list[str]:
+    def tag_strings(self, char_tags: Sequence[int | None]) -> list[str]:
+        """Tag names of one text's per-character tag ids (whitespace: ``O``)."""
         return ["O" if t is None else self.labels[t] for t in char_tags]
 
-    def evaluate_tags(self, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
-        pred = [self._tag_strings(ct) for ct in char_tags]
-        metrics = entity_scores(pred, self.gold[split], self.scheme)
-        outputs = [entities_from_tags(text, tags, self.scheme) for text, tags in zip(self.texts[split], pred)]
-        return metrics, outputs
-
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
-        return {"text": text, "entities": entities_from_tags(text, self._tag_strings(char_tags), self.scheme)}
+        return {"text": text, "entities": entities_from_tags(text, self.tag_strings(char_tags), self.scheme)}
 
     def save_outputs(self, split: str, outputs: list[Any], out_dir: str) -> list[str]:
         """One JSON line per sentence: its text and the predicted entities with offsets."""

@@ -5,7 +5,6 @@ A task subclass only says how to read its splits and what predicted tags mean:
 - ``read_splits()`` -> training sentences as ``(text, tags)`` (one tag per character of a
   text without whitespace) and, per evaluation split, the raw texts and their gold answers;
 - ``split_train(text, tags, max_chars)`` -> pieces that fit the model;
-- ``evaluate_tags(split, char_tags)`` -> (metrics, outputs) from predicted per-char tags;
 - ``format_prediction(text, char_tags)`` -> a JSON-ready dict for ``bertlab.predict``.
 
 This base class tokenizes (one token per character, :mod:`bertlab.data.tokenization`),
@@ -24,13 +23,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import pytorch_lightning as pl
-
+from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
 from bertlab.data.cws import split_text
 from bertlab.data.samplers import BucketedSplitLoaders
-from bertlab.data.tokenization import CharTokenizer
-from bertlab.data.vocab import trim_vocab
 from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -53,11 +49,13 @@ class Splits:
     stats: dict[str, int]
 
 
-class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
+class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
     #: the tag of [CLS]/[SEP] and of characters without a prediction
     boundary_tag: int = 0
     #: tag names in id order (a class attribute or a property of the subclass)
     tag_names: Sequence[str] = ()
+    #: the tags are entity tags of this scheme (NER: BIO/BIOES...); None: they are not (CWS)
+    entity_scheme: str | None = None
 
     def __init__(
         self,
@@ -77,22 +75,16 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         self.fixed_padding = bool(fixed_padding)
         if max_len < 3:
             raise ConfigError("data.max_len", f"must be >= 3 (room for [CLS], [SEP] and a character), got {max_len}")
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.features: dict[str, list[dict[str, Any]]] = {}
         self.pieces: dict[str, list[Piece]] = {}
         self.texts: dict[str, list[str]] = {}
         self.gold: dict[str, list[Any]] = {}
-        self.stats: dict[str, int] = {}
 
     # ------------------------------------------------------------------ task hooks
     def read_splits(self) -> Splits:
         raise NotImplementedError
 
     def split_train(self, text: str, tags: list[int], max_chars: int) -> list[tuple[str, list[int]]]:
-        raise NotImplementedError
-
-    def evaluate_tags(self, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
         raise NotImplementedError
 
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
@@ -111,11 +103,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         train = splits.train
         if hp.max_train_chars:
             train = self._subset(train, int(hp.max_train_chars), hp.seed)
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for text, _ in train for ch in text}
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        self.build_tokenizer(ch for text, _ in train for ch in text)
         if fitting:
             self.features["train"] = self._train_features(train)
             self.stats.update(
@@ -185,13 +173,11 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): the kept vocab ids."""
-        self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids, "num_tags": len(self.tag_names)}
+        return {**super().model_kwargs(), "num_tags": len(self.tag_names)}
 
     def set_predict_texts(self, texts: Sequence[str]) -> None:
         """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
-        if self.tokenizer is None:
-            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.ensure_tokenizer()
         self.texts["predict"] = list(texts)
         self.pieces["predict"], self.features["predict"] = self._eval_features(self.texts["predict"])
 
@@ -208,16 +194,13 @@ class CharTaggingDataModule(BucketedSplitLoaders, pl.LightningDataModule):
         return out
 
     def decode(self, split: str, predictions: Mapping[int, Sequence[int]]) -> list[list[int | None]]:
-        return self.char_tags(split, predictions)
-
-    def score(self, split: str, predictions: Mapping[int, Sequence[int]]) -> tuple[dict[str, Any], list[Any]]:
-        """Metrics of ``split`` and the task's outputs from per-token tag predictions."""
+        """One tag per character of every text of ``split`` (see :meth:`char_tags`)."""
         missing = len(self.features[split]) - len(predictions)
-        if missing:
+        if missing and split != "predict":
             log.warning(
                 "%s: %d of %d inputs have no prediction (a limited eval run?)",
                 split,
                 missing,
                 len(self.features[split]),
             )
-        return self.evaluate_tags(split, self.char_tags(split, predictions))
+        return self.char_tags(split, predictions)

@@ -41,15 +41,14 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
 from bertlab.data.samplers import BucketBatchSampler
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.triples import TripleRecord, read_schema, read_triples
-from bertlab.data.vocab import trim_vocab
 from bertlab.metrics.triples import dictionary_baseline, triple_scores
 from bertlab.utils.errors import ConfigError
 
@@ -174,7 +173,7 @@ class _EpochBatchSampler(BucketBatchSampler):
         return super().__iter__()
 
 
-class TripleDataModule(pl.LightningDataModule):
+class TripleDataModule(CharDataModule):
     def __init__(
         self,
         train_file: str,
@@ -207,13 +206,10 @@ class TripleDataModule(pl.LightningDataModule):
             raise ConfigError("data.subject_sampling", f"must be 'post' or 'gold', got {subject_sampling!r}")
         if val_records < 1:
             raise ConfigError("data.val_records", f"must be >= 1, got {val_records}")
-        self.tokenizer: CharTokenizer | None = None
-        self.keep_ids: list[int] | None = None
         self.predicates: list[str] = []
         self.predicate_id: dict[str, int] = {}
         self.features: dict[str, list[dict[str, Any]]] = {}
         self.records: dict[str, list[TripleRecord]] = {}
-        self.stats: dict[str, Any] = {}
         self.evaluated_on: str = "held-out records"
         self._train_spo: list[list[tuple[str, str, str]]] = []
         self._baseline: dict[str, dict[str, Any]] = {}
@@ -270,11 +266,7 @@ class TripleDataModule(pl.LightningDataModule):
                 evals = {k: v[: int(limit)] for k, v in evals.items()}
         stats["object_slots_ignored"] = tstats.get("object_slots_ignored", 0)
         self._train_spo = [r.spo_list for r in train]
-        if self.keep_ids is None and hp.trim_vocab != "none":
-            full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for r in train for ch in r.text}
-            self.keep_ids = trim_vocab(full.tokens, hp.trim_vocab, used)
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        self.build_tokenizer(ch for r in train for ch in r.text)
         if fitting:
             self.records["train"] = train
             self.features["train"], tr = self._train_features(train)
@@ -340,7 +332,7 @@ class TripleDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def _epoch(self) -> int:
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         return int(trainer.current_epoch) if trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
@@ -385,15 +377,13 @@ class TripleDataModule(pl.LightningDataModule):
         return self._eval_loader("predict")
 
     def model_kwargs(self) -> dict[str, Any]:
-        self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids, "num_predicates": len(self.predicates)}
+        return {**super().model_kwargs(), "num_predicates": len(self.predicates)}
 
     # ------------------------------------------------------------------ predictions
     def set_predict_texts(self, texts: Sequence[str]) -> None:
         """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""
         self._read_schema()
-        if self.tokenizer is None:
-            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        self.ensure_tokenizer()
         self.records["predict"] = [TripleRecord(t, []) for t in texts]
         self.features["predict"], _ = self._eval_features(self.records["predict"])
 

@@ -1,4 +1,4 @@
-"""Vocabulary trimming as bert4keras does it (``encoder.trim_vocab``).
+"""Vocabulary trimming as bert4keras does it (``data.trim_vocab``).
 
 - ``none``: the full vocab (21,128 tokens for bert-base-chinese).
 - ``simplified``: bert4keras's ``load_vocab(simplified=True)``: drop every multi-character
@@ -58,7 +58,7 @@ def _stem(token: str) -> str:
 def trim_vocab(tokens: list[str], mode: str, used_ids: Iterable[int] | None = None) -> list[int]:
     """Kept ids of ``tokens`` (the vocab in id order) under ``mode``; specials come first."""
     if mode not in MODES:
-        raise ConfigError("encoder.trim_vocab", f"unknown mode {mode!r}; choose one of {list(MODES)}")
+        raise ConfigError("data.trim_vocab", f"unknown mode {mode!r}; choose one of {list(MODES)}")
     if mode == "none":
         return list(range(len(tokens)))
     index = {t: i for i, t in enumerate(tokens)}
@@ -66,7 +66,7 @@ def trim_vocab(tokens: list[str], mode: str, used_ids: Iterable[int] | None = No
     seen = set(keep)
     used = set(used_ids or ())
     if mode == "corpus" and not used:
-        raise ConfigError("encoder.trim_vocab", "'corpus' needs the training texts (this task provides none)")
+        raise ConfigError("data.trim_vocab", "'corpus' needs the training texts (this task provides none)")
     for i, tok in enumerate(tokens):
         if i in seen:
             continue

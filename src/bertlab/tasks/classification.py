@@ -25,21 +25,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bertlab.nn.encoders import build_encoder
 from bertlab.nn.init import apply_init
 from bertlab.nn.orthogonality import OrthogonalityPenalty
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector
-from bertlab.utils.config import to_plain
 
 ORTHOGONALITY_KEYS = ("kind", "patterns", "weight", "gamma", "lambda1", "lambda2", "max_rows", "detach_inputs")
 
 
-class ClassificationModule(EvalCollector, pl.LightningModule):
+class ClassificationModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -51,23 +48,18 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
         orthogonality: Mapping[str, Any] | None = None,
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
-        encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, init, orthogonality, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            num_labels=num_labels,
+            dropout=dropout,
+            init=init,
+            orthogonality=orthogonality,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "num_labels": num_labels,
-                "dropout": dropout,
-                "init": init,
-                "orthogonality": orthogonality,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
-        )
-        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)  # applies encoder.albert_unshared
+        encoder, init, orthogonality = self.hparams.encoder, self.hparams.init, self.hparams.orthogonality
+        self.encoder, _ = self.build_encoder()  # applies encoder.albert_unshared
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.encoder.config.hidden_size, num_labels)
         if init is not None:
@@ -80,8 +72,6 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
 
             raise ConfigError(f"model.orthogonality.{unknown[0]}", f"unknown key; known: {list(ORTHOGONALITY_KEYS)}")
         self.orthogonality = OrthogonalityPenalty(self, **{"kind": "none", **orth})
-        self.last_outputs: dict[str, list[Any]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, float]] = []  # one row per validation: epoch, step, val/acc
         self._epoch_start = 0.0
         self._val_seconds = 0.0
@@ -118,6 +108,9 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
     def predict_step(self, batch, batch_idx=0):
         return self.eval_predictions(batch)
 
+    def eval_score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
+        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): accuracy into metrics/
+
     def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
             self.history.append(
@@ -153,7 +146,3 @@ class ClassificationModule(EvalCollector, pl.LightningModule):
         self.log("train/epoch_seconds", seconds)
         if self.history and self.history[-1]["epoch"] == self.current_epoch:
             self.history[-1]["train/epoch_seconds"] = seconds
-
-    # --------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)

@@ -28,7 +28,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,8 +36,7 @@ from bertlab.data.generation_datamodule import IGNORE
 from bertlab.decoding.sampling import generate as decode
 from bertlab.metrics.generation import PerplexityMeter, control_accuracy, copy_rate, distinct_n
 from bertlab.nn.conditioning import causal_attention_mask, condition_layer_norms
-from bertlab.nn.encoders import build_encoder
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalSharding
 from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import rank_and_world, sum_dicts_across_ranks
@@ -62,7 +60,7 @@ DEFAULT_GENERATION = {
 }
 
 
-class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
+class ConditionalGenerationModule(EvalSharding, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -80,31 +78,25 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
         generation: Mapping[str, Any] | None = None,
         control_classifier_ckpt: str | None = None,
     ):
-        super().__init__()
-        encoder, optimizer, scheduler, generation, vocab_keep_ids, special_ids, label_names = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, generation, vocab_keep_ids, special_ids, label_names)
+        generation = {**DEFAULT_GENERATION, **(to_plain(generation) or {})}
+        label_names = list(to_plain(label_names) or [str(i) for i in range(num_labels)])
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            conditional=conditional,
+            num_labels=num_labels,
+            cond_dim=cond_dim,
+            cln_hidden_units=cln_hidden_units,
+            cln_act=cln_act,
+            cond_init_std=cond_init_std,
+            label_names=label_names,
+            special_ids=special_ids,
+            vocab_keep_ids=vocab_keep_ids,
+            generation=generation,
+            control_classifier_ckpt=control_classifier_ckpt,
         )
-        generation = {**DEFAULT_GENERATION, **(generation or {})}
-        label_names = list(label_names or [str(i) for i in range(num_labels)])
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "conditional": conditional,
-                "num_labels": num_labels,
-                "cond_dim": cond_dim,
-                "cln_hidden_units": cln_hidden_units,
-                "cln_act": cln_act,
-                "cond_init_std": cond_init_std,
-                "label_names": label_names,
-                "special_ids": special_ids,
-                "vocab_keep_ids": vocab_keep_ids,
-                "generation": generation,
-                "control_classifier_ckpt": control_classifier_ckpt,
-            }
-        )
-        self.encoder, self.lm_head = build_encoder(encoder, keep_ids=vocab_keep_ids, with_mlm_head=True)
+        self.encoder, self.lm_head = self.build_encoder(with_mlm_head=True)
         self.label_embedding = nn.Embedding(num_labels, cond_dim)
         # drawn like the encoder's own weights (BERT: normal, std initializer_range = 0.02), not
         # nn.Embedding's std 1: with Adam each of the cond_dim weights of a zero-initialised W_g / W_b
@@ -118,8 +110,6 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             self.cond_ctx = condition_layer_norms([self.encoder, self.lm_head], cond_dim, cln_hidden_units, cln_act)
         self._meters: dict[str, PerplexityMeter] = {}
         self._classifier: Callable[[list[str]], Sequence[int]] | None = None
-        self.last_metrics: dict[str, dict[str, Any]] = {}
-        self.last_outputs: dict[str, list[dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ model
     def condition(self, labels: Tensor):
@@ -227,7 +217,7 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             **{k: cfg[k] for k in ("strategy", "k", "p", "temperature", "beam_size", "max_len", "seed", "use_cache")},
         )
         names = self.hparams.label_names
-        return [{"label": lab, "label_name": names[lab], "text": dm.decode(t)} for lab, t in zip(labels, ids)]
+        return [{"label": lab, "label_name": names[lab], "text": dm.decode_ids(t)} for lab, t in zip(labels, ids)]
 
     def sample_metrics(self, samples: list[dict[str, Any]]) -> dict[str, float]:
         texts = [s["text"] for s in samples]
@@ -241,7 +231,7 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             out[f"distinct_1_{name}"] = distinct_n(sub, 1)
             out[f"distinct_2_{name}"] = distinct_n(sub, 2)
         dm = self._datamodule()
-        train_texts = getattr(dm, "texts", {}).get("train")
+        train_texts = dm.texts.get("train")
         if train_texts:
             out["copy_rate"] = copy_rate(texts, train_texts, int(self.hparams.generation["copy_min_chars"]))
         classifier = self.control_classifier()
@@ -355,10 +345,6 @@ class ConditionalGenerationModule(EvalSharding, pl.LightningModule):
             logits = self.lm_head(hidden[:, -1])
         return logits, {"labels": state["labels"], "cache": cache, "seen": kv}
 
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
-
 
 def _select_state(state: dict[str, Any], index: Tensor) -> dict[str, Any]:
     cache = state["cache"]
@@ -400,9 +386,8 @@ def labels_from_records(records: Sequence[Mapping[str, Any]], label_names: Seque
 
 def load_control_classifier(ckpt_path: str, label_names: Sequence[str]) -> Callable[[list[str]], list[int]]:
     """A ``texts -> labels`` callable from a sentence-classification checkpoint written by
-    bertlab.train (rebuilt with utils/checkpoint.load_run, run with bertlab.predict)."""
-    from bertlab.predict import predict_texts
-    from bertlab.utils.checkpoint import load_run
+    bertlab.train (rebuilt and run with bertlab.runs.load_run / predict_texts)."""
+    from bertlab.runs import load_run, predict_texts
 
     try:
         model, datamodule, cfg = load_run(ckpt_path)

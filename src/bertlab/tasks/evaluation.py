@@ -1,10 +1,10 @@
 """Validation/test shared by the tasks: predictions collected per sample index, split
 across DDP processes without duplicates, gathered, scored ONCE on the whole set.
 
-A task mixes :class:`EvalCollector` in (``class M(EvalCollector, pl.LightningModule)``) and
-implements :meth:`EvalCollector.eval_predictions` (a batch -> ``{sample index: prediction}``);
-its DataModule's ``score(split, predictions) -> (metrics, outputs)`` turns the predictions of
-the whole split into metrics. The mixin owns ``on_{validation,test}_epoch_start``,
+A task mixes :class:`EvalCollector` in (``class M(EvalCollector, BertlabTask)``) and
+implements :meth:`EvalCollector.eval_predictions` (a batch -> ``{sample index: prediction}``)
+and :meth:`EvalCollector.eval_score` (the predictions of the whole split -> ``(metrics,
+outputs)``: the DataModule decodes them, bertlab.metrics scores them). The mixin owns ``on_{validation,test}_epoch_start``,
 ``{validation,test}_step`` and ``on_{validation,test}_epoch_end``; ``predict_step`` stays
 the task's (a plain per-batch function, also used outside a Trainer).
 
@@ -104,10 +104,14 @@ class EvalCollector(EvalSharding):
         """``{sample index: prediction}`` of one evaluation batch."""
         raise NotImplementedError
 
+    def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], Any]:
+        """(metrics, outputs) of the whole split from ``{sample index: prediction}``."""
+        raise NotImplementedError
+
     def eval_extra_metrics(
         self, split: str, predictions: Mapping[int, Any], step_seconds: float, wall_seconds: float
     ) -> dict[str, Any]:
-        """Metrics beyond the DataModule's score (e.g. throughput). ``step_seconds``: time in
+        """Metrics beyond :meth:`eval_score` (e.g. throughput). ``step_seconds``: time in
         the evaluation steps, ``wall_seconds``: epoch start to end, both of the slowest rank."""
         return {}
 
@@ -154,9 +158,9 @@ class EvalCollector(EvalSharding):
     def _eval_end(self, split: str) -> None:
         preds, step_seconds, wall_seconds = self._eval_gather(split)  # every rank, always: a collective
         dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "score") or not preds:
+        if dm is None or not preds:
             return
-        metrics, outputs = dm.score(split, preds)
+        metrics, outputs = self.eval_score(split, preds)
         metrics.update(self.eval_extra_metrics(split, preds, step_seconds, wall_seconds))
         self.last_metrics[split] = metrics
         self.last_outputs[split] = outputs

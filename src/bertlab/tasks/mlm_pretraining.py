@@ -29,23 +29,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from bertlab.data.mlm_datamodule import IGNORE
 from bertlab.data.tokenization import load_vocab_tokens
-from bertlab.nn.encoders import _model_classes, build_encoder, resolve_vocab_file
-from bertlab.optim import configure_optimizers
+from bertlab.nn.encoders import _model_classes, resolve_vocab_file
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalSharding
-from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import sum_across_ranks
 from bertlab.utils.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 
-class MlmPretrainingModule(EvalSharding, pl.LightningModule):
+class MlmPretrainingModule(EvalSharding, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -59,28 +57,20 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         name: str = "mlm",
         command: str | None = None,
     ):
-        super().__init__()
-        encoder, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            vocab_keep_ids=vocab_keep_ids,
+            export_dir=export_dir,
+            output_dir=output_dir,
+            export_fp16=export_fp16,
+            export_on_fit_end=export_on_fit_end,
+            name=name,
+            command=command,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "vocab_keep_ids": vocab_keep_ids,
-                "export_dir": export_dir,
-                "output_dir": output_dir,
-                "export_fp16": export_fp16,
-                "export_on_fit_end": export_on_fit_end,
-                "name": name,
-                "command": command,
-            }
-        )
-        self.encoder, self.mlm_head = build_encoder(encoder, keep_ids=vocab_keep_ids, with_mlm_head=True)
+        self.encoder, self.mlm_head = self.build_encoder(with_mlm_head=True)
         self.model_type = self.encoder.config.model_type
-        self.last_metrics: dict[str, dict[str, Any]] = {}
-        self.last_outputs: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []  # curves: one row per logged train step / validation
         self.tokens_seen = 0
         self.packed_steps = 0
@@ -296,7 +286,7 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
         if loader is not None:
             return loader
         dm = self.trainer.datamodule if self._trainer is not None else None
-        return dm.val_dataloader() if dm is not None and "val" in getattr(dm, "features", {}) else None
+        return dm.val_dataloader() if dm is not None and "val" in dm.features else None
 
     def _card_facts(self, out_dir: str, fp16: bool, loader) -> dict[str, Any]:
         loader = self._final_loader(loader)
@@ -325,7 +315,7 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
             },
         }
         if loader is not None:
-            final = getattr(self, "_final", None)
+            final = self._final
             facts["heldout_trained_weights"] = final if final is not None else self.heldout_metrics(loader)
             # the exported file, read back as a user will read it (fp16 rounding included)
             loaded = MlmPretrainingModule(
@@ -336,7 +326,7 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
             facts["heldout_exported_weights"] = loaded.to(self.device).heldout_metrics(loader)
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:
-            facts["held_out_texts"] = getattr(dm, "stats", {}).get("val_texts")
+            facts["held_out_texts"] = dm.stats.get("val_texts")
         self._final = None  # used once: a later export re-measures
         with open(os.path.join(out_dir, "card.json"), "w", encoding="utf-8") as f:
             json.dump(facts, f, indent=2, ensure_ascii=False)
@@ -400,14 +390,12 @@ class MlmPretrainingModule(EvalSharding, pl.LightningModule):
             f.write("\n".join(lines))
 
     # --------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
 
 
 def export_from_checkpoint(ckpt_path: str, out_dir: str, fp16: bool = True) -> dict[str, Any]:
     """Export a Lightning checkpoint of this task (e.g. ``last.ckpt``) as an HF directory;
     held-out metrics are computed when the run's data can be rebuilt."""
-    from bertlab.utils.checkpoint import load_run
+    from bertlab.runs import load_run
 
     model, dm, _ = load_run(ckpt_path, expect_task="MlmPretrainingModule")
     dm.setup("validate")

@@ -16,24 +16,26 @@ validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.Ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from bertlab.data.mrc import BASELINE_RULE, baseline_answer_len, layout_oracle, overlap_baseline
 from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, decode_batch
-from bertlab.nn.encoders import build_encoder
-from bertlab.optim import configure_optimizers
+from bertlab.metrics.reading_comprehension import reading_comprehension_scores
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector
-from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DECODINGS = ("constrained", "argmax", "autoregressive")
 
 
-class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
+class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -45,27 +47,20 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
         decoding: str = "constrained",
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
         if decoding not in DECODINGS:
             raise ConfigError("model.decoding", f"must be one of {list(DECODINGS)}, got {decoding!r}")
-        encoder, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            max_answer_len=max_answer_len,
+            sep_id=sep_id,
+            mask_id=mask_id,
+            decoding=decoding,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "max_answer_len": max_answer_len,
-                "sep_id": sep_id,
-                "mask_id": mask_id,
-                "decoding": decoding,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
-        )
-        self.encoder, self.mlm_head = build_encoder(encoder, with_mlm_head=True, keep_ids=vocab_keep_ids)
-        self.last_outputs: dict[str, list[Any]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
+        self.encoder, self.mlm_head = self.build_encoder(with_mlm_head=True)
+        self._bounds: dict[str, dict[str, float]] = {}  # split -> oracle / baseline scores (fixed by the data)
 
     # ------------------------------------------------------------------ model
     def mask_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -135,6 +130,9 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
         """Feature (passage) index -> its answer (validation/test through :class:`EvalCollector`)."""
         return self._predict(batch)
 
+    def eval_score(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+        return score_answers(self.trainer.datamodule, split, predictions, self._bounds)
+
     def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
         refs = self.trainer.datamodule.refs[split]
         n_q = len({refs[i][0] for i in predictions})
@@ -157,6 +155,55 @@ class MlmReadingComprehensionModule(EvalCollector, pl.LightningModule):
     def predict_step(self, batch, batch_idx=0):
         return self._predict(batch)
 
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
+
+def score_answers(
+    dm: Any, split: str, predictions: Mapping[int, Mapping[str, Any]], bounds: dict[str, dict[str, float]] | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    """(metrics, outputs) of an MRC split: the DataModule votes each question's answer across its
+    passages (``dm.decode``), :func:`reading_comprehension_scores` scores the questions that
+    have a prediction; the split's bounds (ceiling, baselines) and ``evaluated_on`` are added."""
+    missing = len(dm.features[split]) - len(predictions)
+    decoded = dm.decode(split, predictions)
+    qs = dm.questions[split]
+    answered = [i for i, q in enumerate(qs) if any(dm.refs[split][j][0] == i for j in predictions)]
+    if missing:
+        log.warning(
+            "%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions that have one",
+            split,
+            missing,
+            len(dm.features[split]),
+            len(answered),
+        )
+    metrics: dict[str, Any] = reading_comprehension_scores(
+        [decoded[i]["answer"] for i in answered], [qs[i].answers for i in answered]
+    )
+    metrics["no_answer_rate"] = sum(decoded[i]["answer"] == "" for i in answered) / max(len(answered), 1)
+    if bounds is None:
+        bounds = {}
+    if split not in bounds:
+        # the baseline's answer length comes from the training split only (never the evaluated golds)
+        bounds[split] = answer_bounds(dm.questions[split], dm.hparams.max_answer_len, dm.questions.get("train") or [])
+    metrics.update(bounds[split])
+    metrics["evaluated_on"] = dm.evaluated_on
+    # the CMRC leaderboard reports the CMRC 2018 script's EM/F1; the post the Sogou tool's
+    metrics["headline"] = "cmrc_em, cmrc_f1" if dm.hparams.source == "cmrc2018" else "acc, f1, final"
+    outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
+    return metrics, outputs
+
+
+def answer_bounds(questions: list[Any], max_answer_len: int, train_questions: list[Any]) -> dict[str, Any]:
+    """The layout's ceiling (oracle answers of <= M - 1 tokens) and the trivial baseline, whose
+    answer length is chosen on ``train_questions`` only (:func:`baseline_answer_len`)."""
+    if not questions:
+        return {}
+    golds = [q.answers for q in questions]
+    oracle = reading_comprehension_scores([layout_oracle(q, max_answer_len - 1) for q in questions], golds)
+    n = baseline_answer_len(train_questions)
+    base = reading_comprehension_scores([overlap_baseline(q, n) for q in questions], golds)
+    keys = ("acc", "f1", "final", "cmrc_em", "cmrc_f1")
+    return {
+        **{f"oracle_{k}": oracle[k] for k in keys},
+        **{f"baseline_{k}": base[k] for k in keys},
+        "baseline_answer_len": n,
+        "baseline_rule": BASELINE_RULE,
+    }

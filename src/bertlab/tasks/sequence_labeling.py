@@ -1,8 +1,9 @@
 """Sequence labeling (CWS, NER): encoder -> Dense(num_tags) emissions -> CRF or softmax head.
 
 Thin: the encoder comes from nn/encoders.py, the head from nn/heads.py, the optimizer and
-its lr multipliers from optim.py; the DataModule turns predicted tags into task output and
-metrics (``datamodule.score``), so this module never needs to know what the tags mean.
+its lr multipliers from optim.py; the DataModule turns predicted tags into one tag per
+character, then words (CWS) or entities (NER, ``datamodule.entity_scheme``), and
+:func:`score_tagging` scores them with bertlab.metrics.
 Validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
 """
 
@@ -11,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bertlab.nn.encoders import build_encoder
+from bertlab.metrics.entities import entities_from_tags, entity_scores
+from bertlab.metrics.segmentation import segmentation_scores
 from bertlab.nn.heads import build_tagging_head
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector, entity_cell, join_words
-from bertlab.utils.config import to_plain
 
 
-class SequenceLabelingModule(EvalCollector, pl.LightningModule):
+class SequenceLabelingModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -35,30 +35,22 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
         dropout: float = 0.1,
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
-        encoder, head, optimizer, scheduler, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, head, optimizer, scheduler, vocab_keep_ids)
+        super().__init__(
+            encoder=encoder,
+            head=head,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            num_tags=num_tags,
+            force_first_tag=force_first_tag,
+            force_last_tag=force_last_tag,
+            dropout=dropout,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "head": head,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "num_tags": num_tags,
-                "force_first_tag": force_first_tag,
-                "force_last_tag": force_last_tag,
-                "dropout": dropout,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
-        )
-        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
+        self.encoder, _ = self.build_encoder()
         self.dropout = nn.Dropout(dropout)
         self.emission = nn.Linear(self.encoder.config.hidden_size, num_tags)
-        self.head_name, head_module = build_tagging_head(head, num_tags)
+        self.head_name, head_module = build_tagging_head(self.hparams.head, num_tags)
         self.add_module(self.head_name, head_module)
-        self.last_outputs: dict[str, list[list[str]]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
 
     @property
     def head(self) -> nn.Module:
@@ -88,22 +80,37 @@ class SequenceLabelingModule(EvalCollector, pl.LightningModule):
     def predict_step(self, batch, batch_idx=0):
         return self.eval_predictions(batch)
 
+    def eval_score(self, split: str, predictions: Mapping[int, list[int]]) -> tuple[dict[str, Any], list[Any]]:
+        return score_tagging(self.trainer.datamodule, split, predictions)
+
     def eval_table(self, split: str, outputs: list[Any]):
         """CWS: text, gold and predicted words; NER: text, gold and predicted entities."""
         dm = self.trainer.datamodule
         texts, gold = dm.texts[split], dm.gold[split]
-        if hasattr(dm, "scheme"):  # NER: outputs are entity lists, gold the tag strings
-            from bertlab.metrics.entities import entities_from_tags
-
+        if dm.entity_scheme is not None:  # NER: outputs are entity lists, gold the tag strings
             rows = []
             for text, g, pred in zip(texts, gold, outputs):
-                g_cell, p_cell = entity_cell(entities_from_tags(text, g, dm.scheme)), entity_cell(pred)
+                g_cell, p_cell = entity_cell(entities_from_tags(text, g, dm.entity_scheme)), entity_cell(pred)
                 rows.append([text, g_cell, p_cell, g_cell == p_cell])
             return ["text", "gold", "pred", "exact"], rows
         return ["text", "gold", "pred", "exact"], [
             [text, join_words(g), join_words(p), list(g) == list(p)] for text, g, p in zip(texts, gold, outputs)
         ]
 
-    # --------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
+
+def score_tagging(dm: Any, split: str, predictions: Mapping[int, list[int]]) -> tuple[dict[str, Any], list[Any]]:
+    """(metrics, outputs) of a tagging split from per-token tag predictions ``{feature index: tags}``."""
+    return score_char_tags(dm, split, dm.decode(split, predictions))
+
+
+def score_char_tags(dm: Any, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
+    """(metrics, outputs) from one tag per character of every text of ``split``. CWS (no entity
+    scheme): the words and segmentation P/R/F1 (OOV recall against the training word list); NER:
+    the entities and entity-level P/R/F1 of the DataModule's scheme."""
+    scheme = dm.entity_scheme
+    if scheme is None:
+        words = dm.words(split, char_tags)
+        return segmentation_scores(words, dm.gold[split], dm.train_words), words
+    tags = [dm.tag_strings(ct) for ct in char_tags]
+    entities = [entities_from_tags(text, t, scheme) for text, t in zip(dm.texts[split], tags)]
+    return entity_scores(tags, dm.gold[split], scheme), entities

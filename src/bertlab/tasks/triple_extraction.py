@@ -33,13 +33,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from bertlab.nn.conditional_layer_norm import ConditionalLayerNorm
-from bertlab.nn.encoders import build_encoder
-from bertlab.optim import configure_optimizers
+from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector, triple_cell
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
@@ -132,7 +130,7 @@ def decode_objects(
 
 
 # ---------------------------------------------------------------------------- module
-class TripleExtractionModule(EvalCollector, pl.LightningModule):
+class TripleExtractionModule(EvalCollector, BertlabTask):
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -148,10 +146,7 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
         max_subject_batch: int = 256,
         vocab_keep_ids: list[int] | None = None,
     ):
-        super().__init__()
-        encoder, optimizer, scheduler, thresholds, vocab_keep_ids = (
-            to_plain(x) for x in (encoder, optimizer, scheduler, thresholds, vocab_keep_ids)
-        )
+        thresholds = to_plain(thresholds)
         if object_input not in ("pre_ln", "output"):
             raise ConfigError("model.object_input", f"must be 'pre_ln' or 'output', got {object_input!r}")
         th = dict(DEFAULT_THRESHOLDS)
@@ -159,23 +154,21 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
         if unknown:
             raise ConfigError(f"model.thresholds.{sorted(unknown)[0]}", f"unknown threshold; known: {sorted(th)}")
         th.update(thresholds or {})
-        self.save_hyperparameters(
-            {
-                "encoder": encoder,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "num_predicates": num_predicates,
-                "object_input": object_input,
-                "cln_hidden_units": cln_hidden_units,
-                "cln_act": cln_act,
-                "subject_power": subject_power,
-                "object_power": object_power,
-                "thresholds": th,
-                "max_subject_batch": max_subject_batch,
-                "vocab_keep_ids": vocab_keep_ids,
-            }
+        super().__init__(
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            num_predicates=num_predicates,
+            object_input=object_input,
+            cln_hidden_units=cln_hidden_units,
+            cln_act=cln_act,
+            subject_power=subject_power,
+            object_power=object_power,
+            thresholds=th,
+            max_subject_batch=max_subject_batch,
+            vocab_keep_ids=vocab_keep_ids,
         )
-        self.encoder, _ = build_encoder(encoder, keep_ids=vocab_keep_ids)
+        self.encoder, _ = self.build_encoder()
         hidden = self.encoder.config.hidden_size
         std = getattr(self.encoder.config, "initializer_range", 0.02)
         self.num_predicates = num_predicates
@@ -186,8 +179,6 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
             nn.init.normal_(lin.weight, std=std)
             nn.init.zeros_(lin.bias)
         self._capture = PreLayerNormCapture(find_output_layer_norm(self.encoder)) if object_input == "pre_ln" else None
-        self.last_outputs: dict[str, list[Any]] = {}
-        self.last_metrics: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ forward pieces
     def encode(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -270,9 +261,8 @@ class TripleExtractionModule(EvalCollector, pl.LightningModule):
     def predict_step(self, batch, batch_idx=0):
         return self.extract(batch)
 
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        return configure_optimizers(self)
+    def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], list[Any]]:
+        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): triple_scores call here
 
 
 __all__: Sequence[str] = (

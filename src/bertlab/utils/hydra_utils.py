@@ -127,6 +127,13 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
     except HydraException as err:
         print(f"bertlab: error: {str(err).strip().splitlines()[0]}", file=sys.stderr, flush=True)
         sys.exit(2)
+    for ov in parsed:
+        moved = MOVED_KEYS.get(ov.get_key_element().lstrip("+~"))
+        if moved is not None:
+            print(
+                f"bertlab: error: {ConfigError(ov.get_key_element().lstrip('+~'), moved)}", file=sys.stderr, flush=True
+            )
+            sys.exit(2)
     plain = []
     for ov in parsed:
         if ov.get_key_element().startswith(("hydra.", "hydra/", "+hydra", "~hydra")):
@@ -274,6 +281,10 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("callbacks.model_checkpoint.save_top_k", "int", -1, math.inf, True),
     ("nonfinite_loss_max_skips", "int", 1, math.inf, True),
 ]
+#: keys that moved: old key -> the one-line hint naming the new key
+MOVED_KEYS: dict[str, str] = {
+    "encoder.trim_vocab": "moved to the data group: use data.trim_vocab=none|simplified|corpus",
+}
 #: keys whose value must be one of a few words
 CHOICE_RULES: dict[str, tuple[str, ...]] = {
     "nonfinite_loss": ("stop", "skip"),
@@ -295,6 +306,9 @@ def _leaves(node: DictConfig, prefix: str = ""):
 def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
+    for key, hint in MOVED_KEYS.items():
+        if OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False) is not None:
+            raise ConfigError(key, hint)
     for key, value in _leaves(cfg):
         if key in CHOICE_RULES and value not in CHOICE_RULES[key]:
             raise ConfigError(key, f"must be one of {' | '.join(CHOICE_RULES[key])}, got {value!r}")

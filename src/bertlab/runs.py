@@ -1,5 +1,5 @@
-"""Rebuild a trained model and its DataModule from one checkpoint file (see
-callbacks/run_config.py), with clear errors for missing, corrupt or foreign files; find
+"""A run on disk: rebuild its trained model and DataModule from one checkpoint file (see
+callbacks/run_config.py) and predict with them (:func:`predict_texts`), with clear errors for missing, corrupt or foreign files; find
 the checkpoint to resume a run from (``ckpt_path=last`` / a run folder).
 
 Checkpoints are never unpickled as arbitrary objects: every load here (and Lightning's
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -126,7 +126,7 @@ def _load_error(path: str, err: BaseException) -> CheckpointError:
         return CheckpointError(
             f"ckpt_path: {path} holds pickled objects other than tensors and plain data "
             f"({unsafe.rstrip('.')}); refused without unpickling them "
-            f"(only weights_only=True loads; see bertlab.utils.checkpoint.SAFE_GLOBALS)"
+            f"(only weights_only=True loads; see bertlab.runs.SAFE_GLOBALS)"
         )
     detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
     return CheckpointError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {detail})")
@@ -151,6 +151,18 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
         raise CheckpointError(f"ckpt_path: {path} does not match {target} ({str(err).splitlines()[0]})") from err
     model.eval()
     datamodule = instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
-    if hasattr(datamodule, "keep_ids"):
-        datamodule.keep_ids = model.hparams.get("vocab_keep_ids")
+    datamodule.keep_ids = model.hparams.get("vocab_keep_ids")
     return model, datamodule, cfg
+
+
+def predict_texts(model, datamodule, texts: Sequence[Any]) -> list[dict]:
+    """Predictions for raw inputs (texts; MRC: question records) through the DataModule's
+    prediction interface: ``set_predict_texts`` -> the task's ``predict_step`` per batch ->
+    ``decode`` -> ``format_prediction`` per input."""
+    datamodule.set_predict_texts(texts)
+    preds: dict[int, Any] = {}
+    with torch.inference_mode():
+        for batch in datamodule.predict_dataloader():
+            preds.update(model.predict_step(batch, 0))
+    decoded = datamodule.decode("predict", preds)
+    return [datamodule.format_prediction(t, d) for t, d in zip(texts, decoded)]

@@ -1,0 +1,89 @@
+"""The base of every DataModule: one character per token, a vocabulary that may be trimmed,
+and the interface ``bertlab.train`` / ``evaluate`` / ``predict`` / ``runs`` call.
+
+A DataModule reads, tokenises and batches; it never computes metrics (those live in
+:mod:`bertlab.metrics`, called by the tasks). :class:`CharDataModule` holds:
+
+* the vocabulary: :meth:`CharDataModule.build_tokenizer` trims the vocabulary to the
+  characters of the training texts as ``data.trim_vocab`` says (``none`` | ``simplified`` |
+  ``corpus``, :func:`bertlab.data.vocab.trim_vocab`) unless ``keep_ids`` is already set (a
+  run rebuilt from its checkpoint: :func:`bertlab.runs.load_run` sets the model's ids), and
+  builds the :class:`~bertlab.data.tokenization.CharTokenizer`;
+* :meth:`CharDataModule.model_kwargs`: what the task must know about the data (always the
+  kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``);
+* the prediction interface: :meth:`set_predict_texts` (raw inputs for
+  ``predict_dataloader``), :meth:`decode` (a split's ``{sample index: prediction}`` -> one
+  output per input), :meth:`format_prediction` (an input and its output -> a JSON-ready
+  dict) and :meth:`save_outputs` (a split's outputs -> files). A DataModule that cannot
+  predict from raw texts (MLM pretraining) keeps the defaults, which say so.
+
+A subclass calls ``super().__init__()`` and ``self.save_hyperparameters(logger=False)`` in its
+constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+
+from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import trim_vocab as trimmed_ids
+
+
+class CharDataModule(pl.LightningDataModule):
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokenizer: CharTokenizer | None = None
+        #: the vocabulary ids the model keeps (None: the whole vocabulary file)
+        self.keep_ids: list[int] | None = None
+        #: counts written to metrics.json (``data_stats``)
+        self.stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ vocabulary
+    @property
+    def trims_vocab(self) -> bool:
+        """Whether :meth:`build_tokenizer` still has to derive ``keep_ids`` from training texts."""
+        return self.keep_ids is None and self.hparams.trim_vocab != "none"
+
+    def build_tokenizer(self, training_chars: Iterable[str] = ()) -> CharTokenizer:
+        """Trim the vocabulary to ``training_chars`` (read only when it trims: pass a generator)
+        unless ``keep_ids`` is set, then build ``self.tokenizer`` over the kept ids."""
+        hp = self.hparams
+        if self.trims_vocab:
+            full = CharTokenizer(hp.vocab_file)
+            used = {full.char_id(ch) for ch in training_chars}
+            self.keep_ids = trimmed_ids(full.tokens, hp.trim_vocab, used)
+        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+        return self.tokenizer
+
+    def ensure_tokenizer(self) -> CharTokenizer:
+        """The tokenizer, built over ``keep_ids`` as they are (prediction without ``setup``)."""
+        if self.tokenizer is None:
+            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+        return self.tokenizer
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the task must know about the data (reads the data: ``setup("fit")`` first)."""
+        self.setup("fit")
+        return {"vocab_keep_ids": self.keep_ids}
+
+    # ------------------------------------------------------------------ prediction interface
+    def set_predict_texts(self, inputs: Sequence[Any]) -> None:
+        """Raw inputs (one per line of ``bertlab.predict``'s input) for ``predict_dataloader``."""
+        raise NotImplementedError(f"{type(self).__name__} does not predict from raw inputs")
+
+    def decode(self, split: str, predictions: Mapping[int, Any]) -> list[Any]:
+        """``{sample index: the task's prediction}`` of a whole split -> one output per input."""
+        raise NotImplementedError(f"{type(self).__name__} does not decode predictions")
+
+    def format_prediction(self, text: Any, output: Any) -> dict[str, Any]:
+        """One input and its decoded output -> a JSON-ready dict (``bertlab.predict``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not format predictions")
+
+    def save_outputs(self, split: str, outputs: list[Any], out_dir: str) -> list[str]:
+        """Write a split's outputs under ``out_dir``; returns the files written (default: none)."""
+        return []
