@@ -34,6 +34,7 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         force_last_tag: int | None = 0,
         dropout: float = 0.1,
         vocab_keep_ids: list[int] | None = None,
+        eval_emissions_only: bool = True,
     ):
         super().__init__(
             encoder=encoder,
@@ -45,6 +46,7 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
             force_last_tag=force_last_tag,
             dropout=dropout,
             vocab_keep_ids=vocab_keep_ids,
+            eval_emissions_only=eval_emissions_only,
         )
         self.encoder, _ = self.build_encoder()
         self.dropout = nn.Dropout(dropout)
@@ -68,20 +70,42 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         return loss
 
     # --------------------------------------------------------------- evaluation
-    def _predict(self, batch: Mapping[str, torch.Tensor]) -> list[list[int]]:
-        mask = batch["attention_mask"]
-        tags = self.head.decode(self.emissions(batch), mask, self.hparams.force_first_tag, self.hparams.force_last_tag)
-        return [t[m].tolist() for t, m in zip(tags, mask)]
+    @property
+    def scores_emissions_only(self) -> bool:
+        """Whether evaluation also decodes the emissions alone (argmax per token, no transitions):
+        for a head with transitions (CRF, MEMM), ``model.eval_emissions_only`` (default on)."""
+        return bool(self.hparams.get("eval_emissions_only", True)) and self.head_name != "softmax"
 
-    def eval_predictions(self, batch: Mapping[str, torch.Tensor]) -> dict[int, list[int]]:
-        """Feature index -> per-token tags (validation/test through :class:`EvalCollector`)."""
-        return dict(zip(batch["index"].tolist(), self._predict(batch)))
+    def _predict(self, batch: Mapping[str, torch.Tensor], emissions_only: bool = False):
+        """Per-token tags of the head's decode; with ``emissions_only`` also those of the argmax
+        of the emissions (the same forward pass)."""
+        mask = batch["attention_mask"]
+        em = self.emissions(batch)
+        tags = self.head.decode(em, mask, self.hparams.force_first_tag, self.hparams.force_last_tag)
+        decoded = [t[m].tolist() for t, m in zip(tags, mask)]
+        if not emissions_only:
+            return decoded
+        return list(zip(decoded, [a[m].tolist() for a, m in zip(em.argmax(-1), mask)]))
+
+    def eval_predictions(self, batch: Mapping[str, torch.Tensor]) -> dict[int, Any]:
+        """Feature index -> per-token tags (validation/test through :class:`EvalCollector`), or
+        (tags, emissions-only tags) when :attr:`scores_emissions_only`."""
+        return dict(zip(batch["index"].tolist(), self._predict(batch, self.scores_emissions_only)))
 
     def predict_step(self, batch, batch_idx=0):
-        return self.eval_predictions(batch)
+        return dict(zip(batch["index"].tolist(), self._predict(batch)))
 
-    def eval_score(self, split: str, predictions: Mapping[int, list[int]]) -> tuple[dict[str, Any], list[Any]]:
-        return score_tagging(self.trainer.datamodule, split, predictions)
+    def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """The head's decode scored as usual; with :attr:`scores_emissions_only` also ``f1_emissions_only``
+        (and P/R): what decoding the emissions alone gives, so ``f1 - f1_emissions_only`` is how much
+        the transitions add (post 1's mechanism, :class:`bertlab.callbacks.crf_mechanism.CRFMechanism`)."""
+        dm = self.trainer.datamodule
+        if not self.scores_emissions_only:
+            return score_tagging(dm, split, predictions)
+        metrics, outputs = score_tagging(dm, split, {i: p[0] for i, p in predictions.items()})
+        alone, _ = score_tagging(dm, split, {i: p[1] for i, p in predictions.items()})
+        metrics.update({f"{k}_emissions_only": alone[k] for k in ("precision", "recall", "f1") if k in alone})
+        return metrics, outputs
 
     def eval_table(self, split: str, outputs: list[Any]):
         """CWS: text, gold and predicted words; NER: text, gold and predicted entities."""
