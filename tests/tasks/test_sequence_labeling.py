@@ -58,3 +58,28 @@ def test_softmax_head_has_no_emissions_only_score(make_cfg):
     cfg = make_cfg([*TINY[1:], "experiment=cws_softmax", "trainer.max_steps=3"])
     _, objs = train(cfg)
     assert "f1_emissions_only" not in objs["model"].last_metrics["val"]
+
+
+def test_test_every_epoch_scores_the_test_split_after_each_epoch_without_selecting_on_it(make_cfg):
+    overrides = [o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.val_check_interval"))]
+    cfg = make_cfg(
+        [
+            *overrides,
+            "data.max_train_chars=4000",
+            "trainer.max_epochs=2",
+            "trainer.max_steps=-1",
+            "test_every_epoch=true",
+        ]
+    )
+    metrics, objs = train(cfg)
+    model, dm, trainer = objs["model"], objs["datamodule"], objs["trainer"]
+    with open(f"{cfg.paths.output_dir}/test_epoch.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    # the last row is the test score of the final weights, as a test run computes it
+    assert float(rows[-1]["f1"]) == pytest.approx(model.evaluate_now("test", dm.test_dataloader())["f1"])
+    assert not any(k.startswith("test_epoch/") for k in trainer.callback_metrics)  # never selectable
+    logged = (next(iter(trainer.loggers)).log_dir + "/metrics.csv") if trainer.loggers else None
+    if logged:
+        with open(logged, encoding="utf-8") as f:
+            assert "test_epoch/f1" in f.readline()

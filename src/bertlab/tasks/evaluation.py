@@ -168,6 +168,27 @@ class EvalCollector(EvalSharding):
         self._log_eval_table(split, outputs)
         self.on_eval_scored(split, metrics, outputs)
 
+    def evaluate_now(self, split: str, loader: Any) -> dict[str, Any]:
+        """Score ``split`` from ``loader`` outside the Trainer's loops (e.g. the test split after
+        every training epoch, :class:`bertlab.callbacks.epoch_test.TestEveryEpoch`): the same
+        predictions, DDP sharding and scoring as a test run, in eval mode without gradients,
+        and nothing logged or kept (the caller decides). Every rank must call it (a collective)."""
+        import torch
+        from pytorch_lightning.utilities import move_data_to_device
+
+        key = f"{split}@now"
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self._eval_start(key, loader)
+                for i, batch in enumerate(loader):
+                    self._eval_step(key, move_data_to_device(batch, self.device), i)
+                preds, _, _ = self._eval_gather(key)
+        finally:
+            self.train(was_training)
+        return self.eval_score(split, preds)[0] if preds else {}
+
     def _log_eval_metrics(self, split: str, metrics: Mapping[str, Any]) -> None:
         scalars = {
             f"{split}/{k}": float(v)
