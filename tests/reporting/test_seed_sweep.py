@@ -91,14 +91,14 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
         "61.00 ± 1.41",
         "75.00 ± 7.07",
         "72.00 ± 8.49",
-        "+0.00 ± 0.00",
+        "+0.00 ± 0.00 (SE 0.00, n 2: within the seed spread)",  # the baseline paired with itself
         "-",
         "4.00e-03 ± 1.41e-03",
         "11.0 ± 0.0",
     ]
     som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
     # the failed run is left out of the means; seed 1 paired with none's seed 1: 0.72 - 0.66
-    assert som_cells[:5] == ["1", "50.00", "75.00", "72.00", "+6.00"]
+    assert som_cells[:5] == ["1", "50.00", "75.00", "72.00", "+6.00 (1 seed: no verdict)"]
     assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - | - | - |" in md and "failed: no metrics.json" in md
     assert lines["soft (weight 0.0001)"].split("|")[2].strip() == "0"  # an arm with no run still gets its row
     assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
@@ -143,7 +143,7 @@ def test_pretrain_report_rows(tmp_path):
     assert "| from scratch | 1 | 79.00 | 82.00 | 320 | 82.60 | +0.00 | 60.00 |" in md
     # seed 1 paired with scratch seed 1 (+0.8 pp); seed 2 has no scratch run to pair with
     assert (
-        "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | +0.80 | 60.00 ± 0.00 |"
+        "| pretrained (bert_small) | 2 | 80.50 ± 0.71 | 82.25 ± 1.06 | 320 ± 0 | 83.10 ± 0.42 | +0.80 (1 seed: no verdict) | 60.00 ± 0.00 |"
         in md
     )
 
@@ -214,3 +214,13 @@ def test_paired_deltas_subtract_the_baseline_run_of_the_same_seed():
     add_paired_deltas(rows, "none", "test")
     assert [r["delta_test"] for r in rows[:4]] == [0.0, 0.0, pytest.approx(0.03), pytest.approx(-0.01)]
     assert rows[4]["delta_test"] is None and rows[5]["delta_test"] is None  # no seed-3 baseline; failed run
+
+
+def test_paired_verdict_holds_only_beyond_two_standard_errors():
+    from bertlab.reporting.seed_sweep import paired_verdict
+
+    # mean 1, std 0.1, n 3: SE 0.0577 -> holds
+    assert paired_verdict([0.9, 1.0, 1.1]).endswith("n 3: holds")
+    # the ALBERT case of docs/results.md: +0.90 / +1.56 / -0.28 -> mean 0.73, SE 0.54: within
+    assert paired_verdict([0.90, 1.56, -0.28]) == "SE 0.54, n 3: within the seed spread"
+    assert paired_verdict([0.5]) == "1 seed: no verdict" and paired_verdict([None]) == "-"

@@ -46,8 +46,14 @@ def _no_subprocess(monkeypatch):
 
 # the commands each dry-run must print (fragments of its lines, in order)
 EXPECTED = {
-    "crf": [["-m bertlab.train -m experiment=crf_layer1/crf1,crf_layer1/crf2,crf_layer1/crf3,crf_layer1/softmax,"]],
-    "crf_claim": [["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=1,100,1000"]],
+    "crf": [
+        [
+            "-m bertlab.train -m experiment=crf_layer1/crf1,crf_layer1/crf2,crf_layer1/crf3,crf_layer1/softmax,",
+            "seed=1,2,3",
+            "test_every_epoch=true",
+        ]
+    ],
+    "crf_claim": [["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=1,100,1000", "seed=1,2,3"]],
     "ner": [
         ["experiment=ner_crf", "data=ner_resume", "head=crf", "lr_multipliers.crf=1 ", "seed=1,2,3"],
         ["head=crf", "lr_multipliers.crf=10 "],

@@ -19,12 +19,18 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
         "callbacks.rich_progress_bar=null",
         "threads=1",
     ]
-    rc = main(["crf", "--rows", "crf1,crf2,softmax", "--out", str(out), "--", *tiny])
+    rc = main(["crf", "--rows", "crf1,crf2,softmax", "--seeds", "1", "--out", str(out), "--", *tiny])
     assert rc == 0
     md = (out / "crf_layer1.md").read_text(encoding="utf-8")
-    lines = [line for line in md.splitlines() if line.startswith("| CRF-") or line.startswith("| Softmax")]
+    summary, per_run = md.split("\nPer run:\n")
+    # the seed summary (shared seed-sweep table): every row, paired with CRF-1's run of the same seed
+    arms = [line.split("|") for line in summary.splitlines() if line.startswith(("| CRF-", "| Softmax"))]
+    assert [a[1].strip() for a in arms[:3]] == ["CRF-1", "CRF-2", "Softmax"]
+    assert arms[0][7].strip().startswith("+0.0000") and "1 seed: no verdict" in arms[1][7]
+    assert 0 < float(arms[0][5]) <= 1  # test F1 after epoch 1 (test_every_epoch=true)
+    lines = [line for line in per_run.splitlines() if line.startswith("| CRF-") or line.startswith("| Softmax")]
     assert [line.split("|")[1].strip() for line in lines[:3]] == ["CRF-1", "CRF-2", "Softmax"]
-    crf1, crf2, soft = (line.split("|") for line in lines[:3])
+    crf1, crf2, soft = ([c for i, c in enumerate(line.split("|")) if i != 2] for line in lines[:3])  # minus seed
     assert crf1[4].strip() == "0.001" and crf2[4].strip() == "0.01" and soft[4].strip() == "-"
     # 2 epochs x 4 steps: head lr x steps = 0.008 (x1) and 0.08 (x10); the matrix moved, by at most ~lr/step
     assert crf1[10].strip() == "0.008" and crf2[10].strip() == "0.08"

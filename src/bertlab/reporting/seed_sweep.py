@@ -42,6 +42,7 @@ __all__ = [
     "last_value",
     "load_jobs",
     "mean_std",
+    "paired_verdict",
     "unseen_test_acc",
     "render",
     "summarise",
@@ -119,8 +120,27 @@ def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f
     return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt.replace('+', ''))}"
 
 
+def paired_verdict(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
+    """The rule every comparison follows (docs/results.md): a paired difference "holds" only when
+    its mean is more than twice its standard error (std / sqrt(n)) away from 0, else it is
+    "within the seed spread"; one seed: no spread, no verdict."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2:
+        return "1 seed: no verdict" if vals else "-"
+    mean, se = statistics.mean(vals), statistics.stdev(vals) / len(vals) ** 0.5
+    verdict = "holds" if abs(mean) > 2 * se else "within the seed spread"
+    return f"SE {format(se * scale, fmt.replace('+', ''))}, n {len(vals)}: {verdict}"
+
+
 def _cell(value: Any, col: Column) -> str:
     return "-" if value is None else format(value * col.scale, col.fmt)
+
+
+def _summary_cell(values: Sequence[float | None], col: Column) -> str:
+    cell = mean_std(values, col.scale, col.fmt)
+    if col.key.startswith("delta_") and cell != "-":
+        cell += f" ({paired_verdict(values, col.scale, col.fmt)})"
+    return cell
 
 
 def render(
@@ -147,13 +167,12 @@ def render(
     for arm in arms:
         ok = [r for r in rows if r["arm"] == arm and not r.get("failed")]
         lines.append(
-            f"| {arm} | {len(ok)} | "
-            + " | ".join(mean_std([r.get(c.key) for r in ok], c.scale, c.fmt) for c in columns)
-            + " |"
+            f"| {arm} | {len(ok)} | " + " | ".join(_summary_cell([r.get(c.key) for r in ok], c) for c in columns) + " |"
         )
     lines += [
         "",
-        "mean ± std over seeds. Per run:",
+        "mean ± std over seeds; a Δ column (paired by seed) also gives its standard error and verdict: "
+        "holds only beyond 2 SE. Per run:",
         "",
         "| job | arm | seed | " + " | ".join(c.header for c in columns) + " | status |",
         "|---|---|---|" + "---|" * len(columns) + "---|",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from bertlab.reporting import seed_sweep as ss
 from bertlab.reporting.multirun import JobResult, load_multirun
 from bertlab.reporting.tables import (
     count_negative,
@@ -42,6 +43,16 @@ from bertlab.utils.errors import ConfigError, DataError
 ROWS = ("crf1", "crf2", "crf3", "softmax", "memm")
 POST = {"CRF-1": (0.914, 0.925), "CRF-2": (0.929, 0.930), "CRF-3": (0.673, 0.747), "Softmax": (0.899, 0.907)}
 TABLE = "crf_layer1.md"
+SEEDS = "1,2,3"
+#: the seed summary: every row paired with the baseline row's run of the same seed
+SUMMARY = [
+    ss.Column("val F1 epoch 1", "val_epoch1", 1.0, ".4f"),
+    ss.Column("val F1 best", "val_best", 1.0, ".4f"),
+    ss.Column("test F1 after epoch 1", "test_epoch1", 1.0, ".4f"),
+    ss.Column("test F1 (best val ckpt)", "test_f1", 1.0, ".4f"),
+    ss.Column("Δ test F1 vs {base}, same seed", "delta_test_f1", 1.0, "+.4f"),
+    ss.Column("seconds", "seconds", 1.0, ".0f"),
+]
 
 
 def job_row(job: JobResult) -> dict:
@@ -54,6 +65,7 @@ def job_row(job: JobResult) -> dict:
     epoch1 = next((v for e, v in reversed(vals) if e == 0), None)  # the last validation of epoch 1
     best = max(vals, key=lambda ev: ev[1]) if vals else None
     m = job.metrics or {}
+    test_epochs = [(int(r["epoch"]), r["test_epoch/f1"]) for r in job.history if "test_epoch/f1" in r and "epoch" in r]
     name = str(cfg.get("row") or job.name)
     if "${" in name:  # an interpolated label (config.yaml keeps interpolations unresolved)
         name = f"{head.upper()} x{mult:g}"
@@ -66,6 +78,9 @@ def job_row(job: JobResult) -> dict:
         "val_best": best[1] if best else None,
         "best_epoch": best[0] + 1 if best else None,
         "test_f1": (m.get("test") or {}).get("f1"),
+        # test_every_epoch=true logs the epoch number counted from 1
+        "test_epoch1": next((v for e, v in test_epochs if e == 1), None),
+        "seed": cfg.get("seed"),
         "seconds": m.get("wall_seconds"),
         "steps": steps,
         "ok": job.ok,
@@ -90,24 +105,27 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
     out = [
         f"Sweep folder: `{sweep_dir}`",
         "",
-        "| run | head | main lr | head lr | val F1 epoch 1 | val F1 best (epoch) | test F1 (best val ckpt) "
+        "Per run:",
+        "",
+        "| run | seed | head | main lr | head lr | val F1 epoch 1 | val F1 best (epoch) | test F1 (best val ckpt) "
         "| post test F1 epoch 1 / best | max abs(trans - init) | head lr x steps | impossible moves < 0 | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if not r["ok"]:
-            out.append(f"| {r['row']} | {r['head']} | {r['lr']:g} | - | FAILED | | | | | | | |")
+            out.append(f"| {r['row']} | {r.get('seed')} | {r['head']} | {r['lr']:g} | - | FAILED | | | | | | | |")
             continue
         post = POST.get(r["row"])
         post_s = "-" if post is None else f"{post[0]:.3f} / {post[1]:.3f}"
         head_lr = "-" if r["head_lr"] is None else f"{r['head_lr']:g}"
         budget = "-" if r["head_lr"] is None else f"{r['head_lr'] * r['steps']:.3g}"
         out.append(
-            f"| {r['row']} | {r['head']} | {r['lr']:g} | {head_lr} | {num(r['val_epoch1'])} "
+            f"| {r['row']} | {r.get('seed')} | {r['head']} | {r['lr']:g} | {head_lr} | {num(r['val_epoch1'])} "
             f"| {num(r['val_best'])} ({r['best_epoch']}) | {num(r['test_f1'])} | {post_s} "
             f"| {num(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {num(r['seconds'], 0)} |"
         )
-    mats = [r for r in rows if "last" in r][:3]
+    seen: set[str] = set()  # the matrices of the first seed of each row
+    mats = [r for r in rows if "last" in r and not (r["row"] in seen or seen.add(r["row"]))][:3]
     if len(mats) >= 2:
         names = mats[0]["names"]
         out += [
@@ -124,12 +142,26 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(sweep_dir: Path, table: str = TABLE) -> int:
-    """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it."""
+def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path) -> str:
+    """Rows x seeds through the shared seed-sweep table: mean ± std per row, every row's test F1
+    paired with the ``baseline`` row's run of the same seed (SE and verdict)."""
+    runs = [
+        {**r, "arm": r["row"], "job": r["path"].name, "failed": None if r["ok"] else "no metrics.json"} for r in rows
+    ]
+    ss.add_paired_deltas(runs, baseline, "test_f1")
+    cols = [ss.Column(c.header.format(base=baseline), c.key, c.scale, c.fmt) for c in SUMMARY]
+    order = list(dict.fromkeys(r["row"] for r in rows))
+    return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order)
+
+
+def write_report(sweep_dir: Path, table: str = TABLE, baseline: str = "CRF-1", title: str = "CRF layer-1 table") -> int:
+    """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it: the seed summary
+    (paired with ``baseline``), then every run with its transitions."""
     if not (sweep_dir / "multirun.yaml").is_file():
         raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
     _, jobs = load_multirun(sweep_dir)
-    md = render([job_row(j) for j in jobs], sweep_dir)
+    rows = [job_row(j) for j in jobs]
+    md = seed_summary(rows, baseline, title, sweep_dir) + "\n" + render(rows, sweep_dir)
     write_table(sweep_dir / table, md)
     sys.stdout.write(md)
     print(f"wrote {sweep_dir / table}")
@@ -138,6 +170,7 @@ def write_report(sweep_dir: Path, table: str = TABLE) -> int:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row files of conf/experiment/crf_layer1/")
+    ap.add_argument("--seeds", default=SEEDS, help=f"seeds of every row (default {SEEDS}; paired by seed)")
     ap.add_argument(
         "--out",
         default=str(Path("logs") / "crf_layer1" / stamp()),
@@ -153,7 +186,17 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
         name = (unknown or [""])[0]
         raise ConfigError("--rows", f"no row file conf/experiment/crf_layer1/{name}.yaml (rows: {', '.join(ROWS)})")
     sweep = "experiment=" + ",".join(f"crf_layer1/{r}" for r in rows)
-    return [train("-m", sweep, f"hydra.sweep.dir={ROOT / args.out}", *overrides, keep_going=True)]
+    return [
+        train(
+            "-m",
+            sweep,
+            f"seed={args.seeds}",
+            "test_every_epoch=true",  # the post's "test F1 after epoch 1" column
+            f"hydra.sweep.dir={ROOT / args.out}",
+            *overrides,
+            keep_going=True,
+        )
+    ]
 
 
 def report(args: argparse.Namespace) -> int:
@@ -162,7 +205,7 @@ def report(args: argparse.Namespace) -> int:
 
 REPRODUCTION = Reproduction(
     name="crf",
-    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM (5 runs, <= 5 min each).",
+    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM x 3 seeds (<= 5 min a run).",
     table="logs/crf_layer1/<time>/crf_layer1.md (--out DIR: DIR/crf_layer1.md)",
     plan=plan,
     report=report,

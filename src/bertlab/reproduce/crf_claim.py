@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from bertlab.reproduce.base import ROOT, Command, Reproduction, stamp, train
-from bertlab.reproduce.crf import write_report
+from bertlab.reproduce.crf import SEEDS, write_report
 
 MULTIPLIERS = (1, 100, 1000)
 TABLE = "crf_lr_claim.md"
@@ -29,15 +29,21 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="sweep folder (default: logs/crf_lr_claim/<time>)",
     )
     ap.add_argument("--report-only", default=None, metavar="DIR", help="only tabulate an existing sweep folder")
+    ap.add_argument("--seeds", default=SEEDS, help=f"seeds of every multiplier (default {SEEDS}; paired by seed)")
 
 
 def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
-    sweep = ["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=" + ",".join(map(str, MULTIPLIERS))]
+    sweep = [
+        "experiment=crf_lr_claim",
+        "optimizer.lr_multipliers.crf=" + ",".join(map(str, MULTIPLIERS)),
+        f"seed={args.seeds}",
+    ]
     return [train("-m", *sweep, f"hydra.sweep.dir={ROOT / args.out}", *overrides, keep_going=True)]
 
 
 def report(args: argparse.Namespace) -> int:
-    return write_report(Path(args.report_only) if args.report_only else ROOT / args.out, TABLE)
+    sweep_dir = Path(args.report_only) if args.report_only else ROOT / args.out
+    return write_report(sweep_dir, TABLE, baseline="CRF x1", title="CRF lr claim (main lr 1e-5, pretrained small BERT)")
 
 
 REPRODUCTION = Reproduction(
