@@ -51,6 +51,7 @@ from bertlab.data.mrc import (
     read_native,
     split_of_question,
 )
+from bertlab.data.samplers import random_batch_sampler
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import trim_vocab
 from bertlab.decoding.constrained import best_answer
@@ -363,8 +364,7 @@ class MrcDataModule(pl.LightningDataModule):
             self._train_set = _TrainSet(self, self.encoded["train"], self.hparams.seed)
         return DataLoader(
             self._train_set,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
+            batch_sampler=random_batch_sampler(len(self._train_set), self.hparams.batch_size, self.hparams.seed),
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
         )
