@@ -21,7 +21,13 @@ ENC = [
 ]
 FAMILIES = {
     "cws_crf": ["experiment=cws_crf", "data.max_train_chars=3000", "data.max_eval_sentences=8"],
-    "cws_memm": ["experiment=cws_crf", "head=memm", "data.max_train_chars=3000", "data.max_eval_sentences=8"],
+    "cws_memm": [
+        "experiment=cws_crf",
+        "head=memm",
+        "~optimizer.lr_multipliers",
+        "data.max_train_chars=3000",
+        "data.max_eval_sentences=8",
+    ],
     "cws_softmax": ["experiment=cws_softmax", "data.max_train_chars=3000", "data.max_eval_sentences=8"],
     "ner_crf": ["experiment=ner_crf", "data.max_train_chars=3000", "data.max_eval_sentences=8"],
     "sentiment": [
