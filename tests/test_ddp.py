@@ -333,6 +333,11 @@ def test_mlm_pretraining_validation_sums_counts_across_processes(tmp_path):
         "model.export_on_fit_end=false",
         "test=false",
         "optimized_metric=null",
+        # training is sharded (each rank its own examples and MLM masks), so a 2-process run
+        # trains other weights than 1 process: lr 1e-12 (Adam steps of ~1e-12, below float32
+        # resolution of the weights) keeps the weights of both equal, and the
+        # validation (counts summed across ranks) is compared on the same model
+        "optimizer.lr=1e-12",
     ]
     val = {}
     for trainer in ("cpu", "ddp_cpu"):
@@ -341,8 +346,7 @@ def test_mlm_pretraining_validation_sums_counts_across_processes(tmp_path):
         val[trainer] = json.loads((out / "metrics.json").read_text())["val_last"]
     one, two = val["cpu"], val["ddp_cpu"]
     assert two["n_targets"] == one["n_targets"] > 0
-    # same batches on both ranks while training: the weights agree up to all-reduce noise
-    assert two["mlm_loss"] == pytest.approx(one["mlm_loss"], rel=1e-4)
+    assert two["mlm_loss"] == pytest.approx(one["mlm_loss"], rel=1e-5)
     assert two["mlm_acc"] == pytest.approx(one["mlm_acc"], abs=2 / one["n_targets"])
 
 
