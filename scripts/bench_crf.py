@@ -1,4 +1,4 @@
-"""Benchmark bertlab's CRF against pytorch-crf (torchcrf) on CPU.
+"""Benchmark bertlab's CRF against pytorch-crf (torchcrf) on CPU (or ``--device cuda``).
 
 For each (K tags, T steps) setting, batch B, prefix masks with lengths drawn from U[T/2, T]:
 median wall time of the NLL forward+backward (gradients to emissions and all CRF
@@ -31,12 +31,18 @@ SETTINGS = ((4, 128), (31, 128), (4, 512))
 
 
 def _timed(fn) -> float:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # CUDA kernels run asynchronously: time them to completion
     return (time.perf_counter() - t0) * 1e3
 
 
-def bench_setting(K: int, T: int, batch: int, repeats: int, warmup: int, route: str, seed: int) -> dict:
+def bench_setting(
+    K: int, T: int, batch: int, repeats: int, warmup: int, route: str, seed: int, device: str = "cpu"
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the transitions' init draws from the global generator
     ours = CRF(K, include_start_end=True)
@@ -50,11 +56,13 @@ def bench_setting(K: int, T: int, batch: int, repeats: int, warmup: int, route: 
         ref.start_transitions.copy_(ours.start_transitions)
         ref.end_transitions.copy_(ours.end_transitions)
 
-    emissions = (3.0 * torch.randn(batch, T, K, generator=g)).requires_grad_()
-    tags = torch.randint(K, (batch, T), generator=g)
+    ours.to(device)
+    ref.to(device)
+    emissions = (3.0 * torch.randn(batch, T, K, generator=g)).to(device).requires_grad_()
+    tags = torch.randint(K, (batch, T), generator=g).to(device)
     lengths = torch.randint(T // 2, T + 1, (batch,), generator=g)
     lengths[0] = T
-    mask = torch.arange(T)[None, :] < lengths[:, None]
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).to(device)
 
     def nll_ref():
         emissions.grad = None
@@ -108,6 +116,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--route", default="auto", choices=("auto", "loop", "scan"), help="bertlab CRF route")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -122,7 +131,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for K, T in SETTINGS:
-        r = bench_setting(K, T, args.batch, args.repeats, args.warmup, args.route, args.seed)
+        r = bench_setting(K, T, args.batch, args.repeats, args.warmup, args.route, args.seed, args.device)
         print(
             f"{K:>3} {T:>4} | {r['nll_ref']:>20.2f} {r['nll_ours']:>8.2f} {r['nll_ref'] / r['nll_ours']:>7.1f}x | "
             f"{r['dec_ref']:>19.2f} {r['dec_ours']:>8.2f} {r['dec_ref'] / r['dec_ours']:>7.1f}x | "

@@ -11,7 +11,12 @@ SAME model and the same real training sentences, for:
   bertlab    all of them (the default pipeline)
   softmax    the default pipeline with a softmax head (CRF-vs-softmax step cost)
 
-Usage: python scripts/bench_train.py [--steps 30] [--layers 2] [--threads 2]
+With ``--precision 32-true,bf16-mixed`` it measures instead the default pipeline (the main
+job's model) under each Lightning precision (``bf16-mixed``: CPU bf16 autocast around the
+forward pass and loss, as Lightning runs it; the CRF loss itself in float32, nn/losses.py),
+and prints each one's tokens/s and its ratio to the first (32-true) in the same run.
+
+Usage: python scripts/bench_train.py [--steps 30] [--layers 2] [--threads 2] [--precision 32-true,bf16-mixed]
 """
 
 from __future__ import annotations
@@ -69,7 +74,10 @@ def batches(dm: CwsDataModule, bucket: bool, batch_size: int, max_len: int, n: i
     return out
 
 
-def measure(name, dm, head_kind, bucket, args, results):
+_AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16}
+
+
+def measure(name, dm, head_kind, bucket, args, results, precision="32-true"):
     torch.manual_seed(0)
     enc_cfg = {
         "model_type": "bert",
@@ -89,10 +97,14 @@ def measure(name, dm, head_kind, bucket, args, results):
     opt = torch.optim.Adam(params, lr=1e-3, eps=1e-6)
     data = batches(dm, bucket, args.batch_size, args.max_len, args.steps + args.warmup, args.seed)
     times, tokens = [], []
+    if precision not in _AUTOCAST:
+        raise SystemExit(f"--precision: {precision!r} is not one of {', '.join(_AUTOCAST)}")
+    dtype = _AUTOCAST[precision]
     for i, b in enumerate(data):
         t0 = time.perf_counter()
-        hidden = encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"].long()).last_hidden_state
-        loss = head.nll(emission(hidden), b["labels"], b["attention_mask"])
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            hidden = encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"].long()).last_hidden_state
+            loss = head.nll(emission(hidden), b["labels"], b["attention_mask"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -124,12 +136,16 @@ def main() -> None:
     ap.add_argument("--max-chars", type=int, default=400_000, help="training subset read for the batches")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default=None, help="e.g. 32-true,bf16-mixed: the main job's model per precision")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(
         f"bench_train: {args.layers} layers x 256, batch {args.batch_size}, max_len {args.max_len}, "
         f"{args.steps} timed steps, {args.threads} threads"
     )
+    if args.precision:
+        precision_table(args)
+        return
     full = datamodule("none", args.max_len, args.max_chars)
     trimmed = datamodule("corpus", args.max_len, args.max_chars)
     res: dict[str, dict] = {}
@@ -150,6 +166,23 @@ def main() -> None:
         )
     ratio = res["bertlab"]["ms_per_1k_tokens"] / res["softmax"]["ms_per_1k_tokens"]
     print(f"\nCRF-head step cost / softmax-head step cost (same batches): {ratio:.3f}")
+
+
+def precision_table(args) -> None:
+    from bertlab.utils.precision import cpu_bf16_flags
+
+    print(f"CPU bf16 flags: {' '.join(cpu_bf16_flags()) or 'none'}")
+    dm = datamodule("corpus", args.max_len, args.max_chars)
+    res: dict[str, dict] = {}
+    names = [p.strip() for p in args.precision.split(",") if p.strip()]
+    for p in names:
+        measure(p, dm, "crf", True, args, res, precision=p)
+    base = res[names[0]]["tokens_per_s"]
+    print()
+    print(f"| precision | non-padding tokens/s | x {names[0]} | ms / step (median) |")
+    print("|---|---:|---:|---:|")
+    for name, r in res.items():
+        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base:.2f} | {r['ms_per_step']:.0f} |")
 
 
 if __name__ == "__main__":

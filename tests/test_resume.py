@@ -147,7 +147,10 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
     # saved on the train batch end of step 100: 4 batches into the third epoch (steps 97-144)
     progress = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
     position = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["sampler"]
-    assert position == {"epoch": 2, "yielded": progress["processed"], "seed": 42} and progress["processed"] == 4
+    assert (
+        position == {"epoch": 2, "yielded": progress["processed"], "seed": 42, "world_size": 1}
+        and progress["processed"] == 4
+    )
 
     resumed = _run(run_dir, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

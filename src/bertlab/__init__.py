@@ -2,9 +2,10 @@
 
 import os as _os
 
-# Nothing may reach a model hub or W&B's servers unless the user asks for it explicitly.
+# Nothing may reach a model hub or W&B's servers unless the user asks for it explicitly:
+# offline by DEFAULT only; HF_HUB_OFFLINE=0 set by the user goes online (transformers follows it).
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_os.environ.setdefault("TRANSFORMERS_OFFLINE", _os.environ["HF_HUB_OFFLINE"])
 _os.environ.setdefault("WANDB_MODE", "offline")
 
 from bertlab.utils.noise import silence_startup_noise as _silence_startup_noise

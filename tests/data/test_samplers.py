@@ -34,7 +34,7 @@ def test_loader_resumes_at_the_batches_it_delivered(num_workers):
     head = [next(it).tolist() for _ in range(7)]  # workers have fetched further ahead
     state = dl.state_dict()
     del it
-    assert state == {"sampler": {"epoch": 3, "yielded": 7, "seed": 5}}
+    assert state == {"sampler": {"epoch": 3, "yielded": 7, "seed": 5, "world_size": 1}}
     fresh = _loader(num_workers=num_workers)
     fresh.load_state_dict(state)
     rest = [b.tolist() for b in fresh]
@@ -50,7 +50,7 @@ def test_a_state_saved_at_the_end_of_an_epoch_starts_the_next_epoch():
     dl.batch_sampler.set_epoch(1)
     n = len(list(dl))
     state = dl.state_dict()
-    assert state["sampler"] == {"epoch": 1, "yielded": n, "seed": 5}
+    assert state["sampler"] == {"epoch": 1, "yielded": n, "seed": 5, "world_size": 1}
     fresh = _loader()
     fresh.load_state_dict(state)
     ref = _loader()

@@ -37,6 +37,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from bertlab.data.samplers import log_global_batch
+
 log = logging.getLogger(__name__)
 
 CKPT_KEY = "bertlab_resume"
@@ -90,6 +92,9 @@ class ResumeState(pl.Callback):
         return "ResumeState"
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:  # data sharded by rank (bertlab.data.samplers): say the global batch
+            dm_hp = getattr(getattr(trainer, "datamodule", None), "hparams", None)
+            log_global_batch(trainer, getattr(dm_hp, "batch_size", None))
         fit_loop = trainer.fit_loop
         pending = getattr(fit_loop, "_combined_loader_states_to_load", None)
         if not pending or not fit_loop.restarting:

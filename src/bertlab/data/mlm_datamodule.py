@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from bertlab.data.base import CharDataModule
 from bertlab.data.cws import split_text, split_words
 from bertlab.data.pretraining_corpus import SOURCES, CorpusText, build_pretraining_corpus
-from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.samplers import BucketBatchSampler, rank_slice, resolve_shard
 from bertlab.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -210,16 +210,16 @@ class MixedBatchSampler(Sampler[list[int]]):
 
     def _packed_batches(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed * 7919 + self.epoch)
-        bs = self.packed_batch_size
+        bs, (rank, world) = self.packed_batch_size, resolve_shard(None, None)  # DDP: slice `rank` of W x bs
         while True:
             order = list(range(self.n_single, self.n_single + self.n_packed))
             rng.shuffle(order)
-            for i in range(0, len(order), bs):
-                yield order[i : i + bs]
+            for i in range(0, len(order), bs * world):
+                yield rank_slice(order[i : i + bs * world], bs, rank, world)
 
     def __len__(self) -> int:
         if self.fraction >= 1:
-            return -(-self.n_packed // self.packed_batch_size)
+            return -(-self.n_packed // (self.packed_batch_size * resolve_shard(None, None)[1]))
         n_bucket = len(self.buckets) if self.buckets is not None else 0
         return math.ceil(n_bucket / (1 - self.fraction))
 

@@ -49,6 +49,7 @@ from bertlab.data.mrc import (
     read_native,
     split_of_question,
 )
+from bertlab.data.samplers import random_batch_sampler
 from bertlab.decoding.constrained import best_answer
 from bertlab.utils.errors import ConfigError, DataError
 
@@ -331,8 +332,7 @@ class MrcDataModule(CharDataModule):
             self._train_set = _TrainSet(self, self.encoded["train"], self.hparams.seed)
         return DataLoader(
             self._train_set,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
+            batch_sampler=random_batch_sampler(len(self._train_set), self.hparams.batch_size, self.hparams.seed),
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
         )

@@ -6,6 +6,23 @@ from ``seed + epoch``, so runs are reproducible, and the sampler's position (epo
 handed out) is a ``state_dict`` so a resumed run continues with exactly the batches an
 uninterrupted run would have seen.
 
+**Sharding under DDP.** With ``W`` processes (ranks) the training sampler draws one
+*global* order, identical on every rank because it depends only on ``(seed, epoch)``: the
+batches a one-process sampler with ``batch_size * W`` (and the same ``pool_batches``) would
+draw, each cut into ``W`` slices of ``batch_size``; rank ``r`` trains on slice ``r`` of every
+global batch. So the ranks' batches are disjoint, together they cover the epoch once, every
+optimizer step sees the examples a one-process step with batch ``W x batch_size`` sees (with
+per-sequence mean losses the averaged gradient is that step's), and steps per epoch =
+``ceil(batches / W)`` (``batches``: the number of ``batch_size`` batches of the epoch).
+**Padding, not dropping:** the one global batch of an epoch that has fewer than ``W`` slices
+(the remainder of the last length pool) gives the ranks it lacks a repeat of one of its
+slices, so every rank takes the same number of steps (DDP needs that) and no example is left
+out; at most ``W - 1`` batches per epoch are seen twice. ``W = 1`` is exactly the
+one-process order. Rank and world size come from ``torch.distributed`` when it is
+initialised (read when the epoch starts), or from the ``rank`` / ``world_size`` arguments;
+evaluation samplers (``shuffle=False``) are never sharded (bertlab/tasks/evaluation.py splits
+evaluation batches itself and gathers the predictions, so metrics equal one process's).
+
 Lightning saves and restores a training DataLoader's position only when the loader itself
 has ``state_dict`` / ``load_state_dict`` (its ``_Stateful`` protocol; the state is loaded in
 ``fit_loop.setup_data`` before the first batch is drawn). A plain ``DataLoader`` restarts
@@ -17,11 +34,43 @@ training loop (not the indices worker processes have prefetched), and
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader, Sampler
+
+log = logging.getLogger(__name__)
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised ``torch.distributed`` group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def resolve_shard(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit (rank, world_size) if given, else those of ``torch.distributed``."""
+    if rank is None and world_size is None:
+        return dist_rank_world()
+    d_rank, d_world = dist_rank_world()
+    world = d_world if world_size is None else int(world_size)
+    rank = d_rank if rank is None else int(rank)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world}")
+    return rank, world
+
+
+def rank_slice(global_batch: list[int], batch_size: int, rank: int, world: int) -> list[int]:
+    """Slice ``rank`` of a global batch cut into ``batch_size`` pieces; a rank past the last
+    piece (a short global batch) gets a repeat of piece ``rank % pieces`` (the padding)."""
+    pieces = -(-len(global_batch) // batch_size)
+    k = rank if rank < pieces else rank % pieces
+    return global_batch[k * batch_size : (k + 1) * batch_size]
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -32,6 +81,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         pool_batches: int = 100,
         seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -40,6 +91,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.pool_batches = max(1, pool_batches)
         self.seed = seed
+        self.rank, self.world_size = rank, world_size  # None: from torch.distributed
         self.epoch = 0
         self._yielded = 0  # batches of the current epoch handed out so far
         self._resume_at = 0  # batches to skip at the next __iter__ (after load_state_dict)
@@ -53,23 +105,41 @@ class BucketBatchSampler(Sampler[list[int]]):
         """How many batches of this epoch the next ``__iter__`` skips (a restored position)."""
         return self._resume_at if self._resume_epoch == self.epoch else 0
 
-    def batches(self) -> list[list[int]]:
+    def shard(self) -> tuple[int, int]:
+        """(rank, world size) this sampler draws for; (0, 1) for evaluation (``shuffle=False``)."""
+        if not self.shuffle:
+            return 0, 1
+        return resolve_shard(self.rank, self.world_size)
+
+    def global_batches(self, world: int | None = None) -> list[list[int]]:
+        """The epoch's global batches (``world x batch_size`` each; the same on every rank)."""
+        world = self.shard()[1] if world is None else world
+        size = self.batch_size * world
         idx = list(range(len(self.lengths)))
         if not self.shuffle:  # evaluation: fully sorted, padding minimal
             idx.sort(key=lambda i: self.lengths[i])
-            return self._chunk(idx)
+            return self._chunk(idx, size)
         rng = random.Random(self.seed + self.epoch)
         rng.shuffle(idx)
-        pool = self.pool_batches * self.batch_size
+        pool = self.pool_batches * size
         out: list[list[int]] = []
         for start in range(0, len(idx), pool):
             chunk = sorted(idx[start : start + pool], key=lambda i: self.lengths[i])
-            out.extend(self._chunk(chunk))
+            out.extend(self._chunk(chunk, size))
         rng.shuffle(out)
         return out
 
-    def _chunk(self, idx: list[int]) -> list[list[int]]:
-        return [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+    def batches(self) -> list[list[int]]:
+        """This rank's batches of the epoch, in order."""
+        rank, world = self.shard()
+        glob = self.global_batches(world)
+        if world == 1:
+            return glob
+        return [rank_slice(g, self.batch_size, rank, world) for g in glob]
+
+    @staticmethod
+    def _chunk(idx: list[int], size: int) -> list[list[int]]:
+        return [idx[i : i + size] for i in range(0, len(idx), size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches()
@@ -81,7 +151,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "yielded": self._yielded, "seed": self.seed}
+        return {"epoch": self.epoch, "yielded": self._yielded, "seed": self.seed, "world_size": self.shard()[1]}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("seed", self.seed) != self.seed:
@@ -89,15 +159,19 @@ class BucketBatchSampler(Sampler[list[int]]):
         epoch, yielded = int(state["epoch"]), int(state["yielded"])
         if yielded >= len(self):  # saved at the end of an epoch: the next one starts afresh
             epoch, yielded = epoch + 1, 0
+        saved_world, world = int(state.get("world_size", 1)), self.shard()[1]
+        if yielded and saved_world != world:
+            raise ValueError(
+                f"cannot resume mid-epoch with {world} process(es): the checkpoint was saved with {saved_world} "
+                f"(its position, batch {yielded} of epoch {epoch}, is in batches of that many ranks); "
+                "resume with the same trainer.devices x trainer.num_nodes, or from an end-of-epoch checkpoint"
+            )
         self.epoch, self._resume_epoch, self._resume_at = epoch, epoch, yielded
 
     def __len__(self) -> int:
-        if not self.shuffle:
-            return -(-len(self.lengths) // self.batch_size)
-        pool = self.pool_batches * self.batch_size
-        n = len(self.lengths)
-        full, rest = divmod(n, pool)
-        return full * -(-pool // self.batch_size) + -(-rest // self.batch_size)
+        """Batches of this rank per epoch: ``ceil(ceil(n / batch_size) / world_size)``."""
+        n_batches = -(-len(self.lengths) // self.batch_size)
+        return -(-n_batches // self.shard()[1])
 
 
 def _position_source(loader: DataLoader) -> Any:
@@ -192,3 +266,28 @@ class BucketedSplitLoaders:
 
     def predict_dataloader(self) -> DataLoader:
         return self.split_loader("predict", shuffle=False)
+
+
+def random_batch_sampler(n: int, batch_size: int, seed: int = 0) -> BucketBatchSampler:
+    """Random batches of ``n`` equally weighted examples (no length bucketing): a
+    :class:`BucketBatchSampler` over equal lengths, so it is rank-aware and resumable."""
+    return BucketBatchSampler([0] * n, batch_size, shuffle=True, seed=seed)
+
+
+def log_global_batch(trainer: Any, batch_size: int | None) -> int | None:
+    """Log (and return) the global batch ``world_size x batch_size x accumulate_grad_batches``
+    at train start. The learning rate is not scaled with it: that is the user's choice."""
+    if batch_size is None:
+        return None
+    world = int(getattr(trainer, "world_size", 1) or 1)
+    accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+    glob = world * int(batch_size) * accumulate
+    log.info(
+        "global batch = %d (world_size %d x batch %d x accumulate_grad_batches %d); the learning rate is not "
+        "scaled with it",
+        glob,
+        world,
+        batch_size,
+        accumulate,
+    )
+    return glob

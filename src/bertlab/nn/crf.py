@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from bertlab.nn import crf_kernels
+from bertlab.nn.losses import float32
 
 __all__ = ["CRF"]
 
@@ -98,6 +99,7 @@ class CRF(nn.Module):
         return f"num_tags={self.num_tags}, include_start_end={self.include_start_end}"
 
     # ------------------------------------------------------------------ training
+    @float32
     def nll(self, emissions: Tensor, tags: Tensor, mask: Tensor, reduction: str = "mean") -> Tensor:
         """Negative log-likelihood ``log Z - score(tags)`` of the gold paths.
 
@@ -134,6 +136,7 @@ class CRF(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    @float32
     def decode(
         self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None
     ) -> Tensor:

@@ -163,6 +163,17 @@ def _count_lines(path: str) -> int:
         return sum(1 for _ in f)
 
 
+def offline_message(name: str) -> str:
+    """The one line for a hub name that is not in the local cache while offline."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (
+        f"encoder.pretrained={name!r} is a hub name and this run is offline (HF_HUB_OFFLINE=1, the default) "
+        f"but it is not in the Hugging Face cache ({HF_HUB_CACHE}): run once with HF_HUB_OFFLINE=0 to download "
+        f"it, or `huggingface-cli download {name}`, or pass a local directory (config.json, weights, vocab.txt)"
+    )
+
+
 def checkpoint_model_type(name: str, offline: bool = True, requested: str | None = None) -> str:
     """The architecture (``bert`` or ``albert``) of a checkpoint, read from its config.json,
     after checking that its vocab.txt (when it ships one) matches its embedding size.
@@ -181,9 +192,10 @@ def checkpoint_model_type(name: str, offline: bool = True, requested: str | None
 
         config = AutoConfig.from_pretrained(path, local_files_only=offline)
     except (OSError, ValueError, KeyError) as err:
+        if offline and not os.path.isdir(path):
+            raise CheckpointError(offline_message(name)) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
-        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded{hint}: {first}") from err
+        raise CheckpointError(f"encoder.pretrained={name!r} could not be loaded: {first}") from err
     found = getattr(config, "model_type", None)
     if found not in ("bert", "albert"):
         raise CheckpointError(

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertlab.nn.losses import float32
 from bertlab.utils.errors import ConfigError
 
 
@@ -25,6 +26,7 @@ class SoftmaxHead(nn.Module):
         super().__init__()
         self.num_tags = num_tags
 
+    @float32
     def nll(
         self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
     ) -> torch.Tensor:
@@ -39,6 +41,7 @@ class SoftmaxHead(nn.Module):
             return tok.sum(-1)
         raise ValueError(f"unknown reduction {reduction!r}")
 
+    @float32
     def decode(
         self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None
     ) -> torch.Tensor:
@@ -74,6 +77,7 @@ class TorchCrfHead(nn.Module):
     def transitions(self) -> nn.Parameter:
         return self.crf.transitions
 
+    @float32
     def nll(
         self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
     ) -> torch.Tensor:
@@ -86,6 +90,7 @@ class TorchCrfHead(nn.Module):
             return -llh
         raise ValueError(f"unknown reduction {reduction!r}")
 
+    @float32
     def decode(
         self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None
     ) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertlab.nn.crf import _compact, check_inputs, check_tags
+from bertlab.nn.losses import float32
 
 __all__ = ["MEMM"]
 
@@ -70,6 +71,7 @@ class MEMM(nn.Module):
         return f"num_tags={self.num_tags}"
 
     # ------------------------------------------------------------------ training
+    @float32
     def nll(self, emissions: Tensor, tags: Tensor, mask: Tensor, reduction: str = "mean") -> Tensor:
         """bert4keras' MEMM loss: mean of the forward and backward token cross-entropies.
 
@@ -122,6 +124,7 @@ class MEMM(nn.Module):
         return -2.0 * self.nll(emissions, tags, mask, reduction="none")
 
     @torch.no_grad()
+    @float32
     def decode(
         self, emissions: Tensor, mask: Tensor, first_tag: int | None = None, last_tag: int | None = None
     ) -> Tensor:

@@ -87,7 +87,7 @@ class ClassificationModule(EvalCollector, BertlabTask):
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         bs = batch["input_ids"].size(0)
-        loss = nn.functional.cross_entropy(self(batch), batch["label"])
+        loss = nn.functional.cross_entropy(self(batch).float(), batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if self.orthogonality.active:
             penalty = self.orthogonality()

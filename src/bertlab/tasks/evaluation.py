@@ -11,8 +11,8 @@ the task's (a plain per-batch function, also used outside a Trainer).
 Under DDP (``trainer=ddp_cpu`` / ``trainer=ddp``)
 ------------------------------------------------
 * Every rank iterates the SAME evaluation loader (the DDP configs keep
-  ``use_distributed_sampler: false``: Lightning cannot put a ``DistributedSampler`` into the
-  length-bucketing batch samplers, and a ``DistributedSampler`` evens out shards by
+  ``use_distributed_sampler: false``: training is sharded by the batch samplers themselves,
+  evaluation samplers never are, and a ``DistributedSampler`` evens out shards by
   evaluating some samples twice). Rank ``r`` of ``W`` computes only batches ``r, r+W, ...``
   (:meth:`EvalCollector.owns_eval_batch`); the others return at once. No sample is
   evaluated twice, no sample is missed, and every rank still calls the step (and DDP's

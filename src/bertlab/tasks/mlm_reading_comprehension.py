@@ -73,7 +73,7 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
         """Mean cross-entropy over the target slots (answer tokens and [SEP]; -100 slots excluded)."""
         logits = self.mask_logits(batch["input_ids"], batch["attention_mask"])
         labels = batch["labels"]  # shape: [B, M]
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)

@@ -188,14 +188,14 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
         return out, obj
 
     def subject_probs(self, hidden: Tensor) -> Tensor:
-        return torch.sigmoid(self.subject_head(hidden)) ** self.hparams.subject_power  # [B, T, 2]
+        return torch.sigmoid(self.subject_head(hidden).float()) ** self.hparams.subject_power  # [B, T, 2], fp32
 
     def object_probs(self, obj_hidden: Tensor, subject_ids: Tensor) -> Tensor:
         """obj_hidden [N, T, H], subject_ids [N, 2] (start, end) -> [N, T, P, 2]."""
         rows = torch.arange(obj_hidden.size(0), device=obj_hidden.device)
         cond = torch.cat([obj_hidden[rows, subject_ids[:, 0]], obj_hidden[rows, subject_ids[:, 1]]], dim=-1)
         h = self.object_cln(obj_hidden, cond)
-        probs = torch.sigmoid(self.object_head(h)) ** self.hparams.object_power
+        probs = torch.sigmoid(self.object_head(h).float()) ** self.hparams.object_power  # fp32 under autocast
         return probs.view(*probs.shape[:2], self.num_predicates, 2)
 
     def losses(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

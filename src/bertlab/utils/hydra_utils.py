@@ -25,6 +25,12 @@ def repo_root() -> str:
     return str(here) if (here / "conf").is_dir() else os.getcwd()
 
 
+def _best_precision(accelerator: str = "gpu") -> str:
+    from bertlab.utils.precision import best_precision
+
+    return best_precision(accelerator)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", repo_root)
@@ -33,6 +39,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(
             "pid", lambda: str(os.getpid()), use_cache=True
         )  # one value per process: submitit jobs must not re-resolve the sweep dir
+    if not OmegaConf.has_resolver("best_precision"):  # ${best_precision:gpu}: bertlab/utils/precision.py
+        OmegaConf.register_new_resolver("best_precision", _best_precision)
 
 
 register_resolvers()
