@@ -201,3 +201,45 @@ def test_entities_from_tags_offsets():
     assert [(e["text"], e["type"]) for e in ents] == [("高勇", "NAME"), ("男", "RACE")]
     with pytest.raises(ValueError):
         entities_from_tags("abc", ["O"], "BIO")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["ner_resume", "ner_peoples_daily"])
+def test_entity_scores_of_a_real_run_equal_seqeval(make_cfg, data):
+    """The predictions of a short real NER training (BMES Resume, BIO People's Daily): the test
+    metrics the run reports equal seqeval's strict mode on the same predicted and gold tags."""
+    import torch
+
+    from bertlab.train import train
+
+    cfg = make_cfg(
+        [
+            "experiment=ner_crf",
+            f"data={data}",
+            "encoder.num_layers=1",
+            "encoder.hidden_size=32",
+            "encoder.num_attention_heads=2",
+            "encoder.intermediate_size=64",
+            "data.max_train_chars=80000",
+            "data.max_eval_sentences=120",
+            "trainer.max_steps=40",
+            "trainer.max_epochs=1",
+            "trainer.val_check_interval=20",
+            "optimizer.lr=5e-3",
+            "callbacks.rich_progress_bar=null",
+            "threads=1",
+        ]
+    )
+    metrics, objs = train(cfg)
+    model, dm = objs["model"], objs["datamodule"]
+    scheme = dm.entity_scheme
+    model.eval()
+    preds = {}
+    with torch.no_grad():  # the tested checkpoint is loaded into the model by trainer.test
+        for batch in dm.test_dataloader():
+            preds.update(model.predict_step(batch))
+    pred_tags = [dm.tag_strings(ct) for ct in dm.decode("test", preds)]
+    gold = dm.gold["test"]
+    assert sum(t != "O" for tags in pred_tags for t in tags) > 0, "the run predicts no entity at all"
+    ours = assert_equal_to_seqeval(pred_tags, gold, scheme, "strict")
+    assert metrics["test"]["mode"] == "strict" and metrics["test"]["f1"] == pytest.approx(ours["f1"], abs=1e-12)
