@@ -246,7 +246,8 @@ def test_bad_options_are_config_errors():
 def test_overfit_check_memorises_its_training_questions(tmp_path):
     """experiment=mrc_seq2seq_overfit end to end on 24 real CMRC questions (mirrors the MLM
     reader's check): the model learns to generate the answers and the constrained greedy
-    decoder reads them back (Acc >= 0.9 on those questions, the real encoder size)."""
+    decoder reads them back (Acc >= 0.9 on those questions, the real encoder size; measured with
+    1 thread on a shared machine: val Acc 0.375 at step 150, 1.0 at step 225, 11 min)."""
     from tests.conftest import compose_cfg
 
     cfg = compose_cfg(
