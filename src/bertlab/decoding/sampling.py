@@ -21,7 +21,15 @@ penalty) at every step; a candidate ending in ``eos_id`` leaves the beam as a fi
 hypothesis, as does every beam alive after ``max_len`` tokens; it stops early once the best
 finished score is at least the best live score (log-probabilities only fall). With beam 1
 it is greedy decoding; with a beam as large as the number of sequences it is the exact
-best sequence.
+best sequence. ``length_normalize=True`` ranks the finished hypotheses by their MEAN
+log-probability (the end token counted) instead of the sum; the early stop then uses the
+bound a live beam of sum S can still reach, S / max_len (log-probabilities are <= 0).
+
+``raw_scores=True``: the step already returns log-probabilities, used as they are (no
+renormalisation; banned ids still set to -inf), so a constraint may set tokens to -inf and
+leave the others' probabilities unchanged (the passage n-gram constraint of the seq2seq
+reader). ``sample(..., return_logprobs=True)`` also returns the log-probability of every
+chosen token (the end token's included when it was chosen).
 """
 
 from __future__ import annotations
@@ -101,6 +109,12 @@ def _ban(logits: Tensor, banned_ids: Sequence[int]) -> Tensor:
     return logits
 
 
+def _logp(logits: Tensor, banned_ids: Sequence[int], raw_scores: bool) -> Tensor:
+    """Log-probabilities ``[N, V]`` of a step's output (see ``raw_scores`` in the module doc)."""
+    logits = _ban(logits, banned_ids)
+    return logits if raw_scores else logits.log_softmax(-1)
+
+
 def _choose(
     logits: Tensor, strategy: str, k: int, p: float, temperature: float, generator: torch.Generator | None
 ) -> Tensor:
@@ -130,9 +144,12 @@ def sample(
     seed: int | None = 0,
     state: Any = None,
     select: SelectFn | None = None,
-) -> list[list[int]]:
+    raw_scores: bool = False,
+    return_logprobs: bool = False,
+) -> list[list[int]] | list[tuple[list[int], list[float]]]:
     """Greedy / temperature / top-k / top-p decoding of every row of ``prompt`` ``[N, P]``;
-    returns the new tokens of each row (without ``eos_id``). Finished rows are dropped
+    returns the new tokens of each row (without ``eos_id``), with ``return_logprobs`` as
+    ``(tokens, log-probabilities of the chosen tokens)``. Finished rows are dropped
     from the batch (``select``), so each step only runs the rows still going."""
     if strategy == "beam":
         raise ValueError("use beam_search for strategy 'beam'")
@@ -143,12 +160,18 @@ def sample(
     rows = torch.arange(prompt.size(0), device=prompt.device)
     tokens = prompt
     out: list[list[int]] = [[] for _ in range(prompt.size(0))]
+    logps: list[list[float]] = [[] for _ in range(prompt.size(0))]
     for _ in range(max_len):
         logits, state = step(tokens, state)
         if _ == 0:
             check_args(strategy, logits.size(-1), k, p, temperature, 1, max_len)
-        nxt = _choose(_ban(logits, banned_ids), strategy, k, p, temperature, generator)  # shape: [N]
+        logits = _ban(logits, banned_ids)
+        nxt = _choose(logits, strategy, k, p, temperature, generator)  # shape: [N]
         done = nxt == eos_id
+        if return_logprobs:
+            lp = (logits if raw_scores else logits.log_softmax(-1)).gather(1, nxt[:, None]).squeeze(1)
+            for r, v in zip(rows.tolist(), lp.tolist()):
+                logps[r].append(v)
         for r, t, d in zip(rows.tolist(), nxt.tolist(), done.tolist()):
             if not d:
                 out[r].append(t)
@@ -162,7 +185,7 @@ def sample(
                 if select is None:
                     raise ValueError("a step function that returns a state needs a select function")
                 state = select(state, keep)
-    return out
+    return list(zip(out, logps)) if return_logprobs else out
 
 
 def beam_search(
@@ -176,9 +199,12 @@ def beam_search(
     state: Any = None,
     select: SelectFn | None = None,
     n_best: int = 1,
+    length_normalize: bool = False,
+    raw_scores: bool = False,
 ) -> list[list[tuple[float, list[int]]]]:
     """Beam search for every row of ``prompt`` ``[N, P]`` (one row at a time): per row the
-    ``n_best`` best ``(log-probability, tokens)`` hypotheses, best first (see module doc)."""
+    ``n_best`` best ``(log-probability, tokens)`` hypotheses, best first (see module doc;
+    with ``length_normalize`` the score is the mean log-probability per token, eos included)."""
     check_args("beam", None, beam_size=beam_size, max_len=max_len)
     if state is not None and select is None:
         raise ValueError("a state needs a select function")
@@ -190,9 +216,10 @@ def beam_search(
         scores = torch.zeros(1, device=prompt.device)
         finished: list[tuple[float, list[int]]] = []
         start = prompt.size(1)
+        norm = (lambda s, n: s / n) if length_normalize else (lambda s, n: s)
         for t in range(max_len):
             logits, st = step(seqs, st)
-            logp = _ban(logits, banned_ids).log_softmax(-1)  # shape: [n, V]
+            logp = _logp(logits, banned_ids, raw_scores)  # shape: [n, V]
             vocab = logp.size(-1)
             cand = (scores[:, None] + logp).reshape(-1)
             n = min(beam_size, int(torch.isfinite(cand).sum()))
@@ -202,16 +229,17 @@ def beam_search(
             beam, tok = top.indices // vocab, top.indices % vocab
             is_eos = tok == eos_id
             for b, s in zip(beam[is_eos].tolist(), top.values[is_eos].tolist()):
-                finished.append((s, seqs[b, start:].tolist()))
+                finished.append((norm(s, t + 1), seqs[b, start:].tolist()))
             live = (~is_eos).nonzero().squeeze(-1)
             if live.numel() == 0:
                 break
             seqs = torch.cat([seqs[beam[live]], tok[live, None]], dim=1)
             scores = top.values[live]
             if t == max_len - 1:  # out of length: the live beams are complete too
-                finished.extend((s, q[start:].tolist()) for s, q in zip(scores.tolist(), seqs))
+                finished.extend((norm(s, t + 1), q[start:].tolist()) for s, q in zip(scores.tolist(), seqs))
                 break
-            if finished and max(f[0] for f in finished) >= float(scores.max()):
+            # the best a live beam can still reach: its sum now (sum), its sum over max_len tokens (mean)
+            if finished and max(f[0] for f in finished) >= norm(float(scores.max()), max_len):
                 break
             if st is not None:
                 st = select(st, beam[live])

@@ -1,0 +1,53 @@
+"""DataModule for the UniLM seq2seq reader (post 6's comparison model): the MLM reader's data
+path (:class:`~bertlab.data.mrc_datamodule.MrcDataModule`: CMRC windows or the WebQA/SogouQA
+format, the same answer rules, the same whole-question evaluation batches, voting and
+scoring), with the seq2seq layout instead of the [MASK] slots::
+
+    source: [CLS] question (<= max_question_len) [SEP] passage (<= max_passage_len) [SEP]
+    target: answer tokens (<= max_answer_len - 1), then [SEP] (predicted, never input)
+
+A training row is ``source + answer`` (right-padded); ``labels[i]`` is the token to predict
+FROM position i: -100 on the source except its last [SEP] (which predicts the first answer
+token), the next answer token on the answer, [SEP] after the last one; the empty answer
+("no answer in this passage") is just [SEP] predicted from the source's last [SEP].
+``source_len`` gives each row's source length (the UniLM mask and the segment ids start the
+target there). Evaluation rows are the sources only; the model generates the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from bertlab.data.mrc_datamodule import IGNORE, EncodedPassage, MrcDataModule
+
+
+class MrcSeq2SeqDataModule(MrcDataModule):
+    def build_feature(self, q_ids: list[int], p: EncodedPassage, with_target: bool, index: int) -> dict[str, Any]:
+        assert self.tokenizer is not None
+        cls, sep = self.tokenizer.cls_id, self.tokenizer.sep_id
+        source = [cls] + q_ids + [sep] + p.ids + [sep]
+        feat: dict[str, Any] = {"input_ids": source, "source_len": len(source), "index": index, "passage": p.ids}
+        if with_target:
+            feat["input_ids"] = source + p.answer_ids
+            feat["labels"] = [IGNORE] * (len(source) - 1) + p.answer_ids + [sep]
+        return feat
+
+    def collate(self, feats: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        batch = super().collate([{k: v for k, v in f.items() if k != "labels"} for f in feats])
+        batch["source_len"] = torch.as_tensor([f["source_len"] for f in feats], dtype=torch.long)
+        if "labels" in feats[0]:
+            labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
+            for i, f in enumerate(feats):
+                labels[i, : len(f["labels"])] = torch.as_tensor(f["labels"])
+            batch["labels"] = labels
+        return batch
+
+    def model_kwargs(self) -> dict[str, Any]:
+        kwargs = super().model_kwargs()
+        assert self.tokenizer is not None
+        tok = self.tokenizer
+        kwargs["special_ids"] = {"pad": tok.pad_id, "unk": tok.unk_id, "cls": tok.cls_id, "mask": self.mask_id}
+        return kwargs

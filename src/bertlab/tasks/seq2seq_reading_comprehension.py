@@ -1,0 +1,223 @@
+"""Reading comprehension by UniLM seq2seq: post 6's comparison model next to the MLM reader.
+
+The encoder reads ``[CLS] question [SEP] passage [SEP]`` (segment 0) and generates the answer
+after it (segment 1) under the UniLM mask (:mod:`bertlab.nn.unilm`: bidirectional inside the
+source, causal inside the target, the target sees the whole source); [SEP] ends the answer,
+and an answer that is just [SEP] means "no answer in this passage". The LM head is the
+encoder's MLM head (a loaded checkpoint keeps its trained head; trimmed vocab as the MLM
+reader), run ONLY at the target positions (their hidden states are gathered before the
+head); the loss is the mean cross-entropy over those positions.
+
+Decoding (``decoding``), per passage, with the generation machinery of
+:mod:`bertlab.decoding.sampling` and a key/value cache (``use_cache``):
+
+- ``greedy``: batched over the passages, each step the most probable allowed token;
+- ``beam``: beam search of ``beam_size`` beams, finished answers ranked by their MEAN token
+  log-probability (the [SEP] included).
+
+``constrained: true`` (the post's ``mode='extractive'``): only tokens that continue the answer
+as a run of the passage, and [SEP], keep their probability (:mod:`bertlab.decoding.substring`;
+not renormalised). A passage's score is ``exp(mean token log-probability)`` of its answer (the
+geometric mean of the chosen probabilities, in (0, 1] like the MLM reader's mean probability),
+and the DataModule combines the passages of a question with the MLM reader's vote
+(``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). The post's example
+evaluates with ``topk=1`` (greedy); ``beam`` with ``beam_size: 4`` is the beam-search setting.
+
+Evaluation, prediction and the optimiser are the MLM reader's (this class subclasses it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bertlab.data.mrc_datamodule import IGNORE
+from bertlab.decoding.constrained import PassageAnswer, find_run
+from bertlab.decoding.sampling import beam_search, sample
+from bertlab.decoding.substring import PassageNgrams, constrain_logprobs
+from bertlab.nn.unilm import unilm_attention_mask
+from bertlab.tasks.mlm_reading_comprehension import MlmReadingComprehensionModule
+from bertlab.utils.config import to_plain
+from bertlab.utils.errors import ConfigError
+
+DECODINGS = ("greedy", "beam")
+
+
+class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
+    def __init__(
+        self,
+        encoder: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        max_answer_len: int = 32,
+        sep_id: int = 102,
+        mask_id: int = 103,
+        decoding: str = "greedy",
+        beam_size: int = 4,
+        constrained: bool = True,
+        use_cache: bool = True,
+        special_ids: Mapping[str, int] | None = None,
+        vocab_keep_ids: list[int] | None = None,
+    ):
+        if decoding not in DECODINGS:
+            raise ConfigError("model.decoding", f"must be one of {list(DECODINGS)}, got {decoding!r}")
+        if int(beam_size) < 1:
+            raise ConfigError("model.beam_size", f"must be >= 1, got {beam_size}")
+        super().__init__(encoder, optimizer, scheduler, max_answer_len, sep_id, mask_id, "constrained", vocab_keep_ids)
+        self.save_hyperparameters(
+            {
+                "encoder": to_plain(encoder),
+                "optimizer": to_plain(optimizer),
+                "scheduler": to_plain(scheduler),
+                "max_answer_len": max_answer_len,
+                "sep_id": sep_id,
+                "mask_id": mask_id,
+                "decoding": decoding,
+                "beam_size": int(beam_size),
+                "constrained": bool(constrained),
+                "use_cache": bool(use_cache),
+                "special_ids": to_plain(special_ids),
+                "vocab_keep_ids": to_plain(vocab_keep_ids),
+            }
+        )
+
+    # ------------------------------------------------------------------ model
+    def target_logits(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """(logits ``[N, V]`` at the N target positions, their labels ``[N]``)."""
+        ids, valid, src = batch["input_ids"], batch["attention_mask"].bool(), batch["source_len"]
+        pos = torch.arange(ids.size(1), device=ids.device)
+        segments = ((pos[None, :] >= src[:, None]) & valid).long()
+        hidden = self.encoder(
+            input_ids=ids, attention_mask=unilm_attention_mask(valid, src), token_type_ids=segments
+        ).last_hidden_state
+        labels = batch["labels"]
+        sel = labels != IGNORE  # shape: [B, T]
+        return self.mlm_head(hidden[sel]), labels[sel]  # the head on the target positions only
+
+    def loss(self, batch: Mapping[str, Any]) -> Tensor:
+        logits, labels = self.target_logits(batch)
+        return F.cross_entropy(logits.float(), labels)
+
+    def mask_logits(self, input_ids, attention_mask):  # the MLM reader's slots do not exist here
+        raise NotImplementedError("the seq2seq reader has no [MASK] slots: use target_logits / decode_batch")
+
+    # ------------------------------------------------------------------ decoding
+    def _step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """Next-token log-probabilities ``[N, V]`` of rows ``tokens`` = padded source (P columns)
+        + the answer so far; with the cache only the columns not seen yet are encoded."""
+        rows, prompt = state["rows"], state["prompt_len"]
+        src_len = state["source_len"][rows]
+        n, t = tokens.shape
+        seen = state["seen"] if state["use_cache"] else 0
+        dev = tokens.device
+        cols = torch.arange(seen, t, device=dev)
+        key_valid = torch.cat([state["source_valid"][rows], torch.ones(n, t - prompt, dtype=torch.bool, device=dev)], 1)
+        is_target = cols >= prompt
+        # positions: the source's own, then the answer right after the row's real source
+        positions = torch.where(is_target[None], src_len[:, None] + (cols - prompt)[None], cols[None].expand(n, -1))
+        kwargs: dict[str, Any] = {}
+        if state["use_cache"]:
+            from transformers import DynamicCache
+
+            kwargs["past_key_values"] = state["cache"] if state["cache"] is not None else DynamicCache()
+        hidden = self.encoder(
+            input_ids=tokens[:, seen:],
+            attention_mask=unilm_attention_mask(key_valid, prompt, cols),
+            token_type_ids=is_target[None].expand(n, -1).long(),
+            position_ids=positions,
+            **kwargs,
+        ).last_hidden_state
+        # the next token is predicted from the last real token: the source's last [SEP] at first
+        last = (src_len - 1 - seen) if t == prompt else torch.full_like(src_len, t - 1 - seen)
+        logp = self.mlm_head(hidden[torch.arange(n, device=dev), last]).float().log_softmax(-1)
+        if state["constraints"] is not None:
+            logp = constrain_logprobs(logp, tokens[:, prompt:], [state["constraints"][r] for r in rows.tolist()])
+        new_state = dict(state, seen=t)
+        if state["use_cache"]:
+            new_state["cache"] = kwargs["past_key_values"]
+        return logp, new_state
+
+    @staticmethod
+    def _select(state: dict[str, Any], index: Tensor) -> dict[str, Any]:
+        if state.get("cache") is not None:
+            state["cache"].reorder_cache(index)  # in place: the decoders never reuse the old state
+        return dict(state, rows=state["rows"][index])
+
+    @torch.no_grad()
+    def decode_batch(
+        self, batch: Mapping[str, Any], decoding: str | None = None, **options: Any
+    ) -> list[PassageAnswer]:
+        """One answer per row (passage) of an evaluation batch. ``options`` override
+        ``beam_size``, ``constrained`` and ``use_cache`` for this call."""
+        hp = {**self.hparams, **options}
+        decoding = decoding or hp["decoding"]
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
+        ids, valid = batch["input_ids"], batch["attention_mask"].bool()
+        sep = self.hparams.sep_id
+        passages = batch["passages"]
+        src_len = batch.get("source_len")
+        if src_len is None:
+            src_len = valid.sum(1)
+        max_pos = self.encoder.config.max_position_embeddings
+        max_len = min(int(self.hparams.max_answer_len), max_pos - int(src_len.max()))
+        if max_len < 1:
+            raise ValueError(
+                f"a source of {int(src_len.max())} tokens leaves no room for an answer ({max_pos} positions)"
+            )
+        constraints = [PassageNgrams(p, sep) for p in passages] if hp["constrained"] else None
+        special = self.hparams.special_ids or {}
+        banned = [] if hp["constrained"] else [special[k] for k in ("pad", "cls", "mask") if k in special]
+        state = {
+            "rows": torch.arange(ids.size(0), device=ids.device),
+            "prompt_len": ids.size(1),
+            "source_len": src_len.to(ids.device),
+            "source_valid": valid,
+            "constraints": constraints,
+            "use_cache": bool(hp["use_cache"]),
+            "cache": None,
+            "seen": 0,
+        }
+        was_training = self.training
+        self.eval()
+        try:
+            if decoding == "greedy":
+                found = sample(
+                    self._step,
+                    ids,
+                    strategy="greedy",
+                    max_len=max_len,
+                    eos_id=sep,
+                    banned_ids=banned,
+                    state=state,
+                    select=self._select,
+                    raw_scores=True,
+                    return_logprobs=True,
+                )
+                scored = [(sum(lp) / len(lp), toks) for toks, lp in found]
+            else:
+                best = beam_search(
+                    self._step,
+                    ids,
+                    beam_size=int(hp["beam_size"]),
+                    max_len=max_len,
+                    eos_id=sep,
+                    banned_ids=banned,
+                    state=state,
+                    select=self._select,
+                    length_normalize=True,
+                    raw_scores=True,
+                )
+                scored = [b[0] if b else (-math.inf, []) for b in best]
+        finally:
+            self.train(was_training)
+        answers = []
+        for (mean_logp, toks), passage in zip(scored, passages):
+            score = math.exp(mean_logp) if toks else 0.0
+            answers.append(PassageAnswer(list(toks), [score], find_run(passage, toks)))
+        return answers
