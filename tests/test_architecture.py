@@ -169,8 +169,14 @@ def test_tasks_import_no_cli_module():
     assert _violations("tasks", lambda m: m in cli or m.startswith(tuple(c + "." for c in cli))) == []
 
 
-def test_data_computes_no_metrics_for_cws_and_mrc():
-    for name in ("cws_datamodule.py", "mrc_datamodule.py", "tagging.py"):
+def test_data_computes_no_metrics():
+    for name in (
+        "cws_datamodule.py",
+        "mrc_datamodule.py",
+        "tagging.py",
+        "classification_datamodule.py",
+        "triples_datamodule.py",
+    ):
         mods = _imports(SRC / "data" / name)
         assert not any(m.startswith("bertlab.metrics") for m in mods), name
 
