@@ -169,7 +169,7 @@ def test_tasks_import_no_cli_module():
     assert _violations("tasks", lambda m: m in cli or m.startswith(tuple(c + "." for c in cli))) == []
 
 
-def test_data_computes_no_metrics():
+def test_data_computes_no_metrics_and_decodes_no_search():
     for name in (
         "cws_datamodule.py",
         "mrc_datamodule.py",
@@ -178,7 +178,7 @@ def test_data_computes_no_metrics():
         "triples_datamodule.py",
     ):
         mods = _imports(SRC / "data" / name)
-        assert not any(m.startswith("bertlab.metrics") for m in mods), name
+        assert not any(m.startswith(("bertlab.metrics", "bertlab.decoding")) for m in mods), name
 
 
 def test_every_datamodule_is_a_char_datamodule_and_every_task_a_bertlab_task():
