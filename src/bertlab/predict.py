@@ -8,7 +8,8 @@ CWS gives words with [start, end) character offsets into the input text. Reading
 comprehension (``question=`` + ``passages=``, or ``input=`` with one JSON object
 ``{"question", "passages"}`` a line) gives the voted answer, its score and every passage's
 candidate. The task's DataModule decides the input and output format
-(``set_predict_texts`` / ``decode`` / ``format_prediction``); ``task=`` (optional) checks
+(``set_predict_texts`` / ``decode`` / ``format_prediction``; the task's ``decode_predictions``
+adds what the DataModule does not decide, e.g. the MRC vote); ``task=`` (optional) checks
 that the checkpoint is of that task.
 """
 

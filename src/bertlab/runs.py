@@ -158,11 +158,12 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
 def predict_texts(model, datamodule, texts: Sequence[Any]) -> list[dict]:
     """Predictions for raw inputs (texts; MRC: question records) through the DataModule's
     prediction interface: ``set_predict_texts`` -> the task's ``predict_step`` per batch ->
-    ``decode`` -> ``format_prediction`` per input."""
+    the task's ``decode_predictions`` (the DataModule's ``decode``; MRC: and the vote across
+    passages) -> ``format_prediction`` per input."""
     datamodule.set_predict_texts(texts)
     preds: dict[int, Any] = {}
     with torch.inference_mode():
         for batch in datamodule.predict_dataloader():
             preds.update(model.predict_step(batch, 0))
-    decoded = datamodule.decode("predict", preds)
+    decoded = model.decode_predictions(datamodule, "predict", preds)
     return [datamodule.format_prediction(t, d) for t, d in zip(texts, decoded)]

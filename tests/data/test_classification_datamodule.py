@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.data.classification_datamodule import ClassificationDataModule, saved_unseen_accuracy, unseen_accuracy
+from bertlab.data.classification_datamodule import ClassificationDataModule
 from bertlab.data.sentiment import read_sentiment
+from bertlab.metrics.classification import unseen_accuracy
+from bertlab.reporting.seed_sweep import saved_unseen_accuracy
+from bertlab.tasks.classification import score_labels
 from bertlab.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +86,7 @@ def test_score_decode_and_predict_protocol():
     dm.setup("test")
     gold = dm.labels["test"]
     preds = {0: gold[0], 1: 1 - gold[1], 2: gold[2]}  # example 3 has no prediction
-    metrics, outputs = dm.score("test", preds)
+    metrics, outputs = score_labels(dm, "test", preds)
     in_train = [t in dm.train_texts for t in dm.texts["test"][:3]]
     unseen = [ok for ok, seen in zip([True, False, True], in_train) if not seen]
     assert metrics == {
@@ -144,10 +147,10 @@ def test_unseen_accuracy_leaves_out_texts_of_the_training_split():
     # right on every seen text, wrong on every unseen one: acc = share seen, acc_unseen = 0
     gold = dm.labels["test"]
     preds = {i: (g if s else 1 - g) for i, (g, s) in enumerate(zip(gold, seen))}
-    metrics, _ = dm.score("test", preds)
+    metrics, _ = score_labels(dm, "test", preds)
     assert metrics["acc"] == pytest.approx(677 / 2111) and metrics["acc_unseen"] == 0.0
     assert metrics["n_unseen"] == 2111 - 677
-    metrics, _ = dm.score("test", {i: g for i, g in enumerate(gold)})
+    metrics, _ = score_labels(dm, "test", {i: g for i, g in enumerate(gold)})
     assert metrics["acc_unseen"] == 1.0
 
 
@@ -156,7 +159,7 @@ def test_unseen_accuracy_from_a_saved_predictions_file(tmp_path):
     dm = make(max_eval_examples=400)
     dm.setup("test")
     preds = {i: (g if i % 3 else 1 - g) for i, g in enumerate(dm.labels["test"]) if i != 5}
-    metrics, outputs = dm.score("test", preds)
+    metrics, outputs = score_labels(dm, "test", preds)
     (path,) = dm.save_outputs("test", outputs, str(tmp_path))
     assert saved_unseen_accuracy(path, ZIP) == (pytest.approx(metrics["acc_unseen"]), metrics["n_unseen"])
     assert 0 < metrics["n_unseen"] < 399 and 0 < metrics["acc_unseen"] < 1

@@ -457,12 +457,20 @@ def test_eval_batches_hold_whole_questions_and_answers_map_back(tmp_path):
         3: {"tokens": [], "start": -1, "score": 0.9},
         4: {"tokens": toks, "start": 3, "score": 0.6},
     }
-    out = dm.decode("test", preds)
+    from bertlab.tasks.mlm_reading_comprehension import score_answers, vote_passages
+
+    cands = dm.decode("test", preds)  # every passage's candidate; the vote is the task's
+    assert [[(c["passage"], c["answer"]) for c in q] for q in cands] == [
+        [(0, "北京"), (1, ""), (2, "北 京")],
+        [(0, "")],
+        [(0, "ＡＢＣ ｄｅｆ")],
+    ]
+    assert cands[2][0]["tokens"] == tuple(toks) and cands[2][0]["score"] == 0.6
+    out = vote_passages(cands)
     assert out[0]["answer"] == "北京" and out[0]["score"] == pytest.approx((0.81 + 0.25) / (1.4 + 1))
     assert [c["answer"] for c in out[0]["candidates"]] == ["北京", "", "北 京"]
-    assert out[1]["answer"] == "" and out[2]["answer"] == "ＡＢＣ ｄｅｆ"  # original passage text, space kept
-    from bertlab.tasks.mlm_reading_comprehension import score_answers
-
+    assert out[1] == {"answer": "", "score": 0.0, "candidates": [{"passage": 0, "answer": "", "score": 0.9}]}
+    assert out[2]["answer"] == "ＡＢＣ ｄｅｆ"  # original passage text, space kept
     metrics, outputs = score_answers(dm, "test", preds)
     assert metrics["acc"] == pytest.approx(2 / 3) and metrics["n_questions"] == 3
     assert outputs[2]["gold"] == ["ＡＢＣ ｄｅｆ"] and "oracle_final" in metrics and "baseline_final" in metrics

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertlab.metrics.triples import dictionary_baseline, normalize, triple_scores
+from bertlab.metrics.triples import dictionary_baseline, normalize, triple_diff, triple_scores
 
 
 def test_hand_computed_scores():
@@ -52,3 +52,13 @@ def test_dictionary_baseline():
     texts = ["《七里香》是周杰伦的歌", "刘德华很帅", "无间道由刘德华主演"]
     got = dictionary_baseline(train, texts)
     assert got == [[("周杰伦", "歌手", "七里香")], [], [("刘德华", "主演", "无间道")]]
+
+
+def test_triple_diff_compares_in_normalized_form():
+    def t(s, p, o):
+        return {"subject": s, "predicate": p, "object": o, "subject_span": [0, 1], "object_span": [2, 3]}
+
+    pred = [t("Jay Chou", "歌手", "七里香"), t("刘德华", "主演", "无间道"), t("刘德华", "主演", "无间道")]
+    gold = [("jaychou", "歌手", "七里香"), ("周杰伦", "作曲", "七里香")]
+    assert triple_diff(pred, gold) == {"new": [pred[2]], "lack": [["周杰伦", "作曲", "七里香"]]}
+    assert triple_diff([], []) == {"new": [], "lack": []}

@@ -7,14 +7,14 @@ every task here) and truncated to ``max_len`` tokens with [CLS] and [SEP] (bert4
 drawn with ``subset_seed`` (not the run's seed), so that every arm and seed of a
 comparison trains on the same examples.
 
-Predictions are ``{feature index: label id}``; ``score`` gives accuracy (over the examples
-that have a prediction), ``decode``/``format_prediction`` serve ``bertlab.predict`` and
-any caller that wants labels for raw texts (e.g. a control-accuracy judge).
+Predictions are ``{feature index: label id}``; ``decode``/``format_prediction`` serve
+``bertlab.predict`` and any caller that wants labels for raw texts (e.g. a control-accuracy
+judge). Scoring is the task's (:func:`bertlab.tasks.classification.score_labels`).
 
 The corpus's evaluation splits share texts with its training split (valid: 666 of 2,111
-texts occur verbatim in train, test: 677 of 2,111), so ``score`` also gives ``acc_unseen``
-and ``n_unseen``: accuracy over the examples whose text is NOT in the corpus's (full)
-training split, the number that says how well a model generalises.
+texts occur verbatim in train, test: 677 of 2,111), so the DataModule keeps ``train_texts``
+(every text of the corpus's full training split) for the task's ``acc_unseen``: accuracy over
+the examples whose text is NOT in it, the number that says how well a model generalises.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -45,30 +45,6 @@ def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) 
     if "label" in features[0]:
         batch["label"] = torch.as_tensor([f["label"] for f in features], dtype=torch.long)
     return batch
-
-
-def unseen_accuracy(
-    rows: Iterable[tuple[Any, Any, str]], train_texts: Container[str] | None
-) -> tuple[float | None, int]:
-    """Accuracy over the ``(predicted, gold, text)`` rows whose text is not in ``train_texts``
-    (rows without a prediction, ``predicted is None``, are left out) and how many rows that is;
-    ``None`` (not 0) when there is no such row or the training texts are unknown (``None``)."""
-    if train_texts is None:
-        return None, 0
-    hits = [p == g for p, g, t in rows if p is not None and t not in train_texts]
-    return (sum(hits) / len(hits) if hits else None), len(hits)
-
-
-def saved_unseen_accuracy(predictions_tsv: str | os.PathLike, corpus: str | os.PathLike) -> tuple[float | None, int]:
-    """:func:`unseen_accuracy` of a ``save_outputs`` file (``text<TAB>predicted<TAB>gold``)
-    against the training split of the sentiment corpus ``corpus``: for runs that predate the metric."""
-    train = {t for t, _ in read_sentiment(str(corpus), SPLIT_FILES["train"])}
-    rows = []
-    with open(predictions_tsv, encoding="utf-8") as fh:
-        for line in fh:
-            text, pred, gold = line.rstrip("\n").rsplit("\t", 2)
-            rows.append((int(pred) if pred else None, int(gold), text))
-    return unseen_accuracy(rows, train)
 
 
 class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
@@ -221,30 +197,6 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
     def format_prediction(self, text: str, label: int | None) -> dict[str, Any]:
         name = None if label is None else self.label_names[label]
         return {"text": text, "label": label, "label_name": name}
-
-    def score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
-        """Accuracy over the examples of ``split`` that have a prediction (``acc``), the same over
-        those whose text is not in the training split (``acc_unseen``), and the predicted labels."""
-        pred = self.decode(split, predictions)
-        gold = self.labels[split]
-        pairs = [(p, g) for p, g in zip(pred, gold) if p is not None]
-        if len(pairs) < len(gold):
-            log.warning(
-                "%s: %d of %d examples have no prediction (a limited eval run?)",
-                split,
-                len(gold) - len(pairs),
-                len(gold),
-            )
-        correct = sum(p == g for p, g in pairs)
-        acc_unseen, n_unseen = unseen_accuracy(zip(pred, gold, self.texts[split]), self.train_texts)
-        metrics = {
-            "acc": correct / len(pairs) if pairs else 0.0,
-            "n_examples": len(pairs),
-            "n_correct": correct,
-            "acc_unseen": acc_unseen,
-            "n_unseen": n_unseen,
-        }
-        return metrics, pred
 
     def save_outputs(self, split: str, outputs: list[int | None], out_dir: str) -> list[str]:
         """``text<TAB>predicted<TAB>gold`` per example, in corpus order (the corpus's own format + a column)."""

@@ -13,8 +13,9 @@ is the passage's own answer (CMRC windows: the gold span inside the window, by p
 
 Evaluation feeds every passage of a question (a question's passages always share one
 batch, so one forward pass covers them); the model decodes each passage
-(:mod:`bertlab.decoding.constrained`), and :meth:`decode` votes across passages and maps
-the winning tokens back to the passage text through the kept character offsets.
+(:mod:`bertlab.decoding.constrained`), :meth:`decode` maps each passage's answer tokens back to
+the passage text through the kept character offsets, and the task votes across a question's
+passages (:func:`bertlab.tasks.mlm_reading_comprehension.vote_passages`).
 
 Tokens are characters (:class:`~bertlab.data.tokenization.CharTokenizer`, whitespace
 skipped). Sources: ``source: cmrc2018`` (SQuAD JSON converted and split by context, see
@@ -50,7 +51,6 @@ from bertlab.data.mrc import (
     split_of_question,
 )
 from bertlab.data.samplers import random_batch_sampler
-from bertlab.decoding.constrained import best_answer
 from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -402,22 +402,17 @@ class MrcDataModule(CharDataModule):
         assert self.tokenizer is not None  # not a passage run (unconstrained decoding)
         return "".join(self.tokenizer.tokens[t].removeprefix("##") for t in toks)
 
-    def decode(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Per question: the voted answer, its vote score and every passage's candidate."""
-        per_q: list[list[tuple[int, Mapping[str, Any]]]] = [[] for _ in self.questions[split]]
+    def decode(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Per question, its passages' candidates in passage order: ``{"passage": j, "answer":
+        text, "score", "tokens": the answer's token ids}`` (the vote across them is the task's)."""
+        out: list[list[dict[str, Any]]] = [[] for _ in self.questions[split]]
         for idx in sorted(predictions):
-            per_q[self.refs[split][idx][0]].append((idx, predictions[idx]))
-        out = []
-        for cands in per_q:
-            texts = {}
-            listing = []
-            for idx, pred in cands:
-                key = tuple(pred["tokens"])
-                text = self._candidate_text(split, idx, pred)
-                texts.setdefault(key, text)
-                listing.append({"passage": self.refs[split][idx][1], "answer": text, "score": float(pred["score"])})
-            key, score = best_answer((tuple(pred["tokens"]), float(pred["score"])) for _, pred in cands)
-            out.append({"answer": texts[key] if key is not None else "", "score": score, "candidates": listing})
+            pred = predictions[idx]
+            qi, pj = self.refs[split][idx]
+            text = self._candidate_text(split, idx, pred)
+            out[qi].append(
+                {"passage": pj, "answer": text, "score": float(pred["score"]), "tokens": tuple(pred["tokens"])}
+            )
         return out
 
     def format_prediction(self, record: Any, decoded: Mapping[str, Any]) -> dict[str, Any]:

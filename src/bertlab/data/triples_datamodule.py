@@ -27,7 +27,8 @@ function of (seed, epoch, example) only, so it does not depend on batch order or
 
 Predictions are token spans; :meth:`decode` maps them back to character offsets of the
 original text (never detokenizing ids), :meth:`format_prediction` gives the JSON of
-``bertlab.predict``.
+``bertlab.predict``. Scoring (P/R/F1, the dictionary baseline) is the task's
+(:func:`bertlab.tasks.triple_extraction.score_triples`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from bertlab.data.collate import pad_collate
 from bertlab.data.samplers import BucketBatchSampler
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.triples import TripleRecord, read_schema, read_triples
-from bertlab.metrics.triples import dictionary_baseline, triple_scores
 from bertlab.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,8 @@ class TripleDataModule(CharDataModule):
         self.features: dict[str, list[dict[str, Any]]] = {}
         self.records: dict[str, list[TripleRecord]] = {}
         self.evaluated_on: str = "held-out records"
-        self._train_spo: list[list[tuple[str, str, str]]] = []
-        self._baseline: dict[str, dict[str, Any]] = {}
+        #: the (s, p, o) triples of every training record (the dictionary baseline's dictionary)
+        self.train_spo: list[list[tuple[str, str, str]]] = []
 
     # ------------------------------------------------------------------ reading
     def _read_schema(self) -> None:
@@ -265,7 +265,7 @@ class TripleDataModule(CharDataModule):
             if limit:
                 evals = {k: v[: int(limit)] for k, v in evals.items()}
         stats["object_slots_ignored"] = tstats.get("object_slots_ignored", 0)
-        self._train_spo = [r.spo_list for r in train]
+        self.train_spo = [r.spo_list for r in train]
         self.build_tokenizer(ch for r in train for ch in r.text)
         if fitting:
             self.records["train"] = train
@@ -422,51 +422,13 @@ class TripleDataModule(CharDataModule):
             out["truncated_at_char"] = self.tokenizer.encode(text).offsets[self.hparams.max_len - 2] + 1
         return out
 
-    def baseline_scores(self, split: str) -> dict[str, Any]:
-        """The dictionary-match baseline on ``split`` (see metrics.triples.dictionary_baseline)."""
-        if split not in self._baseline:
-            recs = self.records[split]
-            pred = dictionary_baseline(self._train_spo, [r.text for r in recs])
-            self._baseline[split] = triple_scores(pred, [r.spo_list for r in recs])
-        return self._baseline[split]
-
-    def score(self, split: str, predictions: Mapping[int, Sequence[TokenTriple]]) -> tuple[dict[str, Any], list[Any]]:
-        recs = self.records[split]
-        missing = len(recs) - len(predictions)
-        if missing:
-            log.warning("%s: %d of %d records have no prediction (a limited eval run?)", split, missing, len(recs))
-        decoded = self.decode(split, predictions)
-        pred = [[(t["subject"], t["predicate"], t["object"]) for t in d] for d in decoded]
-        metrics = triple_scores(pred, [r.spo_list for r in recs])
-        metrics["n_gold_not_found"] = self.stats.get(f"{split}_triples_not_found", 0)
-        metrics["n_gold_beyond_max_len"] = self.stats.get(f"{split}_triples_beyond_max_len", 0)
-        metrics["evaluated_on"] = self.evaluated_on
-        if split == "test" and self.hparams.baseline and not self.hparams.overfit_records:
-            base = self.baseline_scores(split)
-            metrics.update({f"baseline_{k}": base[k] for k in ("precision", "recall", "f1")})
-        return metrics, decoded
-
-    def save_outputs(self, split: str, outputs: list[Any], out_dir: str) -> list[str]:
-        """One JSON line per record: text, gold, predicted, new (pred - gold), lack (gold - pred)."""
-        from bertlab.metrics.triples import triple_key
-
+    def save_outputs(self, split: str, outputs: list[Mapping[str, Any]], out_dir: str) -> list[str]:
+        """One JSON line per record: text, gold (``spo_list``), then the record's output (the
+        task's: ``spo_list_pred``, ``new`` = pred - gold, ``lack`` = gold - pred)."""
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, f"{split}_triples.jsonl")
         with open(path, "w", encoding="utf-8") as f:
-            for rec, pred in zip(self.records[split], outputs):
-                gold_keys = {triple_key(t): t for t in rec.spo_list}
-                pred_keys = {triple_key((t["subject"], t["predicate"], t["object"])): t for t in pred}
-                f.write(
-                    json.dumps(
-                        {
-                            "text": rec.text,
-                            "spo_list": [list(t) for t in rec.spo_list],
-                            "spo_list_pred": pred,
-                            "new": [pred_keys[k] for k in pred_keys if k not in gold_keys],
-                            "lack": [list(gold_keys[k]) for k in gold_keys if k not in pred_keys],
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
+            for rec, out in zip(self.records[split], outputs):
+                row = {"text": rec.text, "spo_list": [list(t) for t in rec.spo_list], **out}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         return [path]

@@ -14,10 +14,10 @@ whitespace or control character removed; predicates are compared as they are.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["normalize", "triple_key", "triple_scores", "dictionary_baseline"]
+__all__ = ["normalize", "triple_key", "triple_scores", "triple_diff", "dictionary_baseline"]
 
 
 def normalize(span: str) -> str:
@@ -59,6 +59,18 @@ def triple_scores(pred: Sequence[Iterable[Sequence[Any]]], gold: Sequence[Iterab
         "n_pred": y,
         "n_gold": z,
         "n_texts": len(gold),
+    }
+
+
+def triple_diff(pred: Sequence[Mapping[str, Any]], gold: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """The errors of one text: ``new``, the predicted triples (dicts with ``subject``,
+    ``predicate``, ``object``) that are not gold, and ``lack``, the gold triples (as lists) that
+    were not predicted, compared in :func:`triple_key` form (one per key, in first-seen order)."""
+    gold_keys = {triple_key(t): t for t in gold}
+    pred_keys = {triple_key((t["subject"], t["predicate"], t["object"])): t for t in pred}
+    return {
+        "new": [pred_keys[k] for k in pred_keys if k not in gold_keys],
+        "lack": [list(gold_keys[k]) for k in gold_keys if k not in pred_keys],
     }
 
 

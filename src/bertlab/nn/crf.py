@@ -154,9 +154,7 @@ class CRF(nn.Module):
         """
         emissions, mask = self._check(emissions, mask)
         K = self.num_tags
-        for name, tag in (("first_tag", first_tag), ("last_tag", last_tag)):
-            if tag is not None and not (isinstance(tag, int) and 0 <= tag < K):
-                raise ValueError(f"{name} must be None or an int in [0, {K}), got {tag!r}")
+        check_forced_tags(first_tag, last_tag, K)
         B, T, _ = emissions.shape
         em, mask, lengths, order = _compact(emissions.detach(), mask)
         trans, start, end = (p.detach() if p is not None else None for p in self._params(em.dtype))
@@ -262,6 +260,13 @@ def check_tags(tags: Tensor, mask: Tensor, num_tags: int) -> Tensor:
         b, t = (int(i) for i in bad.nonzero()[0])
         raise ValueError(f"tags[{b}, {t}] = {int(tags[b, t])} is outside [0, {num_tags}) at an unmasked position")
     return tags
+
+
+def check_forced_tags(first_tag: int | None, last_tag: int | None, num_tags: int) -> None:
+    """Validate the tags a decode may force at the ends of the chain (shared by the CRF and MEMM heads)."""
+    for name, tag in (("first_tag", first_tag), ("last_tag", last_tag)):
+        if tag is not None and not (isinstance(tag, int) and 0 <= tag < num_tags):
+            raise ValueError(f"{name} must be None or an int in [0, {num_tags}), got {tag!r}")
 
 
 def _compact(emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertlab.nn.crf import _compact, check_inputs, check_tags
+from bertlab.nn.crf import _compact, check_forced_tags, check_inputs, check_tags
 from bertlab.nn.losses import float32
 
 __all__ = ["MEMM"]
@@ -142,9 +142,7 @@ class MEMM(nn.Module):
         """
         emissions, mask = self._check(emissions, mask)
         K = self.num_tags
-        for name, tag in (("first_tag", first_tag), ("last_tag", last_tag)):
-            if tag is not None and not (isinstance(tag, int) and 0 <= tag < K):
-                raise ValueError(f"{name} must be None or an int in [0, {K}), got {tag!r}")
+        check_forced_tags(first_tag, last_tag, K)
         B, T0, _ = emissions.shape
         em, cmask, lengths, order = _compact(emissions.detach(), mask)
         em = em.masked_fill(~cmask[..., None], 0.0)

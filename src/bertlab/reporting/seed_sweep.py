@@ -21,6 +21,7 @@ the command then exits 1.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -97,9 +98,24 @@ def unseen_test_acc(job: JobResult) -> float | None:
     corpus = str(cfg_get(job_config(job), "data.path", "") or "").replace("${paths.data_dir}", str(ROOT / "data"))
     if not (tsv.is_file() and corpus and Path(corpus).is_file()):
         return None
-    from bertlab.data.classification_datamodule import saved_unseen_accuracy
-
     return saved_unseen_accuracy(tsv, corpus)[0]
+
+
+def saved_unseen_accuracy(predictions_tsv: str | os.PathLike, corpus: str | os.PathLike) -> tuple[float | None, int]:
+    """:func:`~bertlab.metrics.classification.unseen_accuracy` of a ``save_outputs`` file
+    (``text<TAB>predicted<TAB>gold``) against the training split of the sentiment corpus
+    ``corpus``: for runs that predate the metric."""
+    from bertlab.data.classification_datamodule import SPLIT_FILES
+    from bertlab.data.sentiment import read_sentiment
+    from bertlab.metrics.classification import unseen_accuracy
+
+    train = {t for t, _ in read_sentiment(str(corpus), SPLIT_FILES["train"])}
+    rows = []
+    with open(predictions_tsv, encoding="utf-8") as fh:
+        for line in fh:
+            text, pred, gold = line.rstrip("\n").rsplit("\t", 2)
+            rows.append((int(pred) if pred else None, int(gold), text))
+    return unseen_accuracy(rows, train)
 
 
 def add_paired_deltas(rows: list[dict[str, Any]], baseline: str, key: str) -> None:

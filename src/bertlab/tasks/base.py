@@ -22,6 +22,7 @@ per-sample predictions mix :class:`bertlab.tasks.evaluation.EvalCollector` in fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -47,6 +48,12 @@ class BertlabTask(pl.LightningModule):
     def build_encoder(self, with_mlm_head: bool = False) -> tuple[nn.Module, nn.Module | None]:
         """(encoder, MLM head or None) from ``hparams.encoder`` over the kept vocabulary ids."""
         return build_encoder(self.hparams.encoder, keep_ids=self.hparams.vocab_keep_ids, with_mlm_head=with_mlm_head)
+
+    def decode_predictions(self, datamodule: Any, split: str, predictions: Mapping[int, Any]) -> list[Any]:
+        """One output per input of ``split`` from ``{sample index: prediction}`` (``bertlab.predict``:
+        :func:`bertlab.runs.predict_texts`): the DataModule's ``decode``; a task whose outputs need
+        more than that (MRC: the vote across a question's passages) overrides it."""
+        return datamodule.decode(split, predictions)
 
     def configure_optimizers(self):
         return configure_optimizers(self)

@@ -14,13 +14,16 @@ The sentiment example of the ALBERT post (bert4keras: ``Lambda(lambda x: x[:, 0]
   loss (:class:`bertlab.nn.orthogonality.OrthogonalityPenalty`), logged as
   ``train/orthogonality``.
 
-The DataModule turns predicted label ids into metrics (``datamodule.score``: accuracy) and
-outputs (validation/test, also under DDP: :class:`bertlab.tasks.evaluation.EvalCollector`). Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the
-epoch, validation excluded).
+Validation/test (also under DDP: :class:`bertlab.tasks.evaluation.EvalCollector`): the
+DataModule turns predicted label ids into one label per text (``datamodule.decode``),
+:func:`score_labels` scores them (:func:`bertlab.metrics.classification.accuracy_scores`).
+Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the epoch,
+validation excluded).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,10 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from bertlab.metrics.classification import accuracy_scores
 from bertlab.nn.init import apply_init
 from bertlab.nn.orthogonality import OrthogonalityPenalty
 from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector
+
+log = logging.getLogger(__name__)
 
 ORTHOGONALITY_KEYS = ("kind", "patterns", "weight", "gamma", "lambda1", "lambda2", "max_rows", "detach_inputs")
 
@@ -109,7 +115,7 @@ class ClassificationModule(EvalCollector, BertlabTask):
         return self.eval_predictions(batch)
 
     def eval_score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
-        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): accuracy into metrics/
+        return score_labels(self.trainer.datamodule, split, predictions)
 
     def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
@@ -146,3 +152,15 @@ class ClassificationModule(EvalCollector, BertlabTask):
         self.log("train/epoch_seconds", seconds)
         if self.history and self.history[-1]["epoch"] == self.current_epoch:
             self.history[-1]["train/epoch_seconds"] = seconds
+
+
+def score_labels(dm: Any, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
+    """(metrics, predicted label per text) of a classification split: accuracy over the examples
+    that have a prediction (``acc``), the same over those whose text is not in the training
+    split (``acc_unseen``, against ``dm.train_texts``)."""
+    pred = dm.decode(split, predictions)
+    gold = dm.labels[split]
+    missing = sum(p is None for p in pred)
+    if missing:
+        log.warning("%s: %d of %d examples have no prediction (a limited eval run?)", split, missing, len(gold))
+    return accuracy_scores(pred, gold, dm.texts[split], dm.train_texts), pred

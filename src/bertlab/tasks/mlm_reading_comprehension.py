@@ -4,8 +4,10 @@ Thin: the encoder and its MLM head come from :func:`bertlab.nn.encoders.build_en
 (``with_mlm_head=True``: a loaded checkpoint keeps its trained head), the vocab may be
 trimmed (``vocab_keep_ids``), the head runs ONLY on the M mask positions (sliced out of the
 hidden states before the head, never all positions), and decoding lives in
-:mod:`bertlab.decoding.constrained`. The DataModule votes across passages and scores;
-validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
+:mod:`bertlab.decoding.constrained`. The DataModule maps each passage's answer tokens to
+text, :func:`vote_passages` votes across a question's passages (``best_answer``), and
+:func:`score_answers` scores; validation/test (also under DDP) run through
+:class:`bertlab.tasks.evaluation.EvalCollector`.
 
 ``decoding``:
 - ``constrained`` (the post): all M slots from one forward pass, passage n-gram constraint;
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from bertlab.data.mrc import BASELINE_RULE, baseline_answer_len, layout_oracle, overlap_baseline
-from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, decode_batch
+from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, best_answer, decode_batch
 from bertlab.metrics.reading_comprehension import reading_comprehension_scores
 from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector
@@ -133,6 +135,10 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
     def eval_score(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
         return score_answers(self.trainer.datamodule, split, predictions, self._bounds)
 
+    def decode_predictions(self, datamodule: Any, split: str, predictions: Mapping[int, Any]) -> list[dict[str, Any]]:
+        """One voted answer per question (:func:`vote_passages` of the DataModule's candidates)."""
+        return vote_passages(datamodule.decode(split, predictions))
+
     def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
         refs = self.trainer.datamodule.refs[split]
         n_q = len({refs[i][0] for i in predictions})
@@ -156,14 +162,31 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
         return self._predict(batch)
 
 
+def vote_passages(candidates: list[list[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Per question (its passages' candidates, as ``MrcDataModule.decode`` gives them): the
+    answer voted across passages (:func:`~bertlab.decoding.constrained.best_answer` over the
+    answers' token ids; "" when every passage gave the empty answer), its vote score and every
+    passage's candidate (passage, answer, score)."""
+    out = []
+    for cands in candidates:
+        texts: dict[Any, str] = {}
+        for c in cands:
+            texts.setdefault(c["tokens"], c["answer"])
+        key, score = best_answer((c["tokens"], c["score"]) for c in cands)
+        listing = [{"passage": c["passage"], "answer": c["answer"], "score": c["score"]} for c in cands]
+        out.append({"answer": texts[key] if key is not None else "", "score": score, "candidates": listing})
+    return out
+
+
 def score_answers(
     dm: Any, split: str, predictions: Mapping[int, Mapping[str, Any]], bounds: dict[str, dict[str, float]] | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
-    """(metrics, outputs) of an MRC split: the DataModule votes each question's answer across its
-    passages (``dm.decode``), :func:`reading_comprehension_scores` scores the questions that
-    have a prediction; the split's bounds (ceiling, baselines) and ``evaluated_on`` are added."""
+    """(metrics, outputs) of an MRC split: each question's answer is voted across its passages
+    (:func:`vote_passages` of ``dm.decode``), :func:`reading_comprehension_scores` scores the
+    questions that have a prediction; the split's bounds (ceiling, baselines) and
+    ``evaluated_on`` are added."""
     missing = len(dm.features[split]) - len(predictions)
-    decoded = dm.decode(split, predictions)
+    decoded = vote_passages(dm.decode(split, predictions))
     qs = dm.questions[split]
     answered = [i for i, q in enumerate(qs) if any(dm.refs[split][j][0] == i for j in predictions)]
     if missing:

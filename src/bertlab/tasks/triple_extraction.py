@@ -23,12 +23,14 @@ Decoding (thresholds from config): subject starts with p > 0.6, each paired with
 nearest end >= start with p > 0.5; then, batched over all candidate subjects of the batch,
 object (start, predicate) with p > 0.6 paired with the nearest end >= start of the same
 predicate with p > 0.5. Only real character positions (not [CLS]/[SEP]/padding) are
-candidates. The DataModule maps token spans to character offsets and scores them; validation
-and test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
+candidates. Validation and test (also under DDP) run through
+:class:`bertlab.tasks.evaluation.EvalCollector`: the DataModule maps token spans to character
+offsets (``datamodule.decode``), :func:`score_triples` scores them (``metrics.triples``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,11 +38,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bertlab.metrics.triples import dictionary_baseline, triple_diff, triple_scores
 from bertlab.nn.conditional_layer_norm import ConditionalLayerNorm
 from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector, triple_cell
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS = {"subject_start": 0.6, "subject_end": 0.5, "object_start": 0.6, "object_end": 0.5}
 BCE_EPS = 1e-7
@@ -178,6 +183,7 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
         for lin in (self.subject_head, self.object_head):
             nn.init.normal_(lin.weight, std=std)
             nn.init.zeros_(lin.bias)
+        self._baselines: dict[str, dict[str, Any]] = {}  # split -> dictionary-baseline scores (fixed by the data)
         self._capture = PreLayerNormCapture(find_output_layer_norm(self.encoder)) if object_input == "pre_ln" else None
 
     # ------------------------------------------------------------------ forward pieces
@@ -248,25 +254,53 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
     def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
         return {"texts_per_s": len(predictions) / wall_seconds if wall_seconds > 0 else 0.0}
 
-    def eval_table(self, split: str, outputs: list[list[dict[str, Any]]]):
-        from bertlab.metrics.triples import triple_key
-
+    def eval_table(self, split: str, outputs: list[dict[str, Any]]):
         rows = []
-        for rec, pred in zip(self.trainer.datamodule.records[split], outputs):
-            gold = {triple_key(t) for t in rec.spo_list}
-            got = {triple_key((t["subject"], t["predicate"], t["object"])) for t in pred}
-            rows.append([rec.text, triple_cell(rec.spo_list), triple_cell(pred), gold == got])
+        for rec, out in zip(self.trainer.datamodule.records[split], outputs):
+            exact = not out["new"] and not out["lack"]
+            rows.append([rec.text, triple_cell(rec.spo_list), triple_cell(out["spo_list_pred"]), exact])
         return ["text", "gold", "pred", "exact"], rows
 
     def predict_step(self, batch, batch_idx=0):
         return self.extract(batch)
 
     def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], list[Any]]:
-        return self.trainer.datamodule.score(split, predictions)  # TODO(issue 19): triple_scores call here
+        return score_triples(self.trainer.datamodule, split, predictions, self._baselines)
+
+
+# ---------------------------------------------------------------------------- scoring
+def score_triples(
+    dm: Any, split: str, predictions: Mapping[int, Sequence[Any]], baselines: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, outputs) of a triples split from token-span predictions ``{record index:
+    [(s0, s1, p, o0, o1), ...]}``. The DataModule decodes them into character-offset triples,
+    :func:`triple_scores` scores them against ALL gold triples of each record (the unlocatable
+    ones are counted in ``n_gold_not_found`` / ``n_gold_beyond_max_len``); the test split also
+    gets the dictionary baseline's P/R/F1 (computed once per split into ``baselines``). One
+    output per record: ``spo_list_pred`` and its errors ``new`` / ``lack`` (:func:`triple_diff`)."""
+    recs = dm.records[split]
+    missing = len(recs) - len(predictions)
+    if missing:
+        log.warning("%s: %d of %d records have no prediction (a limited eval run?)", split, missing, len(recs))
+    decoded = dm.decode(split, predictions)
+    pred = [[(t["subject"], t["predicate"], t["object"]) for t in d] for d in decoded]
+    metrics = triple_scores(pred, [r.spo_list for r in recs])
+    metrics["n_gold_not_found"] = dm.stats.get(f"{split}_triples_not_found", 0)
+    metrics["n_gold_beyond_max_len"] = dm.stats.get(f"{split}_triples_beyond_max_len", 0)
+    metrics["evaluated_on"] = dm.evaluated_on
+    if split == "test" and dm.hparams.baseline and not dm.hparams.overfit_records:
+        baselines = {} if baselines is None else baselines
+        if split not in baselines:
+            base_pred = dictionary_baseline(dm.train_spo, [r.text for r in recs])
+            baselines[split] = triple_scores(base_pred, [r.spo_list for r in recs])
+        metrics.update({f"baseline_{k}": baselines[split][k] for k in ("precision", "recall", "f1")})
+    outputs = [{"spo_list_pred": d, **triple_diff(d, r.spo_list)} for d, r in zip(decoded, recs)]
+    return metrics, outputs
 
 
 __all__: Sequence[str] = (
     "TripleExtractionModule",
+    "score_triples",
     "decode_subjects",
     "decode_objects",
     "triple_loss",
