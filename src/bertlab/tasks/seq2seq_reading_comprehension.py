@@ -19,7 +19,7 @@ Decoding (``decoding``), per passage, with the generation machinery of
 as a run of the passage, and [SEP], keep their probability (:mod:`bertlab.decoding.substring`;
 not renormalised). A passage's score is ``exp(mean token log-probability)`` of its answer (the
 geometric mean of the chosen probabilities, in (0, 1] like the MLM reader's mean probability),
-and the DataModule combines the passages of a question with the MLM reader's vote
+and the task combines the passages of a question with the MLM reader's vote
 (``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). The post's example
 evaluates with ``topk=1`` (greedy); ``beam`` with ``beam_size: 4`` is the beam-search setting.
 
