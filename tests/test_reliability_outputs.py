@@ -103,7 +103,7 @@ def test_a_cws_checkpoint_given_a_question_stops_with_one_line(failed_objective_
     )
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert len(errors) == 1 and "SequenceLabelingModule checkpoint, not a mlm_reading_comprehension one" in errors[0]
+    assert len(errors) == 1 and "SequenceLabelingModule checkpoint, not a reading_comprehension one" in errors[0]
 
 
 @pytest.mark.parametrize("case", ["same_as_input", "missing_folder", "directory"])

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from bertlab.data.io import open_text_lines
 from bertlab.runs import load_run, predict_texts
-from bertlab.utils.cli_checks import check_output_file, predict_expected_task
+from bertlab.utils.cli_checks import MRC_MODULE, check_output_file, predict_expected_task
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
 
@@ -33,7 +33,7 @@ CONFIG_DIR = os.path.join(repo_root(), "conf")
 
 
 #: task=... -> a substring of the checkpoint's LightningModule path
-TASK_MODULES = {"cws": "sequence_labeling", "ner": "sequence_labeling", "mrc": "mlm_reading_comprehension"}
+TASK_MODULES = {"cws": "sequence_labeling", "ner": "sequence_labeling", "mrc": MRC_MODULE}
 
 
 def _inputs(cfg: DictConfig) -> list:

@@ -266,3 +266,26 @@ def test_overfit_check_memorises_its_training_questions(tmp_path):
     assert test["evaluated_on"] == "training questions (overfit check)" and test["n_questions"] == 24
     assert test["oracle_acc"] == 1.0
     assert test["acc"] >= 0.9, test
+    # the predict CLI takes a seq2seq checkpoint as task=mrc; its answer is a substring of a passage
+    import json
+    import subprocess
+    import sys
+
+    passages = ["北京是中华人民共和国的首都。", "上海是中国最大的城市。"]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bertlab.predict",
+            f"ckpt_path={metrics['test_checkpoint']}",
+            "task=mrc",
+            "question=中国的首都是哪里？",
+            f"passages=[{','.join(passages)}]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["answer"] == "" or any(got["answer"] in p for p in passages), got

@@ -23,7 +23,8 @@ from bertlab.utils.errors import ConfigError
 __all__ = ["check_output_file", "check_output_dir", "predict_expected_task", "MRC_MODULE"]
 
 #: the module path part of reading-comprehension checkpoints
-MRC_MODULE = "mlm_reading_comprehension"
+#: part of the module path of every reading-comprehension task (the MLM reader and the seq2seq reader)
+MRC_MODULE = "reading_comprehension"
 
 
 def _same_file(a: str, b: str) -> bool:
