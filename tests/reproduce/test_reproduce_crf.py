@@ -19,7 +19,7 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
         "callbacks.rich_progress_bar=null",
         "threads=1",
     ]
-    rc = main(["crf", "--rows", "crf1,crf2,softmax", "--seeds", "1", "--out", str(out), "--", *tiny])
+    rc = main(["crf", "--rows", "crf1,crf2,softmax", "--seeds", "42", "--out", str(out), "--", *tiny])
     assert rc == 0
     md = (out / "crf_layer1.md").read_text(encoding="utf-8")
     summary, per_run = md.split("\nPer run:\n")

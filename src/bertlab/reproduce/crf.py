@@ -65,7 +65,11 @@ def job_row(job: JobResult) -> dict:
     epoch1 = next((v for e, v in reversed(vals) if e == 0), None)  # the last validation of epoch 1
     best = max(vals, key=lambda ev: ev[1]) if vals else None
     m = job.metrics or {}
-    test_epochs = [(int(r["epoch"]), r["test_epoch/f1"]) for r in job.history if "test_epoch/f1" in r and "epoch" in r]
+    test_epochs = [
+        (int(r["test_epoch/epoch"]), r["test_epoch/f1"])
+        for r in job.history
+        if r.get("test_epoch/f1") is not None and r.get("test_epoch/epoch") is not None
+    ]
     name = str(cfg.get("row") or job.name)
     if "${" in name:  # an interpolated label (config.yaml keeps interpolations unresolved)
         name = f"{head.upper()} x{mult:g}"
