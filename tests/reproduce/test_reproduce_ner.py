@@ -48,7 +48,12 @@ def test_arms_rows_deltas_and_impossible_moves(tmp_path, capsys):
     crf10 = next(line for line in md.splitlines() if line.startswith("| CRF x10 |"))
     cells = [c.strip() for c in crf10.split("|")[1:-1]]
     # runs, val F1 epoch 1, best, P, R, F1, delta vs CRF x1 (+10 pp on both seeds), NAME, ... RACE
-    assert cells[1] == "2" and cells[3] == "71.50 ± 0.71" and cells[6] == "71.50 ± 0.71" and cells[7] == "+10.00 ± 0.00 (SE 0.00, n 2: holds)"
+    assert (
+        cells[1] == "2"
+        and cells[3] == "71.50 ± 0.71"
+        and cells[6] == "71.50 ± 0.71"
+        and cells[7] == "+10.00 ± 0.00 (SE 0.00, n 2: holds)"
+    )
     assert cells[8] == "90.00 ± 0.00" and cells[9] == "-"  # ORG never reported
     assert cells[-3:] == ["1.000 ± 0.000", "100.0 ± 0.0", "0.0 ± 0.0"]
     crf1 = next(line for line in md.splitlines() if line.startswith("| CRF x1 |"))
