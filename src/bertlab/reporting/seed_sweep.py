@@ -10,8 +10,8 @@ pretrain | ner``, built by :func:`bertlab.reproduce.base.seed_sweep`). A module 
 * ``row(job) -> dict``: the job's arm name, seed and measured values (read with the helpers
   below from the job's resolved config, ``metrics.json`` and CSV history);
 * the :class:`Column` list of the table and a title / footer;
-* optionally ``paired=(baseline arm, key)``: every run also gets ``delta_<key>``, its value
-  minus the baseline arm's run with the same seed (:func:`add_paired_deltas`).
+* optionally ``paired=(baseline arm, key or keys)``: every run also gets ``delta_<key>``, its
+  value minus the baseline arm's run with the same seed (:func:`add_paired_deltas`).
 
 A failed job (no ``metrics.json``) is listed per run with its reason and left out of the means;
 the command then exits 1.
@@ -227,7 +227,7 @@ def summarise(
     arms: Sequence[str] | None = None,
     footer: str = "",
     sort_key: Callable[[dict[str, Any]], Any] | None = None,
-    paired: tuple[str, str] | None = None,
+    paired: tuple[str, str | Sequence[str]] | None = None,
     seconds: float | None = None,
 ) -> int:
     """Tabulate the jobs of ``sweep_dir`` (see the module docstring) into ``out`` and print it.
@@ -242,7 +242,9 @@ def summarise(
         for j in jobs
     ]
     if paired:
-        add_paired_deltas(rows, *paired)
+        baseline, keys = paired
+        for key in [keys] if isinstance(keys, str) else keys:
+            add_paired_deltas(rows, baseline, key)
     order = {a: i for i, a in enumerate(arms or [])}
 
     def _seed(r: dict[str, Any]) -> tuple:

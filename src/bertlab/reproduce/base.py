@@ -205,7 +205,7 @@ def seed_sweep(
     arms: Sequence[str] | None = None,
     sweeps: Callable[[str], list[list[str]]] | None = None,
     seeds: str | None = None,
-    paired: tuple[str, str] | None = None,
+    paired: tuple[str, str | Sequence[str]] | None = None,
     footer: str = "",
 ) -> Reproduction:
     """An arms x seeds comparison: ``python -m bertlab.train -m experiment=<experiment>`` (its
