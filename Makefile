@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-ner reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
+.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-ner reproduce-ner-pd reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ reproduce-crf-claim: $(STAMP)  ## the CRF post's main claim: lr 1e-5, pretrained
 
 reproduce-ner: $(STAMP)  ## Resume NER: CRF x1/x10/x100, softmax, MEMM, 3 seeds, <= 8 min a run -> docs/ner.md
 	$(REPRODUCE) ner $(DRY_FLAG) $(OVERRIDES)
+
+reproduce-ner-pd: $(STAMP)  ## People's Daily NER: the same arms -> docs/ner_peoples_daily.md
+	$(REPRODUCE) ner_pd $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
 	$(REPRODUCE) triples $(DRY_FLAG) $(OVERRIDES)

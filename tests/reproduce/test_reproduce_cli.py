@@ -16,10 +16,10 @@ from bertlab.reproduce.__main__ import main
 from bertlab.reproduce.base import Command, Reproduction, best_checkpoint, path_exists, run
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTS = ["albert", "crf", "crf_claim", "generation", "mrc", "ner", "orthogonality", "pretrain", "triples"]
+POSTS = ["albert", "crf", "crf_claim", "generation", "mrc", "ner", "ner_pd", "orthogonality", "pretrain", "triples"]
 
 
-def test_list_names_all_nine_with_a_description(capsys):
+def test_list_names_all_ten_with_a_description(capsys):
     assert names() == POSTS
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -60,6 +60,13 @@ EXPECTED = {
         ["head=crf", "lr_multipliers.crf=100 "],
         ["head=softmax", "~optimizer.lr_multipliers.crf"],
         ["head=memm", "+optimizer.lr_multipliers.memm=10"],
+    ],
+    "ner_pd": [
+        ["experiment=ner_crf", "data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=1 ", "max_time=00:00:08:00"],
+        ["data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=10 "],
+        ["data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=100 "],
+        ["data=ner_peoples_daily", "head=softmax"],
+        ["data=ner_peoples_daily", "head=memm"],
     ],
     "albert": [["-m bertlab.train -m experiment=albert_compare"]],
     "orthogonality": [
@@ -192,6 +199,8 @@ def test_ner_arms_compose(make_cfg):
     for overrides in sweeps("1"):
         cfg = make_cfg(["experiment=ner_crf", *overrides])
         got.append((cfg.head.type, dict(cfg.optimizer.lr_multipliers), cfg.data.dataset, cfg.trainer.max_time))
+    pd = make_cfg(["experiment=ner_crf", *sweeps("1", "ner_peoples_daily")[3]])
+    assert (pd.head.type, pd.data.dataset, pd.data.scheme) == ("softmax", "peoples_daily", "BIO")
     assert [g[:2] for g in got] == [
         ("crf", {"crf": 1}),
         ("crf", {"crf": 10}),

@@ -60,3 +60,24 @@ def test_arms_rows_deltas_and_impossible_moves(tmp_path, capsys):
     assert crf1.split("|")[-2].strip() == "0.0 ± 0.0"  # init matrix all positive
     soft = next(line for line in md.splitlines() if line.startswith("| Softmax |"))
     assert soft.rstrip(" |").endswith("| - | - | -")
+
+
+def test_peoples_daily_table_has_its_types_and_bio_impossible_moves(tmp_path):
+    from bertlab.reproduce.ner_pd import TYPES as PD_TYPES
+
+    sweep = tmp_path / "pd" / "0"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: []\n")
+    _job(sweep, 0, "crf", 1, 1, 0.8, True)
+    tags = ["O"] + [f"{p}-{t}" for t in PD_TYPES for p in "BI"]
+    for step in (0, 20):  # BIO matrices: O->I-x and B-x->I-y are the impossible moves
+        val = 0.5 if step == 0 else -0.5
+        rows = ["from\\to," + ",".join(tags)] + [f"{a}," + ",".join([str(val)] * len(tags)) for a in tags]
+        (sweep / "0" / "transitions" / f"step{step:07d}.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "pd.md"
+    assert main(["ner_pd", "--multirun", str(tmp_path / "pd"), "--out", str(out)]) == 1  # other arms missing
+    md = out.read_text(encoding="utf-8")
+    head = next(line for line in md.splitlines() if line.startswith("| arm |"))
+    assert "test F1 PER (%)" in head and "test F1 NAME (%)" not in head
+    crf1 = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| CRF x1 |")).split("|")[1:-1]]
+    assert crf1[-3:] == ["1.000", "100.0", "0.0"] and "People's Daily" in md

@@ -11,6 +11,9 @@ M-X anything but M-X / E-X; M-X / E-X after anything but B-X / M-X) that score b
 the end and at the init.
 
     python -m bertlab.reproduce ner [--out FILE] [--multirun DIR] [--seeds 1,2,3] [-- overrides ...]
+
+The same arms on People's Daily NER: ``python -m bertlab.reproduce ner_pd`` (module
+:mod:`bertlab.reproduce.ner_pd`, built by :func:`ner_reproduction`).
 """
 
 from __future__ import annotations
@@ -37,18 +40,24 @@ ARMS: dict[str, list[str]] = {
     "Softmax": ["head=softmax", "~optimizer.lr_multipliers.crf"],
     "MEMM x10": ["head=memm", "~optimizer.lr_multipliers.crf", "+optimizer.lr_multipliers.memm=10"],
 }
-COLUMNS = [
-    Column("val F1 epoch 1 (%)", "epoch1", 100.0),
-    Column("best val F1 (%)", "best", 100.0),
-    Column("test P (%)", "precision", 100.0),
-    Column("test R (%)", "recall", 100.0),
-    Column("test F1 (%)", "test", 100.0),
-    Column("Δ test F1 vs CRF x1, same seed (pp)", "delta_test", 100.0, "+.2f"),
-    *(Column(f"test F1 {t} (%)", f"f1_{t}", 100.0) for t in TYPES),
-    Column("max abs(trans - init)", "moved", 1.0, ".3f"),
-    Column("impossible moves < 0, best ckpt (%)", "impossible_neg", 100.0, ".1f"),
-    Column("impossible moves < 0 at init (%)", "impossible_neg_init", 100.0, ".1f"),
-]
+
+
+def columns(types: tuple[str, ...]) -> list[Column]:
+    return [
+        Column("val F1 epoch 1 (%)", "epoch1", 100.0),
+        Column("best val F1 (%)", "best", 100.0),
+        Column("test P (%)", "precision", 100.0),
+        Column("test R (%)", "recall", 100.0),
+        Column("test F1 (%)", "test", 100.0),
+        Column("Δ test F1 vs CRF x1, same seed (pp)", "delta_test", 100.0, "+.2f"),
+        *(Column(f"test F1 {t} (%)", f"f1_{t}", 100.0) for t in types),
+        Column("max abs(trans - init)", "moved", 1.0, ".3f"),
+        Column("impossible moves < 0, best ckpt (%)", "impossible_neg", 100.0, ".1f"),
+        Column("impossible moves < 0 at init (%)", "impossible_neg_init", 100.0, ".1f"),
+    ]
+
+
+COLUMNS = columns(TYPES)
 
 
 def arm_name(head: str, mult: Any) -> str:
@@ -57,7 +66,7 @@ def arm_name(head: str, mult: Any) -> str:
     return f"{head.upper()} x{float(mult if mult is not None else 1):g}"
 
 
-def job_row(job) -> dict[str, Any]:
+def job_row(job, types: tuple[str, ...] = TYPES) -> dict[str, Any]:
     cfg = job_config(job)
     head = str(cfg_get(cfg, "head.type", job.params.get("head", "crf")))
     mult = cfg_get(cfg, f"optimizer.lr_multipliers.{head}")
@@ -73,7 +82,7 @@ def job_row(job) -> dict[str, Any]:
         "precision": test.get("precision"),
         "recall": test.get("recall"),
         "test": test.get("f1"),
-        **{f"f1_{t}": (per_type.get(t) or {}).get("f1") for t in TYPES},
+        **{f"f1_{t}": (per_type.get(t) or {}).get("f1") for t in types},
     }
     files, reported = transition_files(job.path), reported_transitions(job.path)
     if files and reported is not None:
@@ -88,26 +97,39 @@ def job_row(job) -> dict[str, Any]:
     return row
 
 
-def sweeps(seeds: str) -> list[list[str]]:
+def sweeps(seeds: str, data: str = "ner_resume") -> list[list[str]]:
     """One multirun per arm, over the seeds."""
-    return [
-        ["data=ner_resume", *overrides, f"++trainer.max_time={BUDGET}", f"seed={seeds}"] for overrides in ARMS.values()
-    ]
+    return [[f"data={data}", *o, f"++trainer.max_time={BUDGET}", f"seed={seeds}"] for o in ARMS.values()]
 
 
-REPRODUCTION = seed_sweep(
+def ner_reproduction(
+    name: str, data: str, types: tuple[str, ...], out: str, title: str, footer: str, description: str
+) -> Any:
+    """The five arms (:data:`ARMS`) x seeds on ``data=<data>``, one multirun per arm."""
+    return seed_sweep(
+        name=name,
+        description=description,
+        out=out,
+        experiment="ner_crf",
+        log_name=f"ner_{data.removeprefix('ner_')}",
+        row=lambda job: job_row(job, types),
+        paired=("CRF x1", "test"),
+        columns=columns(types),
+        sweeps=lambda seeds: sweeps(seeds, data),
+        seeds="1,2,3",
+        arms=list(ARMS),
+        title=title,
+        footer="Entity scores: seqeval strict mode (an entity counts when its type, start and end equal a gold one's). "
+        + footer,
+    )
+
+
+REPRODUCTION = ner_reproduction(
     name="ner",
-    description="CRF post (1) on NER: Resume NER with CRF x1 / x10 / x100, softmax and MEMM heads, 3 seeds each.",
+    data="ner_resume",
+    types=TYPES,
     out="docs/ner.md",
-    experiment="ner_crf",
-    log_name="ner_resume",
-    row=job_row,
-    paired=("CRF x1", "test"),
-    columns=COLUMNS,
-    sweeps=sweeps,
-    seeds="1,2,3",
-    arms=list(ARMS),
+    description="CRF post (1) on NER: Resume NER with CRF x1 / x10 / x100, softmax and MEMM heads, 3 seeds each.",
     title="Resume NER: CRF lr multiplier x1 / x10 / x100, softmax and MEMM heads (from scratch, main lr 1e-3)",
-    footer="Entity scores: seqeval strict mode (an entity counts when its type, start and end equal a gold one's). "
-    "The post reports no Resume NER numbers: this table is bertlab's own measurement.",
+    footer="The post reports no Resume NER numbers: this table is bertlab's own measurement.",
 )
