@@ -532,3 +532,19 @@ def test_overfit_mode_evaluates_on_the_training_questions(tmp_path):
     assert not {q.id for q in held_out.questions["test"]} & {q.id for q in held_out.questions["train"]}
     with pytest.raises(ConfigError, match="data.overfit_questions"):
         MrcDataModule(vocab_file=VOCAB, source="cmrc2018", files=[str(CMRC[1])], overfit_questions=-1)
+
+
+def test_mrc_bounds_script_scores_the_shipped_cmrc_split_without_training(tmp_path):
+    """scripts/mrc_bounds.py (re-scoring tables whose runs are gone): the baseline's length is
+    the training split's most frequent answer length, and the ceiling beats the baseline."""
+    import runpy
+
+    root = Path(__file__).resolve().parents[2]
+    mod = runpy.run_path(str(root / "scripts" / "mrc_bounds.py"))
+    out = tmp_path / "bounds.md"
+    assert mod["main"](["--out", str(out)]) == 0
+    rows = [line.split("|")[1:-1] for line in out.read_text(encoding="utf-8").splitlines() if line.startswith("| test")]
+    assert [r[2].strip() for r in rows] == ["trivial baseline (answer length 5)", "ceiling of the layout"]
+    assert all(r[1].strip() == "430" for r in rows)
+    base, ceil = ([float(c) for c in r[3:]] for r in rows)
+    assert all(0 <= b < c <= 1 for b, c in zip(base, ceil))
