@@ -66,8 +66,9 @@ reproduce-ner-pd: $(STAMP)  ## People's Daily NER: the same arms -> docs/ner_peo
 reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
 	$(REPRODUCE) triples $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2), 3 seeds, from data/pretrained/albert_small -> docs/albert_unshared.md
+reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2): sentiment and triples, 3 seeds -> docs/albert_{unshared,triples}.md
 	$(REPRODUCE) albert $(DRY_FLAG) $(OVERRIDES)
+	$(REPRODUCE) albert_triples $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> docs/orthogonality.md
 	$(REPRODUCE) orthogonality $(DRY_FLAG) $(OVERRIDES)

@@ -82,6 +82,7 @@ def test_main_job_end_to_end_on_a_small_slice(trained_run):
     lr_cols = (out / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "lr-Adam/crf" in lr_cols and "lr-Adam/base" in lr_cols
     assert "time/fit_seconds" in lr_cols.split(",")  # wall clock of every validation (time-to-quality)
+    assert {"time/epoch_train_seconds", "time/peak_memory_mb"} <= set(lr_cols.split(","))  # cost per epoch
     assert (out / "vocab.txt").read_text(encoding="utf-8").count("\n") == len(objs["datamodule"].tokenizer)
 
 

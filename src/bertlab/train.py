@@ -177,6 +177,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
     if throughput is not None:
         metrics["train_tokens_per_s"] = throughput.tokens_per_s
         metrics["train_padding_fraction"] = throughput.padding_fraction
+        metrics["train_epoch_seconds"] = throughput.epoch_seconds
         metrics["validation_clock"] = [{"step": st, "fit_seconds": sec} for st, sec in throughput.validation_clock]
     guard = next(c for c in callbacks if isinstance(c, NonFiniteLossGuard))
     if guard.mode == "skip":

@@ -16,10 +16,22 @@ from bertlab.reproduce.__main__ import main
 from bertlab.reproduce.base import Command, Reproduction, best_checkpoint, path_exists, run
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTS = ["albert", "crf", "crf_claim", "generation", "mrc", "ner", "ner_pd", "orthogonality", "pretrain", "triples"]
+POSTS = [
+    "albert",
+    "albert_triples",
+    "crf",
+    "crf_claim",
+    "generation",
+    "mrc",
+    "ner",
+    "ner_pd",
+    "orthogonality",
+    "pretrain",
+    "triples",
+]
 
 
-def test_list_names_all_ten_with_a_description(capsys):
+def test_list_names_all_eleven_with_a_description(capsys):
     assert names() == POSTS
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -69,6 +81,7 @@ EXPECTED = {
         ["data=ner_peoples_daily", "head=memm"],
     ],
     "albert": [["-m bertlab.train -m experiment=albert_compare"]],
+    "albert_triples": [["-m bertlab.train -m experiment=albert_triples"]],
     "orthogonality": [
         ["kind=none"],
         ["kind=som", "weight=1e-8"],
@@ -182,10 +195,19 @@ def _make_targets() -> dict[str, list[str]]:
 def test_makefile_reproduce_targets_call_only_bertlab_reproduce():
     targets = _make_targets()
     repro = {t: body for t, body in targets.items() if t.startswith("reproduce-")}
-    assert set(repro) == {"reproduce-" + n.replace("_", "-") for n in POSTS}
+    called = []
     for target, body in repro.items():
-        assert len(body) == 1, (target, body)
-        assert body[0].startswith(f"$(REPRODUCE) {target[len('reproduce-') :].replace('-', '_')} "), (target, body)
+        assert body, target
+        names_called = [line.split()[1] for line in body]
+        assert all(line.startswith("$(REPRODUCE) ") for line in body), (target, body)
+        assert names_called[0] == target[len("reproduce-") :].replace("-", "_"), (target, body)
+        called += names_called
+    # every reproduction is run by exactly one target; reproduce-albert runs both ALBERT tables
+    assert sorted(called) == POSTS
+    assert repro["reproduce-albert"] == [
+        "$(REPRODUCE) albert $(DRY_FLAG) $(OVERRIDES)",
+        "$(REPRODUCE) albert_triples $(DRY_FLAG) $(OVERRIDES)",
+    ]
     assert "REPRODUCE = $(PY) -m bertlab.reproduce" in (ROOT / "Makefile").read_text(encoding="utf-8")
     phony = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith(".PHONY"))
     assert set(repro) <= set(phony.split())
@@ -221,3 +243,44 @@ def test_generation_classifier_gets_its_own_overrides_and_folders(capsys):
     )
     assert "'model.control_classifier_ckpt=c/checkpoints/best-*.ckpt' hydra.run.dir=g/scratch threads=2" in lines[1]
     assert lines[-1] == f"# then the table -> {ROOT / 'g' / 'results.md'}"
+
+
+def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
+    """A FABRICATED albert_triples sweep (made-up numbers): epoch-1 F1, report F1, s/epoch and peak
+    memory per arm, and the paired differences unshared - shared."""
+    import json
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: []\n")
+    num = 0
+    for unshared in (False, True):
+        for seed in (1, 2):
+            job = sweep / str(num)
+            num += 1
+            (job / ".hydra").mkdir(parents=True)
+            (job / ".hydra" / "config.yaml").write_text(
+                f"seed: {seed}\nencoder:\n  albert_unshared: {str(unshared).lower()}\n"
+            )
+            e1 = 0.40 + 0.10 * unshared + 0.01 * seed
+            (job / "csv").mkdir()
+            (job / "csv" / "metrics.csv").write_text(
+                "epoch,step,val/f1,time/epoch_train_seconds,time/peak_memory_mb\n"
+                f"0,10,{e1},,\n0,10,,{10 + 2 * unshared},{800 + 50 * unshared}\n1,20,{e1 + 0.2},,\n"
+            )
+            (job / "metrics.json").write_text(
+                json.dumps({"test": {"f1": e1 + 0.15}, "train_epoch_seconds": [10 + 2 * unshared, 10 + 2 * unshared]})
+            )
+    out = tmp_path / "t.md"
+    assert main(["albert_triples", "--multirun", str(sweep), "--out", str(out)]) == 0
+    md = out.read_text(encoding="utf-8")
+    head = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| arm |")).split("|")[1:-1]]
+    row = dict(
+        zip(
+            head, (c.strip() for c in next(x for x in md.splitlines() if x.startswith("| unshared |")).split("|")[1:-1])
+        )
+    )
+    assert row["epoch-1 val F1 (%)"] == "51.50 ± 0.71" and row["best val F1 (%)"] == "71.50 ± 0.71"
+    assert row["Δ epoch-1 val F1 vs shared, same seed (pp)"].startswith("+10.00 ± ")
+    assert row["Δ train s / epoch vs shared"].startswith("+2.0 ± 0.0") and row["peak memory (MiB)"] == "850 ± 0"
+    assert "61.11" in md  # the post's numbers are set beside the table

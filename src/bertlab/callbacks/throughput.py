@@ -1,12 +1,30 @@
 """Non-padding tokens per second of training (forward + backward + optimizer step), and the
 wall clock of every validation (``time/fit_seconds``: seconds since the fit started), so that
-time-to-quality (e.g. when val/f1 first reaches 0.84) can be read off the metrics history."""
+time-to-quality (e.g. when val/f1 first reaches 0.84) can be read off the metrics history.
+
+Cost of a run, for comparisons such as post 2's "unsharing costs 10-20% more time": every
+training epoch logs ``time/epoch_train_seconds`` (the seconds of its training batches:
+forward, backward and optimizer step, without data loading between batches or validation) and
+``time/peak_memory_mb`` (the process's peak resident memory so far, ``ru_maxrss``; on a GPU the
+peak memory allocated by torch on the module's device)."""
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 
 import pytorch_lightning as pl
+import torch
+
+
+def peak_memory_mb(device: torch.device | None = None) -> float:
+    """The peak memory in MiB: CUDA's max allocated on ``device`` when it is a GPU, else the
+    process's peak resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
 class TokenThroughput(pl.Callback):
@@ -19,6 +37,9 @@ class TokenThroughput(pl.Callback):
         self._fit_t0: float | None = None
         #: (global step, seconds since the fit started) at the end of every validation
         self.validation_clock: list[tuple[int, float]] = []
+        self._epoch_seconds = 0.0
+        #: seconds of training batches per finished epoch
+        self.epoch_seconds: list[float] = []
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_t0 = time.perf_counter()
@@ -30,13 +51,23 @@ class TokenThroughput(pl.Callback):
         self.validation_clock.append((trainer.global_step, elapsed))
         pl_module.log("time/fit_seconds", elapsed, on_step=False, on_epoch=True)
 
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_seconds = 0.0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epoch_seconds.append(self._epoch_seconds)
+        pl_module.log("time/epoch_train_seconds", self._epoch_seconds, on_step=False, on_epoch=True)
+        pl_module.log("time/peak_memory_mb", peak_memory_mb(pl_module.device), on_step=False, on_epoch=True)
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self._t0 is None:
             return
-        self.seconds += time.perf_counter() - self._t0
+        seconds = time.perf_counter() - self._t0
+        self.seconds += seconds
+        self._epoch_seconds += seconds
         mask = batch[self.mask_key]
         self.tokens += int(mask.sum())
         self.padded_tokens += mask.numel()
