@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-ner reproduce-ner-pd reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
+.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-crf-mechanism reproduce-ner reproduce-ner-pd reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ reproduce-crf: $(STAMP)  ## the CRF post's layer-1 table (5 runs, <= 5 min each)
 
 reproduce-crf-claim: $(STAMP)  ## the CRF post's main claim: lr 1e-5, pretrained, CRF x1/x100/x1000 -> logs/crf_lr_claim/<time>/crf_lr_claim.md
 	$(REPRODUCE) crf_claim $(DRY_FLAG) $(OVERRIDES)
+
+reproduce-crf-mechanism: $(STAMP)  ## CRF mechanism (post 1), layer-1 setting, CRF x1..x1000 (claim setting: python -m bertlab.reproduce crf_mechanism --setting claim)
+	$(REPRODUCE) crf_mechanism $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-ner: $(STAMP)  ## Resume NER: CRF x1/x10/x100, softmax, MEMM, 3 seeds, <= 8 min a run -> docs/ner.md
 	$(REPRODUCE) ner $(DRY_FLAG) $(OVERRIDES)

@@ -21,6 +21,7 @@ POSTS = [
     "albert_triples",
     "crf",
     "crf_claim",
+    "crf_mechanism",
     "generation",
     "mrc",
     "ner",
@@ -31,7 +32,7 @@ POSTS = [
 ]
 
 
-def test_list_names_all_eleven_with_a_description(capsys):
+def test_list_names_all_twelve_with_a_description(capsys):
     assert names() == POSTS
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -66,6 +67,9 @@ EXPECTED = {
         ]
     ],
     "crf_claim": [["experiment=crf_lr_claim", "optimizer.lr_multipliers.crf=1,100,1000", "seed=1,2,3"]],
+    "crf_mechanism": [
+        ["experiment=crf_layer1/crf1", "val_check_interval=0.25", "lr_multipliers.crf=1,10,100,1000", "seed=1 "]
+    ],
     "ner": [
         ["experiment=ner_crf", "data=ner_resume", "head=crf", "lr_multipliers.crf=1 ", "seed=1,2,3"],
         ["head=crf", "lr_multipliers.crf=10 "],
@@ -284,3 +288,14 @@ def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
     assert row["Δ epoch-1 val F1 vs shared, same seed (pp)"].startswith("+10.00 ± ")
     assert row["Δ train s / epoch vs shared"].startswith("+2.0 ± 0.0") and row["peak memory (MiB)"] == "850 ± 0"
     assert "61.11" in md  # the post's numbers are set beside the table
+
+
+def test_crf_mechanism_settings_compose_with_every_multiplier(make_cfg):
+    from bertlab.reproduce.crf_mechanism import SETTINGS
+
+    for setting, (exp, val) in SETTINGS.items():
+        for mult in (1, 1000):
+            cfg = make_cfg([exp, val, f"++optimizer.lr_multipliers.crf={mult}", "trainer.max_epochs=2"])
+            assert cfg.head.type == "crf" and cfg.optimizer.lr_multipliers.crf == mult
+            assert cfg.trainer.val_check_interval == 0.25, setting
+    assert make_cfg(SETTINGS["claim"]).encoder.pretrained  # the claim runs the pretrained small BERT

@@ -40,3 +40,41 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
     moved1, moved2 = float(crf1[9]), float(crf2[9])
     assert 0 < moved1 <= 0.008 * 1.5 and moved1 < moved2 <= 0.08 * 1.5
     assert "CRF-2 to s" in md and "| impossible moves < 0 |" in md  # side-by-side matrices, BMES check
+    # the mechanism across the rows with transitions (post 1): a table and two PNGs next to it
+    mech = md.split("Mechanism (post 1)")[1]
+    assert [line.split("|")[1].strip() for line in mech.splitlines() if line.startswith("| CRF-")] == ["CRF-1", "CRF-2"]
+    assert (out / "mechanism_transition_grad.png").stat().st_size > 0
+    assert (out / "mechanism_transitions_add.png").stat().st_size > 0
+
+
+def _mech_run(root, name, seed, grads, adds):
+    run = root / f"{name}_{seed}"
+    (run / "mechanism").mkdir(parents=True)
+    lines = ["step,transition_grad_norm,emission_grad_norm,val_f1,val_f1_emissions_only,transitions_add"]
+    lines += [f"{10 * (i + 1)},{g},0.5,0.8,{0.8 - a},{a}" for i, (g, a) in enumerate(zip(grads, adds))]
+    (run / "mechanism" / "mechanism.csv").write_text("\n".join(lines) + "\n")
+    return {"row": name, "path": run, "ok": True}
+
+
+def test_mechanism_report_pairs_each_seeds_first_and_last_validation(tmp_path):
+    from bertlab.reproduce.crf import mechanism_report
+
+    rows = [
+        _mech_run(tmp_path, "CRF x1", 1, [1.0, 0.5, 0.1], [0.0, 0.01, 0.02]),
+        _mech_run(tmp_path, "CRF x1", 2, [2.0, 0.5, 0.2], [0.0, 0.03, 0.04]),
+        _mech_run(tmp_path, "CRF x10", 1, [1.0, 1.0, 1.0], [0.0, 0.1, 0.2]),
+        _mech_run(tmp_path, "CRF x10", 2, [1.0, 2.0, 1.0], [0.0, 0.1, 0.2]),
+        {"row": "Softmax", "path": tmp_path / "none", "ok": True},  # no mechanism CSV: left out
+    ]
+    md = mechanism_report(rows, tmp_path / "out")
+    lines = {line.split("|")[1].strip(): line.split("|") for line in md.splitlines() if line.startswith("| CRF")}
+    assert set(lines) == {"CRF x1", "CRF x10"}
+    x1 = [c.strip() for c in lines["CRF x1"]]
+    assert x1[2] == "2" and x1[3] == "3 (10, 20, 30)"
+    assert x1[4] == "1.5 -> 0.15"  # the seeds' mean per validation
+    assert x1[6] == "0.0000 -> 0.0300"
+    assert x1[7].startswith("-1.000 ± 0.000") and x1[7].endswith("holds)")  # fell 10x on both seeds
+    x10 = [c.strip() for c in lines["CRF x10"]]
+    assert x10[7].startswith("+0.000 ± 0.000")
+    assert (tmp_path / "out" / "mechanism_transition_grad.png").stat().st_size > 0
+    assert mechanism_report([rows[-1]], tmp_path / "out2") == ""

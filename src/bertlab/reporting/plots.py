@@ -42,17 +42,19 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
 
 
 def curves_png(
-    steps: Sequence[int],
+    steps: Sequence[int] | dict[str, Sequence[int]],
     series: dict[str, Sequence[float]],
     path: str,
     title: str = "",
     ylabel: str = "",
     logy: bool = False,
 ):
-    """One line per named series over training steps; returns the (open) figure."""
+    """One line per named series over training steps (``steps``: shared by every series, or a
+    dict giving each series its own); returns the (open) figure."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in series.items():
-        ax.plot(list(steps), list(values), label=name, linewidth=1.2)
+        xs = steps[name] if isinstance(steps, dict) else steps
+        ax.plot(list(xs), list(values), label=name, linewidth=1.2, marker="o" if len(values) <= 12 else None)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")

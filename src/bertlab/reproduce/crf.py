@@ -21,6 +21,9 @@ CRF-2 0.929 / 0.930, CRF-3 0.673 / 0.747, Softmax 0.899 / 0.907.
 from __future__ import annotations
 
 import argparse
+import csv
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import yaml
 
 from bertlab.reporting import seed_sweep as ss
 from bertlab.reporting.multirun import JobResult, load_multirun
+from bertlab.reporting.plots import curves_png
 from bertlab.reporting.tables import (
     count_negative,
     impossible_moves,
@@ -158,14 +162,124 @@ def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path) -
     return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order)
 
 
-def write_report(sweep_dir: Path, table: str = TABLE, baseline: str = "CRF-1", title: str = "CRF layer-1 table") -> int:
+def read_mechanism(run_dir: Path) -> list[dict[str, float | None]]:
+    """The rows of a run's ``mechanism/mechanism.csv`` (one per validation; empty cells None)."""
+    path = run_dir / "mechanism" / "mechanism.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.mean(vals) if vals else None
+
+
+def mechanism_report(rows: list[dict], out_dir: Path) -> str:
+    """Post 1's mechanism across the rows of a sweep (each row's seeds averaged per validation):
+    the transition / emission gradient norms (means since the previous validation) and what the
+    transitions add (CRF-decoded F1 minus emissions-only F1), first vs last validation, with the
+    per-seed change of log10(transition gradient norm) paired over seeds (does it fall beyond
+    noise?); and two PNGs next to the table, one line per row: ``mechanism_transition_grad.png``
+    and ``mechanism_transitions_add.png``. Empty when no run has a mechanism CSV."""
+    by_row: dict[str, list[list[dict]]] = {}
+    for r in rows:
+        mech = read_mechanism(r["path"]) if r.get("ok") else []
+        if mech and any(m.get("transition_grad_norm") is not None for m in mech):
+            by_row.setdefault(r["row"], []).append(mech)
+    if not by_row:
+        return ""
+    cols = ss.Column("Δ log10 transition grad norm, last - first validation", "dlog", 1.0, "+.3f")
+    out = [
+        "",
+        "Mechanism (post 1): gradient norms are means over the optimizer steps since the previous validation; "
+        "'transitions add' = CRF-decoded val F1 - emissions-only (argmax) val F1. Values are means over the "
+        "row's seeds; the last column pairs each seed's own first and last validation (SE, verdict).",
+        "",
+        "| row | seeds | validations (steps) | transition grad norm, first -> last | emission grad norm, first -> last "
+        "| transitions add (F1), first -> last | " + cols.header + " |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    steps_of: dict[str, list[int]] = {}
+    trans_of: dict[str, list[float]] = {}
+    add_of: dict[str, list[float]] = {}
+    for name, runs in by_row.items():
+        n = min(len(m) for m in runs)
+        steps_of[name] = [int(runs[0][i]["step"] or 0) for i in range(n)]
+        series = {
+            k: [_mean([m[i].get(k) for m in runs]) for i in range(n)]
+            for k in ("transition_grad_norm", "emission_grad_norm", "transitions_add")
+        }
+        trans_of[name] = [float("nan") if v is None else v for v in series["transition_grad_norm"]]
+        add_of[name] = [float("nan") if v is None else v for v in series["transitions_add"]]
+        dlogs = [
+            math.log10(m[n - 1]["transition_grad_norm"]) - math.log10(m[0]["transition_grad_norm"])
+            for m in runs
+            if (m[0].get("transition_grad_norm") or 0) > 0 and (m[n - 1].get("transition_grad_norm") or 0) > 0
+        ]
+
+        dcell = ss.mean_std(dlogs, 1.0, "+.3f")
+        if dcell != "-":
+            dcell += f" ({ss.paired_verdict(dlogs, 1.0, '+.3f')})"
+        out.append(
+            f"| {name} | {len(runs)} | {n} ({', '.join(map(str, steps_of[name]))}) | {_first_last(series['transition_grad_norm'], _sci)} "
+            f"| {_first_last(series['emission_grad_norm'], _sci)} | {_first_last(series['transitions_add'], num)} | {dcell} |"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for fname, data, title, ylabel, logy in (
+        (
+            "mechanism_transition_grad.png",
+            trans_of,
+            "transition gradient norm per row",
+            "L2 (mean since last val)",
+            True,
+        ),
+        (
+            "mechanism_transitions_add.png",
+            add_of,
+            "what the transitions add per row",
+            "CRF F1 - emissions-only F1",
+            False,
+        ),
+    ):
+        import matplotlib.pyplot as plt
+
+        fig = curves_png(steps_of, data, str(out_dir / fname), title=title, ylabel=ylabel, logy=logy)
+        plt.close(fig)
+    out += ["", "Plots: `mechanism_transition_grad.png`, `mechanism_transitions_add.png` (next to this table)."]
+    return "\n".join(out) + "\n"
+
+
+def _first_last(values: list[float | None], fmt) -> str:
+    return f"{fmt(values[0])} -> {fmt(values[-1])}"
+
+
+def _sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def write_report(
+    sweep_dir: Path,
+    table: str = TABLE,
+    baseline: str = "CRF-1",
+    title: str = "CRF layer-1 table",
+    label_by_multiplier: bool = False,
+) -> int:
     """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it: the seed summary
-    (paired with ``baseline``), then every run with its transitions."""
+    (paired with ``baseline``), every run with its transitions, then the mechanism
+    (:func:`mechanism_report`, PNGs into the sweep folder). ``label_by_multiplier``: name every
+    row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier)."""
     if not (sweep_dir / "multirun.yaml").is_file():
         raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
     _, jobs = load_multirun(sweep_dir)
     rows = [job_row(j) for j in jobs]
+    if label_by_multiplier:
+        for r in rows:
+            mult = (r["head_lr"] / r["lr"]) if r.get("head_lr") else 1.0
+            r["row"] = f"{r['head'].upper()} x{mult:g}"
     md = seed_summary(rows, baseline, title, sweep_dir) + "\n" + render(rows, sweep_dir)
+    md += mechanism_report(rows, sweep_dir)
     write_table(sweep_dir / table, md)
     sys.stdout.write(md)
     print(f"wrote {sweep_dir / table}")
