@@ -30,17 +30,25 @@ COLUMNS = [
 ]
 
 
-def job_row(job) -> dict[str, Any]:
+def albert_row(job, metric: str) -> dict[str, Any]:
+    """What both ALBERT comparisons read of a run: its arm (shared / unshared), seed, and
+    ``val/<metric>`` after epoch 1 and at its best."""
     cfg = job_config(job)
     unshared = bool(cfg_get(cfg, "encoder.albert_unshared", job.params.get("encoder.albert_unshared") == "true"))
-    vals = epoch_values(job, "val/acc")
-    secs = [v for _, v in epoch_values(job, "train/epoch_seconds")]
+    vals = epoch_values(job, f"val/{metric}")
     epoch1 = [v for e, v in vals if e == 0]
     return {
         "arm": "unshared" if unshared else "shared",
         "seed": cfg.get("seed", job.params.get("seed")),
         "epoch1": epoch1[-1] if epoch1 else None,
         "best": max(v for _, v in vals) if vals else None,
+    }
+
+
+def job_row(job) -> dict[str, Any]:
+    secs = [v for _, v in epoch_values(job, "train/epoch_seconds")]
+    return {
+        **albert_row(job, "acc"),
         "test": ((job.metrics or {}).get("test") or {}).get("acc"),
         "test_unseen": unseen_test_acc(job),
         "sec_per_epoch": statistics.mean(secs) if secs else None,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bertlab.reporting.seed_sweep import Column, cfg_get, epoch_values, job_config
+from bertlab.reporting.seed_sweep import Column, epoch_values
+from bertlab.reproduce.albert import albert_row
 from bertlab.reproduce.base import seed_sweep
 
 COLUMNS = [
@@ -34,18 +35,11 @@ COLUMNS = [
 
 
 def job_row(job) -> dict[str, Any]:
-    cfg = job_config(job)
-    unshared = bool(cfg_get(cfg, "encoder.albert_unshared", job.params.get("encoder.albert_unshared") == "true"))
-    vals = epoch_values(job, "val/f1")
     metrics = job.metrics or {}
     secs = metrics.get("train_epoch_seconds") or [v for _, v in epoch_values(job, "time/epoch_train_seconds")]
     mem = [v for _, v in epoch_values(job, "time/peak_memory_mb")]
-    epoch1 = [v for e, v in vals if e == 0]
     return {
-        "arm": "unshared" if unshared else "shared",
-        "seed": cfg.get("seed", job.params.get("seed")),
-        "epoch1": epoch1[-1] if epoch1 else None,
-        "best": max(v for _, v in vals) if vals else None,
+        **albert_row(job, "f1"),
         "test": (metrics.get("test") or {}).get("f1"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
         "peak_mb": max(mem) if mem else None,
