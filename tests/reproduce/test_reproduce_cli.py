@@ -103,7 +103,12 @@ EXPECTED = {
         ["experiment=mrc_mlm hydra.run.dir=logs/reproduce/mrc/scratch"],
         ["experiment=mrc_mlm_overfit"],
         ["if [ -d data/pretrained/bert_small ]", "optimizer.lr=1e-4"],
-        ["scripts/bench_mrc.py --ckpt 'logs/reproduce/mrc/overfit/checkpoints/best-*.ckpt' --questions 100"],
+        ["experiment=mrc_seq2seq_overfit hydra.run.dir=logs/reproduce/mrc/seq2seq_overfit"],
+        ["if [ -d data/pretrained/bert_small ]", "experiment=mrc_seq2seq", "encoder=bert_small_pretrained"],
+        [
+            "scripts/bench_mrc.py --ckpt 'logs/reproduce/mrc/overfit/checkpoints/best-*.ckpt' --seq2seq-ckpt "
+            "'logs/reproduce/mrc/seq2seq_overfit/checkpoints/best-*.ckpt' --questions 100"
+        ],
     ],
     "generation": [
         ["if ! [ -f logs/reproduce/generation/classifier/metrics.json ]", "experiment=sentiment_cls"],

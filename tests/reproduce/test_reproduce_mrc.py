@@ -57,6 +57,8 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
             "f1": 0.5,
             "final": 0.4,
             "no_answer_rate": 0.125,
+            "cmrc_em": 0.25,
+            "cmrc_f1": 0.45,
             "n_questions": 412,
             "evaluated_on": "held-out questions",
             **BOUNDS,
@@ -80,37 +82,49 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
         [("overfit", load_metrics(over)), ("scratch", load_metrics(held))], load_speed(str(speed))
     ).splitlines()
     assert rows[2] == (
-        "| overfit | training questions (overfit check) (200 questions) | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
+        "| overfit | training questions (overfit check) (200 questions) | - | - | 0.9500 | 0.9700 | 0.9600 | 0.0000 "
         "| 0.9050 / 0.9800 | 700 | 61 |"
     )
     assert rows[3] == (
-        "| scratch | held-out questions (412 questions) | 0.3000 | 0.5000 | 0.4000 | 0.1250 "
+        "| scratch | held-out questions (412 questions) | 0.2500 | 0.4500 | 0.3000 | 0.5000 | 0.4000 | 0.1250 "
         "| 0.9000 / 0.9500 | 100 | 61 |"
     )
     # baseline and ceiling come from the held-out run, not from the overfit run listed first
     assert (
         rows[4].startswith("| trivial baseline")
-        and "held-out questions (412 questions) | 0.0500 | 0.2500 | 0.1500" in rows[4]
+        and "held-out questions (412 questions) | - | - | 0.0500 | 0.2500 | 0.1500" in rows[4]
     )
     assert rows[5].startswith("| ceiling of the layout") and "| 0.9000 | 0.9500 | 0.9250 |" in rows[5]
     text = "\n".join(rows)
-    assert "| constrained | 12.00 | 0.4000 |" in text and "6.0x" in text
+    assert "| MLM constrained (one pass, the post's) | 12.00 | - | 0.4000 |" in text and "autoregressive: 6.0x" in text
 
 
 def test_report_of_the_run_folder(tmp_path, capsys):
-    """--report-only over <dir>/{scratch,overfit} and <dir>/bench.json: rows in that order, the
-    bounds from the held-out run and the speed section."""
+    """--report-only over <dir>/{scratch,overfit,seq2seq_overfit} and <dir>/bench.json: rows in
+    table order (MLM, then seq2seq), the bounds from the held-out run and both readers' speed."""
     d = tmp_path / "mrc"
     _run(d, "scratch", {"acc": 0.3, "f1": 0.5, "final": 0.4, "evaluated_on": "held-out questions", **BOUNDS})
     _run(d, "overfit", {"acc": 0.95, "evaluated_on": "training questions (overfit check)"}, steps=700)
-    (d / "bench.json").write_text(json.dumps({"constrained": {"questions_per_s": 12.0, "final": 0.4}}))
+    _run(d, "seq2seq_overfit", {"acc": 0.92, "cmrc_em": 0.91, "evaluated_on": "training questions (overfit check)"})
+    bench = {
+        "constrained": {"questions_per_s": 12.0, "final": 0.4, "encoder_calls_per_question": 1.0},
+        "seq2seq_greedy": {"questions_per_s": 4.0, "final": 0.39, "encoder_calls_per_question": 6.5},
+        "seq2seq_beam": {"questions_per_s": 2.0, "final": 0.41, "encoder_calls_per_question": 6.5, "beam_size": 3},
+        "speedup_mlm_vs_seq2seq_greedy": 3.0,
+        "speedup_mlm_vs_seq2seq_beam": 6.0,
+    }
+    (d / "bench.json").write_text(json.dumps(bench))
     out = tmp_path / "r" / "t.md"
     assert main(["mrc", "--report-only", "--dir", str(d), "--out", str(out)]) == 0
     rows = out.read_text().splitlines()
-    assert rows[2].startswith("| scratch | held-out questions") and rows[3].startswith("| overfit | training")
-    assert rows[4].startswith("| trivial baseline") and "| 0.0500 | 0.2500 | 0.1500 |" in rows[4]
-    assert "| constrained | 12.00 | 0.4000 |" in out.read_text()
-    assert out.read_text() == capsys.readouterr().out
+    assert rows[2].startswith("| MLM, scratch | held-out questions") and rows[3].startswith("| MLM, memorisation")
+    assert rows[4].startswith("| seq2seq, memorisation check | training") and "| 0.9100 | - | 0.9200 |" in rows[4]
+    assert rows[5].startswith("| trivial baseline") and "| 0.0500 | 0.2500 | 0.1500 |" in rows[5]
+    text = out.read_text()
+    assert "| MLM constrained (one pass, the post's) | 12.00 | 1.0 | 0.4000 |" in text
+    assert "| seq2seq beam (beam 3) | 2.00 | 6.5 | 0.4100 |" in text
+    assert "MLM constrained vs seq2seq beam (the post's comparison: ~6x): 6.0x" in text
+    assert text == capsys.readouterr().out
 
 
 def test_bad_speed_file_and_missing_run_are_one_error_line(tmp_path, capsys):

@@ -1,15 +1,18 @@
-"""MLM reading comprehension (post 6) on CMRC 2018: from scratch, the overfit check (+ the
-small pretrained BERT when data/pretrained/bert_small exists), the decoding-speed benchmark
-of the overfit model (scripts/bench_mrc.py), one run each into ``--dir`` (default
+"""Reading comprehension (post 6) on CMRC 2018, the MLM reader next to the UniLM seq2seq
+reader (the post's comparison): the MLM reader from scratch, the memorisation check of each
+reader (200 training questions), each reader held out with the small pretrained BERT (when
+data/pretrained/bert_small exists), and the decoding-speed benchmark of both overfit models on
+the same questions (scripts/bench_mrc.py --seq2seq-ckpt), one run each into ``--dir`` (default
 logs/reproduce/mrc), then ``results.md`` there.
 
     python -m bertlab.reproduce mrc [--dir DIR] [--out FILE] [--report-only] [-- overrides ...]
 
-The table: one row per run with the test split's Acc / F1 / Final (Sogou definitions), what
-it was evaluated on (held-out questions, or the training questions of an overfit check) and
+The table: one row per run with the test split's CMRC 2018 EM / F1 and Sogou Acc / F1 / Final
+(both official definitions), what it was evaluated on (held-out questions, or the training questions of an overfit check) and
 the layout's ceiling on those same questions, then, from the first held-out run, the trivial
 baseline and the layout's ceiling (oracle answers of at most M - 1 tokens) on the same
-questions; then the questions/s of the benchmark (``<dir>/bench.json``, when present).
+questions; then the questions/s and encoder passes per question of every decoder of the
+benchmark (``<dir>/bench.json``, when present) and the MLM reader's speed-up over each.
 """
 
 from __future__ import annotations
@@ -34,6 +37,21 @@ from bertlab.reproduce.base import (
 from bertlab.utils.errors import DataError
 
 PRETRAINED = ROOT / "data" / "pretrained" / "bert_small"
+#: run folder -> row label, in table order
+RUNS = {
+    "scratch": "MLM, scratch",
+    "pretrained": "MLM, pretrained",
+    "overfit": "MLM, memorisation check",
+    "seq2seq_pretrained": "seq2seq, pretrained",
+    "seq2seq_overfit": "seq2seq, memorisation check",
+}
+DECODERS = {
+    "constrained": "MLM constrained (one pass, the post's)",
+    "argmax": "MLM argmax (one pass, no constraint)",
+    "autoregressive": "MLM autoregressive (one pass per slot)",
+    "seq2seq_greedy": "seq2seq greedy",
+    "seq2seq_beam": "seq2seq beam",
+}
 
 
 def _last_step(m: dict[str, Any]) -> Any:
@@ -43,15 +61,16 @@ def _last_step(m: dict[str, Any]) -> Any:
 
 def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None = None) -> str:
     head = (
-        "| run | evaluated on | Acc | F1 | Final | no-answer rate | ceiling Acc / F1 on the same questions "
-        "| steps (last validation) | train wall s |"
+        "| run | evaluated on | CMRC EM | CMRC F1 | Acc | F1 | Final | no-answer rate "
+        "| ceiling Acc / F1 on the same questions | steps (last validation) | train wall s |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 11]
     bounds = None
     for label, m in runs:
         t = m.get("test", {})
         lines.append(
-            f"| {label} | {t.get('evaluated_on', '-')} ({t.get('n_questions', '-')} questions) | {num(t.get('acc'))} "
+            f"| {label} | {t.get('evaluated_on', '-')} ({t.get('n_questions', '-')} questions) "
+            f"| {num(t.get('cmrc_em'))} | {num(t.get('cmrc_f1'))} | {num(t.get('acc'))} "
             f"| {num(t.get('f1'))} | {num(t.get('final'))} | {num(t.get('no_answer_rate'))} "
             f"| {num(t.get('oracle_acc'))} / {num(t.get('oracle_f1'))} "
             f"| {_last_step(m)} | {m.get('wall_seconds', 0):.0f} |"
@@ -61,11 +80,15 @@ def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None =
     if bounds is not None:
         where = f"{bounds.get('evaluated_on', '-')} ({bounds.get('n_questions', '-')} questions)"
         for name, key in (
-            ("trivial baseline (passage n-gram with the largest overlap with the question)", "baseline"),
+            (
+                "trivial baseline (passage n-gram of the training split's most frequent answer length, most overlap with the question)",
+                "baseline",
+            ),
             ("ceiling of the layout (answers of <= M - 1 tokens inside one window)", "oracle"),
         ):
             lines.append(
-                f"| {name} | {where} | {num(bounds[f'{key}_acc'])} | {num(bounds[f'{key}_f1'])} "
+                f"| {name} | {where} | {num(bounds.get(f'{key}_cmrc_em'))} | {num(bounds.get(f'{key}_cmrc_f1'))} "
+                f"| {num(bounds[f'{key}_acc'])} | {num(bounds[f'{key}_f1'])} "
                 f"| {num(bounds[f'{key}_final'])} | - | - | - | - |"
             )
     text = "\n".join(lines) + "\n"
@@ -75,17 +98,24 @@ def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None =
             f"Decoding speed ({speed.get('questions', '?')} test questions, {speed.get('passages', '?')} "
             f"passages, {speed.get('threads', '?')} threads, scripts/bench_mrc.py):",
             "",
-            "| decoding | questions/s | Final |",
-            "|---|---|---|",
+            "| decoding | questions/s | encoder passes per question | Final |",
+            "|---|---|---|---|",
         ]
-        for name in ("constrained", "argmax", "autoregressive"):
+        for name, label in DECODERS.items():
             if name in speed:
-                rows.append(f"| {name} | {speed[name]['questions_per_s']:.2f} | {num(speed[name].get('final'))} |")
-        if "speedup_constrained_vs_autoregressive" in speed:
-            rows.append(
-                f"\nconstrained (one pass) vs autoregressive (one pass per slot): "
-                f"{speed['speedup_constrained_vs_autoregressive']:.1f}x"
-            )
+                d = speed[name]
+                label += f" (beam {d['beam_size']})" if "beam_size" in d else ""
+                rows.append(
+                    f"| {label} | {d['questions_per_s']:.2f} | {num(d.get('encoder_calls_per_question'), 1)} "
+                    f"| {num(d.get('final'))} |"
+                )
+        for key, what in (
+            ("speedup_constrained_vs_autoregressive", "MLM constrained (one pass) vs MLM autoregressive"),
+            ("speedup_mlm_vs_seq2seq_greedy", "MLM constrained vs seq2seq greedy"),
+            ("speedup_mlm_vs_seq2seq_beam", "MLM constrained vs seq2seq beam (the post's comparison: ~6x)"),
+        ):
+            if key in speed:
+                rows.append(f"\n{what}: {speed[key]:.1f}x")
         text += "\n".join(rows) + "\n"
     return text
 
@@ -111,12 +141,23 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
             *overrides,
             only_if=path_exists(PRETRAINED.relative_to(ROOT)),
         ),
+        train("experiment=mrc_seq2seq_overfit", f"hydra.run.dir={d}/seq2seq_overfit", *overrides),
+        train(
+            "experiment=mrc_seq2seq",
+            "encoder=bert_small_pretrained",
+            "optimizer.lr=1e-4",
+            f"hydra.run.dir={d}/seq2seq_pretrained",
+            *overrides,
+            only_if=path_exists(PRETRAINED.relative_to(ROOT)),
+        ),
         Command(
             [
                 "python",
                 "scripts/bench_mrc.py",
                 "--ckpt",
                 best_checkpoint(f"{d}/overfit"),
+                "--seq2seq-ckpt",
+                best_checkpoint(f"{d}/seq2seq_overfit"),
                 "--questions",
                 "100",
                 "--out",
@@ -128,8 +169,8 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
 
 def report(args: argparse.Namespace) -> int:
     d = run_dir(args)
-    labels = ["scratch", *(["pretrained"] if (d / "pretrained").is_dir() else []), "overfit"]
-    runs = [(label, load_metrics(d / label)) for label in labels]
+    required = ("scratch", "overfit")  # the seq2seq runs and the pretrained arms when present
+    runs = [(label, load_metrics(d / key)) for key, label in RUNS.items() if key in required or (d / key).is_dir()]
     speed = load_speed(str(d / "bench.json")) if (d / "bench.json").exists() else None
     text = table(runs, speed)
     write_table(out_file(args), text)
@@ -139,7 +180,7 @@ def report(args: argparse.Namespace) -> int:
 
 REPRODUCTION = Reproduction(
     name="mrc",
-    description="MLM reading comprehension (6), CMRC 2018: scratch, overfit (+ pretrained), decoding speed.",
+    description="Reading comprehension (6), CMRC 2018: MLM vs seq2seq reader, memorisation, held out, speed.",
     table="logs/reproduce/mrc/results.md",
     plan=plan,
     report=report,
