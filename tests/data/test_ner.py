@@ -208,6 +208,20 @@ def test_shipped_splits_counts():
     assert (st["train_entities"], st["val_entities"], st["test_entities"]) == (13438, 1497, 1630)
 
 
+def test_peoples_daily_dev_train_split_holds_out_every_tenth_dev_sentence():
+    card = load_ner_splits("peoples_daily", DATA)
+    pd = load_ner_splits("peoples_daily", DATA, split="dev_train")
+    assert (len(pd.train), len(pd.val), len(pd.test)) == (2318 - 231, 231, 4636)
+    dev = card.val + card.test  # the same 2,318 dev sentences, in another order
+    texts = lambda split: sorted("".join(c) for _, c, _ in split)  # noqa: E731
+    assert texts(pd.train + pd.val) == texts(dev) and texts(pd.test) == texts(card.train)
+    assert not set(texts(pd.val)) & set(texts(pd.train)) - {""}  # held out
+    with pytest.raises(ValueError, match="split rule 'dev_train' for resume"):
+        load_ner_splits("resume", DATA, split="dev_train")
+    with pytest.raises(ValueError, match="split rule 'nope'"):
+        load_ner_splits("peoples_daily", DATA, split="nope")
+
+
 def test_shipped_long_sentences_split_outside_entities():
     pd = load_ner_splits("peoples_daily", DATA)
     long = [(c, t) for _, c, t in pd.train + pd.val + pd.test if len(c) > 126]

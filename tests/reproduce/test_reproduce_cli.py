@@ -78,7 +78,13 @@ EXPECTED = {
         ["head=memm", "+optimizer.lr_multipliers.memm=10"],
     ],
     "ner_pd": [
-        ["experiment=ner_crf", "data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=1 ", "max_time=00:00:08:00"],
+        [
+            "experiment=ner_crf",
+            "data=ner_peoples_daily",
+            "data.split=dev_train",
+            "lr_multipliers.crf=1 ",
+            "max_time=00:00:08:00",
+        ],
         ["data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=10 "],
         ["data=ner_peoples_daily", "head=crf", "lr_multipliers.crf=100 "],
         ["data=ner_peoples_daily", "head=softmax"],
@@ -230,8 +236,13 @@ def test_ner_arms_compose(make_cfg):
     for overrides in sweeps("1"):
         cfg = make_cfg(["experiment=ner_crf", *overrides])
         got.append((cfg.head.type, dict(cfg.optimizer.lr_multipliers), cfg.data.dataset, cfg.trainer.max_time))
-    pd = make_cfg(["experiment=ner_crf", *sweeps("1", "ner_peoples_daily")[3]])
-    assert (pd.head.type, pd.data.dataset, pd.data.scheme) == ("softmax", "peoples_daily", "BIO")
+    pd = make_cfg(["experiment=ner_crf", *sweeps("1", "ner_peoples_daily", ("data.split=dev_train",))[3]])
+    assert (pd.head.type, pd.data.dataset, pd.data.scheme, pd.data.split) == (
+        "softmax",
+        "peoples_daily",
+        "BIO",
+        "dev_train",
+    )
     assert [g[:2] for g in got] == [
         ("crf", {"crf": 1}),
         ("crf", {"crf": 10}),

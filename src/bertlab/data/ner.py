@@ -399,7 +399,13 @@ def _find_file(folder: Path, name: str) -> Path:
     raise DataError(folder / f"{name}.xz", None, f"file not found (nor {name} uncompressed)")
 
 
-def load_ner_splits(name: str, data_dir: str | os.PathLike, labels: Sequence[str] | None = None) -> NerSplits:
+#: People's Daily split rules (``split`` of :func:`load_ner_splits`)
+PD_SPLITS = ("test_train", "dev_train")
+
+
+def load_ner_splits(
+    name: str, data_dir: str | os.PathLike, labels: Sequence[str] | None = None, split: str = "test_train"
+) -> NerSplits:
     """Read a shipped NER corpus and build its train / validation / test splits.
 
     Args:
@@ -410,19 +416,26 @@ def load_ner_splits(name: str, data_dir: str | os.PathLike, labels: Sequence[str
 
     Rules (deterministic):
 
-    * ``peoples_daily``: train = all of ``example.test``; validation = the sentences of
-      ``example.dev`` at odd positions (1st, 3rd, 5th, ...), test = those at even positions
-      (2nd, 4th, ...).
+    * ``peoples_daily`` with ``split="test_train"`` (default, the data card's): train = all of
+      ``example.test``; validation = the sentences of ``example.dev`` at odd positions (1st,
+      3rd, 5th, ...), test = those at even positions (2nd, 4th, ...). With
+      ``split="dev_train"``: train = ``example.dev`` without every 10th sentence, validation =
+      every 10th sentence of it (10th, 20th, ...: a held-out 10%), test = all of
+      ``example.test`` (a larger test set, a smaller training set).
     * ``resume``: train / validation / test = ``train`` / ``dev`` / ``test.char.bmes``; the
       two sentences of the train file that end inside an entity are joined with the next
       one (``join_broken_entities``).
 
     Raises:
-        ValueError: unknown name.
+        ValueError: unknown name, or a ``split`` rule other than the default for Resume / not in
+            :data:`PD_SPLITS`.
         DataError: missing or malformed files (see :func:`read_conll_chars`).
     """
     if name not in NER_DATASETS:
         raise ValueError(f"unknown NER data set {name!r}; choose one of {sorted(NER_DATASETS)}")
+    if split not in PD_SPLITS or (name != "peoples_daily" and split != PD_SPLITS[0]):
+        allowed = PD_SPLITS if name == "peoples_daily" else PD_SPLITS[:1]
+        raise ValueError(f"unknown split rule {split!r} for {name}; choose one of {list(allowed)}")
     ds = NER_DATASETS[name]
     labels = list(labels) if labels is not None else scheme_labels(ds.scheme, ds.types)
     folder = Path(data_dir) / ds.folder
@@ -431,7 +444,10 @@ def load_ner_splits(name: str, data_dir: str | os.PathLike, labels: Sequence[str
     def read(role: str) -> list[Sentence]:
         return read_conll_chars(paths[role], labels, scheme=ds.scheme, join_broken_entities=ds.join_broken_entities)
 
-    if name == "peoples_daily":
+    if name == "peoples_daily" and split == "dev_train":
+        dev = read("dev")
+        train, val, test = [s for i, s in enumerate(dev) if i % 10 != 9], dev[9::10], read("train")
+    elif name == "peoples_daily":
         dev = read("dev")
         train, val, test = read("train"), dev[0::2], dev[1::2]
     else:

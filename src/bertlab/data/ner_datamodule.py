@@ -39,6 +39,7 @@ class NerDataModule(CharTaggingDataModule):
         seed: int = 0,
         trim_vocab: str = "none",
         fixed_padding: bool = False,
+        split: str = "test_train",
     ):
         super().__init__(
             vocab_file,
@@ -72,10 +73,10 @@ class NerDataModule(CharTaggingDataModule):
     def read_splits(self) -> Splits:
         hp = self.hparams
         try:
-            splits = load_ner_splits(hp.dataset, hp.data_dir, self.labels)
+            splits = load_ner_splits(hp.dataset, hp.data_dir, self.labels, hp.split)
         except ValueError as err:
             if type(err) is ValueError:  # DataErrors name their file already
-                raise ConfigError("data.dataset", str(err)) from err
+                raise ConfigError("data.split" if "split rule" in str(err) else "data.dataset", str(err)) from err
             raise
         # the tokenizer skips whitespace: drop whitespace characters (never inside an entity
         # in the shipped data) from training sentences, keep them in evaluation texts

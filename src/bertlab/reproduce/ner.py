@@ -97,13 +97,22 @@ def job_row(job, types: tuple[str, ...] = TYPES) -> dict[str, Any]:
     return row
 
 
-def sweeps(seeds: str, data: str = "ner_resume") -> list[list[str]]:
+def sweeps(seeds: str, data: str = "ner_resume", data_overrides: tuple[str, ...] = ()) -> list[list[str]]:
     """One multirun per arm, over the seeds."""
-    return [[f"data={data}", *o, f"++trainer.max_time={BUDGET}", f"seed={seeds}"] for o in ARMS.values()]
+    return [
+        [f"data={data}", *data_overrides, *o, f"++trainer.max_time={BUDGET}", f"seed={seeds}"] for o in ARMS.values()
+    ]
 
 
 def ner_reproduction(
-    name: str, data: str, types: tuple[str, ...], out: str, title: str, footer: str, description: str
+    name: str,
+    data: str,
+    types: tuple[str, ...],
+    out: str,
+    title: str,
+    footer: str,
+    description: str,
+    data_overrides: tuple[str, ...] = (),
 ) -> Any:
     """The five arms (:data:`ARMS`) x seeds on ``data=<data>``, one multirun per arm."""
     return seed_sweep(
@@ -115,7 +124,7 @@ def ner_reproduction(
         row=lambda job: job_row(job, types),
         paired=("CRF x1", "test"),
         columns=columns(types),
-        sweeps=lambda seeds: sweeps(seeds, data),
+        sweeps=lambda seeds: sweeps(seeds, data, data_overrides),
         seeds="1,2,3",
         arms=list(ARMS),
         title=title,
