@@ -51,8 +51,14 @@ def _job(
     (job / "csv").mkdir()
     (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     if test is not None:
+        geometry = {
+            "geometry/final_gram_diag_mean": gram / 2,
+            "geometry/final_gram_offdiag_cos2_mean": gram / 4,
+            "geometry/init_filter_cos2_mean": 1e-3,
+            "geometry/final_filter_cos2_mean": gram / 8,
+        }
         (job / "metrics.json").write_text(
-            json.dumps({"val/acc": accs[-1], "test": {"acc": test, **extra}}), encoding="utf-8"
+            json.dumps({"val/acc": accs[-1], "test": {"acc": test, **extra}, **geometry}), encoding="utf-8"
         )
 
 
@@ -84,8 +90,10 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
     md = out.read_text(encoding="utf-8")
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     none_cells = [c.strip() for c in lines["none"].split("|")[2:-1]]
-    # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11
+    # 2 runs; epoch-1 (0.60, 0.62), best (0.70, 0.80), test (0.66, 0.78), gram (3e-3, 5e-3), s/epoch 11, 11;
+    # diagonal part gram/2, off-diagonal cos² gram/4, filter cos² 1e-3 at step 0 and gram/8 at the end
     # no predictions file in these fabricated runs: the unseen-text accuracy is "-"
+    itself = "+0.00e+00 ± 0.00e+00 (SE 0.00e+00, n 2: within the seed spread)"
     assert none_cells == [
         "2",
         "61.00 ± 1.41",
@@ -94,11 +102,19 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
         "+0.00 ± 0.00 (SE 0.00, n 2: within the seed spread)",  # the baseline paired with itself
         "-",
         "4.00e-03 ± 1.41e-03",
+        "2.00e-03 ± 7.07e-04",
+        "1.00e-03 ± 3.54e-04",
+        itself,
+        "1.00e-03 ± 0.00e+00",
+        "5.00e-04 ± 1.77e-04",
+        itself,
         "11.0 ± 0.0",
     ]
     som_cells = [c.strip() for c in lines["som (weight 1e-07)"].split("|")[2:-1]]
     # the failed run is left out of the means; seed 1 paired with none's seed 1: 0.72 - 0.66
     assert som_cells[:5] == ["1", "50.00", "75.00", "72.00", "+6.00 (1 seed: no verdict)"]
+    # seed 1: som's off-diagonal cos² 1e-3/4 against none's 3e-3/4
+    assert som_cells[9] == "-5.00e-04 (1 seed: no verdict)"
     assert "| 1/1 | som (weight 1e-07) | 2 | 55.00 | 60.00 | - | - | - |" in md and "failed: no metrics.json" in md
     assert lines["soft (weight 0.0001)"].split("|")[2].strip() == "0"  # an arm with no run still gets its row
     assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
