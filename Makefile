@@ -32,11 +32,16 @@ format: $(STAMP)  ## ruff: apply the fixes and the formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint  ## lint, then the whole test suite, slow end-to-end tests included
-	$(PY) -m pytest -q $(ARGS)
+# pytest-xdist: TEST_WORKERS processes (loadgroup keeps the SLURM, DDP and CLI-row groups on one worker each);
+# TEST_WORKERS=0 runs everything in this process. --durations prints the slowest tests (CI logs show where time goes)
+TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) --durations=25
+
+test: lint  ## lint, then the whole test suite, slow end-to-end tests included (TEST_WORKERS=2 processes)
+	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP)  ## tests without the slow end-to-end ones
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 bench: $(STAMP)  ## CRF benchmark against pytorch-crf
 	$(PY) scripts/bench_crf.py $(ARGS)

@@ -300,6 +300,7 @@ CLI_ROWS = [
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("bad_input_cli")  # one worker builds cli_results (module-scoped) once
 @pytest.mark.parametrize("row", CLI_ROWS)
 def test_cli_stops_with_one_line(row, files, cli_results):
     expected = _cases(files)[row][2]

@@ -25,6 +25,8 @@ import torch
 
 from bertlab.utils.errors import ConfigError
 
+# one worker runs these under pytest-xdist: two 2-process DDP runs at once would oversubscribe 2 cores
+pytestmark = pytest.mark.xdist_group("ddp")
 ROOT = Path(__file__).resolve().parents[1]
 ENC = [
     "encoder.num_layers=1",

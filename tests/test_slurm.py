@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+# one worker runs every test of this file under pytest-xdist: they share the one local cluster
+pytestmark = pytest.mark.xdist_group("slurm")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
