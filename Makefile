@@ -32,7 +32,7 @@ format: $(STAMP)  ## ruff: apply the fixes and the formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# pytest-xdist: TEST_WORKERS processes (loadgroup keeps the SLURM, DDP and CLI-row groups on one worker each);
+# pytest-xdist: TEST_WORKERS processes (loadgroup keeps the SLURM tests and the DDP tests on one worker each);
 # TEST_WORKERS=0 runs everything in this process. --durations prints the slowest tests (CI logs show where time goes)
 TEST_WORKERS ?= 2
 PYTEST = $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) --durations=25

@@ -254,18 +254,30 @@ def _cases(f: dict[str, Path]) -> dict[str, tuple[str, list[str], str]]:
 
 @pytest.fixture(scope="module")
 def cli_results(files, tmp_path_factory):
-    """Run every CLI row (two at a time): name -> (CompletedProcess, run folder)."""
+    """``cli_results(row) -> (CompletedProcess, run folder)``. In one pytest process the first call runs
+    every CLI row, two at a time; under pytest-xdist a worker runs only the rows it is given (the
+    workers are the parallelism, and no row runs twice)."""
     runs = tmp_path_factory.mktemp("runs")
+    cases = _cases(files)
+    done: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
 
-    def one(item):
-        name, (module, args, _) = item
+    def one(name):
+        module, args, _ = cases[name]
         run_dir = runs / name
         extra = [] if module == "predict" else [f"hydra.run.dir={run_dir}", f"paths.log_dir={runs}"]
         cmd = [sys.executable, "-m", f"bertlab.{module}", *args, *extra]
         return name, (subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300), run_dir)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(one, _cases(files).items()))
+    def get(row: str):
+        if row not in done:
+            if os.environ.get("PYTEST_XDIST_WORKER"):
+                done.update([one(row)])
+            else:
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    done.update(pool.map(one, cases))
+        return done[row]
+
+    return get
 
 
 CLI_ROWS = [
@@ -300,11 +312,10 @@ CLI_ROWS = [
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bad_input_cli")  # one worker builds cli_results (module-scoped) once
 @pytest.mark.parametrize("row", CLI_ROWS)
 def test_cli_stops_with_one_line(row, files, cli_results):
     expected = _cases(files)[row][2]
-    res, run_dir = cli_results[row]
+    res, run_dir = cli_results(row)
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert res.returncode == 2, res.stderr[-3000:]
     assert len(errors) == 1 and expected in errors[0], (errors, res.stderr[-3000:])
