@@ -252,7 +252,9 @@ def summarise(
         return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
 
     rows.sort(key=sort_key or (lambda r: (order.get(r["arm"], len(order)), str(r["arm"]), _seed(r))))
-    md = render(rows, columns, title=title, source=str(sweep_dir), seconds=seconds, arms=arms, footer=footer)
+    here = Path.cwd().resolve()
+    shown = sweep_dir.resolve().relative_to(here) if sweep_dir.resolve().is_relative_to(here) else sweep_dir
+    md = render(rows, columns, title=title, source=str(shown), seconds=seconds, arms=arms, footer=footer)
     write_table(out, md)
     sys.stdout.write(md)
     print(f"wrote {out}")
