@@ -120,6 +120,14 @@ def test_orthogonality_report_over_sub_sweeps(tmp_path):
     assert [j.name for j in load_jobs(root)] == ["0", "1", "0", "1"]
 
 
+def test_sweep_folder_is_named_relative_to_the_working_directory(tmp_path, monkeypatch):
+    root = tmp_path / "logs" / "orth"
+    _job(_sweep(root, 0), 0, "none", "1e-08", 1, [0.60], 0.66, 3e-3)
+    monkeypatch.chdir(tmp_path)
+    _script("orthogonality").main(["--multirun", str(root), "--out", str(tmp_path / "r.md")])
+    assert "Sweep: `logs/orth`" in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
 def test_load_jobs_names_a_folder_without_multiruns(tmp_path):
     with pytest.raises(DataError, match="multirun.yaml"):
         load_jobs(tmp_path)

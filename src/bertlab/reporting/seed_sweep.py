@@ -252,8 +252,8 @@ def summarise(
         return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
 
     rows.sort(key=sort_key or (lambda r: (order.get(r["arm"], len(order)), str(r["arm"]), _seed(r))))
-    here = Path.cwd().resolve()
-    shown = sweep_dir.resolve().relative_to(here) if sweep_dir.resolve().is_relative_to(here) else sweep_dir
+    here, where = Path.cwd().resolve(), sweep_dir.resolve()
+    shown = where.relative_to(here) if where.is_relative_to(here) else sweep_dir  # tables name repo paths
     md = render(rows, columns, title=title, source=str(shown), seconds=seconds, arms=arms, footer=footer)
     write_table(out, md)
     sys.stdout.write(md)
