@@ -112,6 +112,13 @@ def test_report_of_the_run_folder(tmp_path, capsys):
         "seq2seq_beam": {"questions_per_s": 2.0, "final": 0.41, "encoder_calls_per_question": 6.5, "beam_size": 3},
         "speedup_mlm_vs_seq2seq_greedy": 3.0,
         "speedup_mlm_vs_seq2seq_beam": 6.0,
+        "seq2seq_beam_nocache": {
+            "questions_per_s": 1.5,
+            "final": 0.41,
+            "encoder_calls_per_question": 7.5,
+            "beam_size": 3,
+        },
+        "speedup_mlm_vs_seq2seq_beam_nocache": 8.0,
     }
     (d / "bench.json").write_text(json.dumps(bench))
     out = tmp_path / "r" / "t.md"
@@ -122,8 +129,10 @@ def test_report_of_the_run_folder(tmp_path, capsys):
     assert rows[5].startswith("| trivial baseline") and "| 0.0500 | 0.2500 | 0.1500 |" in rows[5]
     text = out.read_text()
     assert "| MLM constrained (one pass, the post's) | 12.00 | 1.0 | 0.4000 |" in text
-    assert "| seq2seq beam (beam 3) | 2.00 | 6.5 | 0.4100 |" in text
-    assert "MLM constrained vs seq2seq beam (the post's comparison: ~6x): 6.0x" in text
+    assert "| seq2seq beam, key/value cache (beam 3) | 2.00 | 6.5 | 0.4100 |" in text
+    assert "| seq2seq beam, no cache (the post's decoder) (beam 3) | 1.50 | 7.5 | 0.4100 |" in text
+    assert "MLM constrained vs seq2seq beam, cached: 6.0x" in text
+    assert "MLM constrained vs seq2seq beam, no cache (the post's comparison: ~6x): 8.0x" in text
     assert text == capsys.readouterr().out
 
 

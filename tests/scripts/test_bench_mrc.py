@@ -1,0 +1,40 @@
+"""scripts/bench_mrc.py: the MLM reader's decoders and the seq2seq reader's, cached and not, on
+the same questions in one run (fresh tiny models; no timing assertions)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_mrc", ROOT / "scripts" / "bench_mrc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_both_readers_cached_and_uncached_on_the_same_questions(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["--questions", "2", "--repeats", "1", "--threads", "1", "--seq2seq-ckpt", "fresh", "--out", str(out)]
+    args += ["--override", "data.max_answer_len=6", "--override", "encoder.num_layers=1"]
+    assert _load().main(args) == 0
+    r = json.loads(out.read_text())
+    assert r["questions"] == 2 and r["passages"] >= 2
+    mlm = r["constrained"]["questions_per_s"]
+    decoders = ["seq2seq_greedy", "seq2seq_beam", "seq2seq_greedy_nocache", "seq2seq_beam_nocache"]
+    for name in decoders:
+        assert r[f"speedup_mlm_vs_{name}"] == pytest.approx(mlm / r[name]["questions_per_s"])
+    for name in ("seq2seq_beam", "seq2seq_beam_nocache"):
+        assert r[name]["beam_size"] == 4
+    # the cache changes the cost of a step, never the answer: same tokens -> same scores
+    for mode in ("greedy", "beam"):
+        cached, uncached = r[f"seq2seq_{mode}"], r[f"seq2seq_{mode}_nocache"]
+        for key in ("final", "mean_answer_tokens", "encoder_calls_per_question"):
+            assert cached[key] == pytest.approx(uncached[key]), (mode, key)
+    # the one-pass MLM reader runs the encoder once per batch of passages
+    assert r["constrained"]["encoder_calls_per_question"] <= 1.0
