@@ -145,3 +145,20 @@ def test_bad_speed_file_and_missing_run_are_one_error_line(tmp_path, capsys):
     assert "bench.json" in capsys.readouterr().err
     assert main(["mrc", "--report-only", "--dir", str(tmp_path / "nope")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_report_without_the_scratch_run_takes_the_bounds_from_a_pretrained_arm(tmp_path):
+    """Only the memorisation check is required: the held-out rows (and the baseline / ceiling of
+    their questions) come from whichever held-out arm ran, here the seq2seq reader's."""
+    d = tmp_path / "mrc"
+    _run(d, "overfit", {"acc": 0.93, "evaluated_on": "training questions (overfit check)", **BOUNDS})
+    held_out = {"acc": 0.0, "evaluated_on": "held-out questions", "n_questions": 430, **BOUNDS, "baseline_acc": 0.07}
+    _run(d, "seq2seq_pretrained", held_out)
+    out = tmp_path / "t.md"
+    assert main(["mrc", "--report-only", "--dir", str(d), "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[2].startswith("| MLM, memorisation check") and rows[3].startswith("| seq2seq, pretrained")
+    assert rows[4].startswith("| trivial baseline") and "held-out questions (430 questions)" in rows[4]
+    assert "| 0.0700 | 0.2500 | 0.1500 |" in rows[4]
+    (d / "overfit" / "metrics.json").unlink()
+    assert main(["mrc", "--report-only", "--dir", str(d), "--out", str(out)]) == 2

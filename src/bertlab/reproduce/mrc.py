@@ -11,7 +11,7 @@ The table: one row per run with the test split's CMRC 2018 EM / F1 and Sogou Acc
 (both official definitions), what it was evaluated on (held-out questions, or the training questions of an overfit check) and
 the layout's ceiling on those same questions, then, from the first held-out run, the trivial
 baseline and the layout's ceiling (oracle answers of at most M - 1 tokens) on the same
-questions; then the questions/s and encoder passes per question of every decoder of the
+questions; then the questions/s and encoder calls per question of every decoder of the
 benchmark (``<dir>/bench.json``, when present) and the MLM reader's speed-up over each.
 """
 
@@ -100,7 +100,7 @@ def table(runs: list[tuple[str, dict[str, Any]]], speed: dict[str, Any] | None =
             f"Decoding speed ({speed.get('questions', '?')} test questions, {speed.get('passages', '?')} "
             f"passages, {speed.get('threads', '?')} threads, scripts/bench_mrc.py):",
             "",
-            "| decoding | questions/s | encoder passes per question | Final |",
+            "| decoding | questions/s | encoder calls per question (a call runs one batch of passages) | Final |",
             "|---|---|---|---|",
         ]
         for name, label in DECODERS.items():
@@ -176,7 +176,7 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
 
 def report(args: argparse.Namespace) -> int:
     d = run_dir(args)
-    required = ("scratch", "overfit")  # the seq2seq runs and the pretrained arms when present
+    required = ("overfit",)  # the held-out arms (scratch, pretrained) and the seq2seq runs when present
     runs = [(label, load_metrics(d / key)) for key, label in RUNS.items() if key in required or (d / key).is_dir()]
     speed = load_speed(str(d / "bench.json")) if (d / "bench.json").exists() else None
     text = table(runs, speed)
