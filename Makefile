@@ -84,7 +84,7 @@ reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none 
 reproduce-pretrain: $(STAMP)  ## CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds (issue 5) -> docs/pretrain_compare.md
 	$(REPRODUCE) pretrain $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-mrc: $(STAMP)  ## MLM reading comprehension (post 6) on CMRC 2018: scratch, overfit (+ pretrained if present), decoding speed -> logs/reproduce/mrc/results.md
+reproduce-mrc: $(STAMP)  ## reading comprehension (post 6) on CMRC 2018: MLM vs UniLM seq2seq reader, memorisation, held out (pretrained if present), speed -> logs/reproduce/mrc/results.md
 	$(REPRODUCE) mrc $(DRY_FLAG) $(OVERRIDES)
 
 # conditional-LN generation (post 7): GEN_DIR (output folder), ARGS (overrides of every cond_gen training),
