@@ -285,8 +285,10 @@ def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
             e1 = 0.40 + 0.10 * unshared + 0.01 * seed
             (job / "csv").mkdir()
             (job / "csv" / "metrics.csv").write_text(
-                "epoch,step,val/f1,time/epoch_train_seconds,time/peak_memory_mb\n"
-                f"0,10,{e1},,\n0,10,,{10 + 2 * unshared},{800 + 50 * unshared}\n1,20,{e1 + 0.2},,\n"
+                "epoch,step,val/f1,time/epoch_train_seconds,time/peak_memory_mb,train/loss\n"
+                f"0,5,,,,{0.9 - 0.1 * unshared}\n0,9,,,,{0.7 - 0.1 * unshared}\n"
+                f"0,10,{e1},,,\n0,10,,{10 + 2 * unshared},{800 + 50 * unshared},\n1,20,{e1 + 0.2},,,\n"
+                f"1,15,,,,{0.3 - 0.05 * seed}\n"
             )
             (job / "metrics.json").write_text(
                 json.dumps({"test": {"f1": e1 + 0.15}, "train_epoch_seconds": [10 + 2 * unshared, 10 + 2 * unshared]})
@@ -303,6 +305,10 @@ def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
     assert row["epoch-1 val F1 (%)"] == "51.50 ± 0.71" and row["best val F1 (%)"] == "71.50 ± 0.71"
     assert row["Δ epoch-1 val F1 vs shared, same seed (pp)"].startswith("+10.00 ± ")
     assert row["Δ train s / epoch vs shared"].startswith("+2.0 ± 0.0") and row["peak memory (MiB)"] == "850 ± 0"
+    # mean train loss over the epoch: (0.8 + 0.6) / 2 = 0.7 unshared, 0.8 shared; last epoch by seed
+    assert row["train loss, epoch 1"] == "0.7000 ± 0.0000" and row["train loss, last epoch"] == "0.2250 ± 0.0354"
+    assert row["Δ train loss epoch 1 vs shared"].startswith("-0.1000 ± 0.0000")
+    assert row["Δ train loss last epoch vs shared"].startswith("+0.0000 ± 0.0000")
     assert "61.11" in md  # the post's numbers are set beside the table
 
 

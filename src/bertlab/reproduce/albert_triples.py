@@ -5,7 +5,8 @@ Runs ``python -m bertlab.train -m experiment=albert_triples`` (both arms from th
 pretrained small ALBERT, LIC2019 subset, 10 epochs, validation every epoch on the 200
 selection records) and writes a markdown table: epoch-1 validation F1 (the post's headline:
 61.11 unshared vs 46.58 shared), best validation F1, F1 on the 800 report records (best
-checkpoint), training seconds per epoch (training batches only) and the process's peak
+checkpoint), the mean training loss over epoch 1 and over the last epoch (convergence on the
+training records, readable when no triple is found yet), training seconds per epoch (training batches only) and the process's peak
 memory; mean +- std over seeds, the paired difference unshared - shared per seed, then one
 row per run. ``make reproduce-albert`` runs it after the sentiment comparison
 (:mod:`bertlab.reproduce.albert`).
@@ -28,10 +29,26 @@ COLUMNS = [
     Column("best val F1 (%)", "best", 100.0),
     Column("report F1 (%)", "test", 100.0),
     Column("Δ report F1 vs shared, same seed (pp)", "delta_test", 100.0, "+.2f"),
+    Column("train loss, epoch 1", "loss_epoch1", 1.0, ".4f"),
+    Column("Δ train loss epoch 1 vs shared", "delta_loss_epoch1", 1.0, "+.4f"),
+    Column("train loss, last epoch", "loss_last", 1.0, ".4f"),
+    Column("Δ train loss last epoch vs shared", "delta_loss_last", 1.0, "+.4f"),
     Column("train s / epoch", "sec_per_epoch", 1.0, ".1f"),
     Column("Δ train s / epoch vs shared", "delta_sec_per_epoch", 1.0, "+.1f"),
     Column("peak memory (MiB)", "peak_mb", 1.0, ".0f"),
 ]
+
+
+def epoch_mean_loss(job, which: str) -> float | None:
+    """Mean logged ``train/loss`` over the first (``which="first"``) or last epoch of a run:
+    how fast each arm fits its training records, readable even while no triple is found yet."""
+    by_epoch: dict[Any, list[float]] = {}
+    for epoch, v in epoch_values(job, "train/loss"):
+        by_epoch.setdefault(epoch, []).append(float(v))
+    if not by_epoch:
+        return None
+    key = min(by_epoch, key=float) if which == "first" else max(by_epoch, key=float)
+    return statistics.mean(by_epoch[key])
 
 
 def job_row(job) -> dict[str, Any]:
@@ -43,6 +60,8 @@ def job_row(job) -> dict[str, Any]:
         "test": (metrics.get("test") or {}).get("f1"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
         "peak_mb": max(mem) if mem else None,
+        "loss_epoch1": epoch_mean_loss(job, "first"),
+        "loss_last": epoch_mean_loss(job, "last"),
     }
 
 
@@ -53,7 +72,7 @@ REPRODUCTION = seed_sweep(
     experiment="albert_triples",
     log_name="albert_triples",
     row=job_row,
-    paired=("shared", ("epoch1", "test", "sec_per_epoch")),
+    paired=("shared", ("epoch1", "test", "loss_epoch1", "loss_last", "sec_per_epoch")),
     columns=COLUMNS,
     title="ALBERT shared vs unshared on triple extraction (LIC2019 subset, 10 epochs)",
     arms=["shared", "unshared"],
