@@ -2,7 +2,7 @@
 extraction (post 5's task), 3 seeds each.
 
 Runs ``python -m bertlab.train -m experiment=albert_triples`` (both arms from the SAME
-pretrained small ALBERT, LIC2019 subset, 10 epochs, validation every epoch on the 200
+pretrained small ALBERT, LIC2019 subset, 30 epochs, validation every epoch on the 200
 selection records) and writes a markdown table: epoch-1 validation F1 (the post's headline:
 61.11 unshared vs 46.58 shared), best validation F1, F1 on the 800 report records (best
 checkpoint), the mean training loss over epoch 1 and over the last epoch (convergence on the
@@ -74,7 +74,7 @@ REPRODUCTION = seed_sweep(
     row=job_row,
     paired=("shared", ("epoch1", "test", "loss_epoch1", "loss_last", "sec_per_epoch")),
     columns=COLUMNS,
-    title="ALBERT shared vs unshared on triple extraction (LIC2019 subset, 10 epochs)",
+    title="ALBERT shared vs unshared on triple extraction (LIC2019 subset)",
     arms=["shared", "unshared"],
     footer="Post (ALBERT small, LIC2019 / DuIE, epoch-1 F1): unshared 61.11 vs shared 46.58; unsharing costs "
     "10-20% more time. Validation = dev records 1-200, report = dev records 201-1000.",
