@@ -17,8 +17,9 @@ key/value cache (bertlab's default: every new answer token runs the encoder at o
 and without it (``*_nocache``: every step re-runs the encoder over source + answer so far, as
 bert4keras' AutoRegressiveDecoder does in the post's seq2seq example, i.e. the post's
 comparison), whole questions per batch with the same eval_batch_size, same threads, and the
-ratios of the MLM one-pass reader's questions/s to each. Every decoder is timed ``--repeats`` times (the median is
-reported); ``encoder_calls_per_question`` counts the encoder's forward passes.
+ratios of the MLM one-pass reader's questions/s to each. Every decoder is timed ``--repeats``
+times (the median is reported); ``encoder_calls_per_question`` counts the encoder's forward
+passes.
 """
 
 from __future__ import annotations

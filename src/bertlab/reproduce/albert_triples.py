@@ -6,8 +6,8 @@ pretrained small ALBERT, LIC2019 subset, 30 epochs, validation every epoch on th
 selection records) and writes a markdown table: epoch-1 validation F1 (the post's headline:
 61.11 unshared vs 46.58 shared), best validation F1, F1 on the 800 report records (best
 checkpoint), the mean training loss over epoch 1 and over the last epoch (convergence on the
-training records, readable when no triple is found yet), training seconds per epoch (training batches only) and the process's peak
-memory; mean +- std over seeds, the paired difference unshared - shared per seed, then one
+training records, readable when no triple is found yet), training seconds per epoch (training
+batches only) and the process's peak memory; mean +- std over seeds, the paired difference unshared - shared per seed, then one
 row per run. ``make reproduce-albert`` runs it after the sentiment comparison
 (:mod:`bertlab.reproduce.albert`).
 
