@@ -248,3 +248,51 @@ def test_paired_verdict_holds_only_beyond_two_standard_errors():
     # the ALBERT case of docs/results.md: +0.90 / +1.56 / -0.28 -> mean 0.73, SE 0.54: within
     assert paired_verdict([0.90, 1.56, -0.28]) == "SE 0.54, n 3: within the seed spread"
     assert paired_verdict([0.5]) == "1 seed: no verdict" and paired_verdict([None]) == "-"
+
+
+def test_plot_curves_groups_runs_by_arm_and_seed_and_skips_failed_ones(tmp_path, monkeypatch):
+    """The learning-curve PNG of ``summarise(curve=...)``: x = epoch + 1, one series per (arm, seed)
+    of the table rows, a failed run and a run without the metric left out, None when nothing
+    logged it."""
+    import bertlab.reporting.plots as plots
+    from bertlab.reporting import seed_sweep as ss
+
+    def job(name, history):
+        return SimpleNamespace(name=name, history=history)
+
+    jobs = [
+        job("0", [{"epoch": 0, "val/f1": 0.1}, {"epoch": 0, "train/loss": 1.0}, {"epoch": 1, "val/f1": 0.3}]),
+        job("1", [{"epoch": 0, "val/f1": 0.2}, {"epoch": 1, "val/f1": 0.5}, {"epoch": 2, "val/f1": 0.6}]),
+        job("2", [{"epoch": 0, "val/f1": 0.9}]),
+        job("3", [{"epoch": 0, "train/loss": 1.0}]),
+    ]
+    rows = [
+        {"arm": "shared", "seed": 1},
+        {"arm": "unshared", "seed": 1},
+        {"arm": "unshared", "seed": 2, "failed": "no metrics.json"},
+        {"arm": "shared", "seed": 2},
+    ]
+    seen = {}
+    real = plots.arm_curves_png
+
+    def spy(curves, path, **kw):
+        seen["curves"] = curves
+        return real(curves, path, **kw)
+
+    monkeypatch.setattr(plots, "arm_curves_png", spy)
+    png = ss.plot_curves(jobs, rows, tmp_path / "table.md", "val/f1", "validation F1", arms=["shared", "unshared"])
+    assert png == tmp_path / "table_curve.png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert seen["curves"] == {"shared": {"1": [(1, 0.1), (2, 0.3)]}, "unshared": {"1": [(1, 0.2), (2, 0.5), (3, 0.6)]}}
+    assert ss.plot_curves(jobs[3:], rows[3:], tmp_path / "none.md", "val/f1", "F1") is None
+    assert not (tmp_path / "none_curve.png").exists()
+
+
+def test_arm_curves_png_means_only_the_epochs_every_seed_reached(tmp_path):
+    from bertlab.reporting.plots import arm_curves_png
+
+    fig = arm_curves_png(
+        {"a": {"1": [(1, 0.0), (2, 1.0), (3, 2.0)], "2": [(1, 1.0), (2, 3.0)]}}, str(tmp_path / "c.png")
+    )
+    mean = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("a (mean")]
+    assert len(mean) == 1 and list(mean[0].get_xdata()) == [1, 2] and list(mean[0].get_ydata()) == [0.5, 2.0]
+    assert (tmp_path / "c.png").stat().st_size > 0

@@ -309,6 +309,11 @@ def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
     assert row["train loss, epoch 1"] == "0.7000 ± 0.0000" and row["train loss, last epoch"] == "0.2250 ± 0.0354"
     assert row["Δ train loss epoch 1 vs shared"].startswith("-0.1000 ± 0.0000")
     assert row["Δ train loss last epoch vs shared"].startswith("+0.0000 ± 0.0000")
+    # mean val F1 over the epochs (e1, e1 + 0.2): seeds 0.51 / 0.52 shared, 0.61 / 0.62 unshared
+    assert row["mean val F1 over epochs (%)"] == "61.50 ± 0.71"
+    assert row["Δ mean val F1 vs shared, same seed (pp)"].startswith("+10.00 ± 0.00")
+    png = tmp_path / "t_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "`t_curve.png`" in md
     assert "61.11" in md  # the post's numbers are set beside the table
 
 

@@ -69,6 +69,41 @@ def curves_png(
     return fig
 
 
+def arm_curves_png(
+    curves: dict[str, dict[str, Sequence[tuple[float, float]]]],
+    path: str,
+    title: str = "",
+    xlabel: str = "epoch",
+    ylabel: str = "",
+):
+    """Learning curves of an arms x seeds comparison: ``curves[arm][seed] = [(x, y), ...]``. Each
+    seed is a thin line, each arm's mean over its seeds (at the x every seed reached) a thick
+    one in the same colour; returns the (open) figure."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (arm, seeds) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        for points in seeds.values():
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.35)
+        common = sorted(set.intersection(*(set(x for x, _ in pts) for pts in seeds.values()))) if seeds else []
+        if common:
+            by_seed = [dict(pts) for pts in seeds.values()]
+            mean = [float(np.mean([d[x] for d in by_seed])) for x in common]
+            ax.plot(common, mean, color=colour, linewidth=2.2, label=f"{arm} (mean of {len(by_seed)})")
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
 def send_figure(trainer, key: str, fig, png_path: str) -> None:
     """A saved figure to the run's loggers (TensorBoard figure, W&B image), then closed."""
     for logger in trainer.loggers:

@@ -44,6 +44,7 @@ __all__ = [
     "load_jobs",
     "mean_std",
     "paired_verdict",
+    "plot_curves",
     "unseen_test_acc",
     "render",
     "summarise",
@@ -229,8 +230,11 @@ def summarise(
     sort_key: Callable[[dict[str, Any]], Any] | None = None,
     paired: tuple[str, str | Sequence[str]] | None = None,
     seconds: float | None = None,
+    curve: tuple[str, str] | None = None,
 ) -> int:
     """Tabulate the jobs of ``sweep_dir`` (see the module docstring) into ``out`` and print it.
+    ``curve=(metric, label)``: also plot that logged metric per epoch, one thin line per run and
+    the mean of each arm (``<out stem>_curve.png`` next to ``out``, named under the table).
     Exit status 0; 1 when a job failed or an arm of ``arms`` has no finished run."""
     jobs = load_jobs(sweep_dir)
     rows = [
@@ -241,6 +245,13 @@ def summarise(
         }
         for j in jobs
     ]
+    if curve:
+        png = plot_curves(jobs, rows, out, *curve, arms=arms)
+        if png:
+            footer = (footer + "\n\n" if footer else "") + (
+                f"Plot: `{png.name}` (next to this table): {curve[1]} after every epoch, "
+                "a thin line per run, a thick line per arm (mean over its seeds)."
+            )
     if paired:
         baseline, keys = paired
         for key in [keys] if isinstance(keys, str) else keys:
@@ -262,3 +273,33 @@ def summarise(
     if missing:
         print(f"bertlab: error: no finished run for {missing}", file=sys.stderr)
     return 0 if rows and not missing and all(not r["failed"] for r in rows) else 1
+
+
+def plot_curves(
+    jobs: Sequence[JobResult],
+    rows: Sequence[dict[str, Any]],
+    out: Path,
+    metric: str,
+    label: str,
+    *,
+    arms: Sequence[str] | None = None,
+) -> Path | None:
+    """``metric`` after every epoch (x = epoch number, 1-based) of every run that finished,
+    grouped by the arm and seed of its table row, as ``<out stem>_curve.png``; None when no
+    run logged it."""
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {a: {} for a in arms or []}
+    for job, r in zip(jobs, rows, strict=True):
+        points = [(int(e) + 1, float(v)) for e, v in epoch_values(job, metric) if e is not None]
+        if points and not r.get("failed"):
+            curves.setdefault(str(r["arm"]), {})[str(r.get("seed"))] = points
+    curves = {a: seeds for a, seeds in curves.items() if seeds}
+    if not curves:
+        return None
+    import matplotlib.pyplot as plt
+
+    from bertlab.reporting.plots import arm_curves_png
+
+    png = out.with_name(out.stem + "_curve.png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plt.close(arm_curves_png(curves, str(png), title=f"{label} per epoch ({out.stem})", ylabel=label))
+    return png

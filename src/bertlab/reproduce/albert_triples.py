@@ -4,11 +4,14 @@ extraction (post 5's task), 3 seeds each.
 Runs ``python -m bertlab.train -m experiment=albert_triples`` (both arms from the SAME
 pretrained small ALBERT, LIC2019 subset, 30 epochs, validation every epoch on the 200
 selection records) and writes a markdown table: epoch-1 validation F1 (the post's headline:
-61.11 unshared vs 46.58 shared), best validation F1, F1 on the 800 report records (best
-checkpoint), the mean training loss over epoch 1 and over the last epoch (convergence on the
-training records, readable when no triple is found yet), training seconds per epoch (training
-batches only) and the process's peak memory; mean +- std over seeds, the paired difference unshared - shared per seed, then one
-row per run. ``make reproduce-albert`` runs it after the sentiment comparison
+61.11 unshared vs 46.58 shared), best validation F1, the mean validation F1 over all epochs
+(the area under the learning curve: which arm gets there first, readable while epoch 1 is
+still at 0), F1 on the 800 report records (best checkpoint), the mean training loss over
+epoch 1 and over the last epoch (convergence on the training records, readable when no
+triple is found yet), training seconds per epoch (training batches only) and the process's
+peak memory; mean +- std over seeds, the paired difference unshared - shared per seed, then
+one row per run; and the learning curves next to the table (``<out stem>_curve.png``).
+``make reproduce-albert`` runs it after the sentiment comparison
 (:mod:`bertlab.reproduce.albert`).
 
     python -m bertlab.reproduce albert_triples [--out FILE] [--multirun DIR] [-- key=value ...]
@@ -27,6 +30,8 @@ COLUMNS = [
     Column("epoch-1 val F1 (%)", "epoch1", 100.0),
     Column("Δ epoch-1 val F1 vs shared, same seed (pp)", "delta_epoch1", 100.0, "+.2f"),
     Column("best val F1 (%)", "best", 100.0),
+    Column("mean val F1 over epochs (%)", "curve_mean", 100.0),
+    Column("Δ mean val F1 vs shared, same seed (pp)", "delta_curve_mean", 100.0, "+.2f"),
     Column("report F1 (%)", "test", 100.0),
     Column("Δ report F1 vs shared, same seed (pp)", "delta_test", 100.0, "+.2f"),
     Column("train loss, epoch 1", "loss_epoch1", 1.0, ".4f"),
@@ -55,11 +60,13 @@ def job_row(job) -> dict[str, Any]:
     metrics = job.metrics or {}
     secs = metrics.get("train_epoch_seconds") or [v for _, v in epoch_values(job, "time/epoch_train_seconds")]
     mem = [v for _, v in epoch_values(job, "time/peak_memory_mb")]
+    curve = [float(v) for _, v in epoch_values(job, "val/f1")]
     return {
         **albert_row(job, "f1"),
         "test": (metrics.get("test") or {}).get("f1"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
         "peak_mb": max(mem) if mem else None,
+        "curve_mean": statistics.mean(curve) if curve else None,
         "loss_epoch1": epoch_mean_loss(job, "first"),
         "loss_last": epoch_mean_loss(job, "last"),
     }
@@ -72,10 +79,11 @@ REPRODUCTION = seed_sweep(
     experiment="albert_triples",
     log_name="albert_triples",
     row=job_row,
-    paired=("shared", ("epoch1", "test", "loss_epoch1", "loss_last", "sec_per_epoch")),
+    paired=("shared", ("epoch1", "curve_mean", "test", "loss_epoch1", "loss_last", "sec_per_epoch")),
     columns=COLUMNS,
     title="ALBERT shared vs unshared on triple extraction (LIC2019 subset)",
     arms=["shared", "unshared"],
+    curve=("val/f1", "validation F1"),
     footer="Post (ALBERT small, LIC2019 / DuIE, epoch-1 F1): unshared 61.11 vs shared 46.58; unsharing costs "
     "10-20% more time. Validation = dev records 1-200, report = dev records 201-1000.",
 )

@@ -207,11 +207,13 @@ def seed_sweep(
     seeds: str | None = None,
     paired: tuple[str, str | Sequence[str]] | None = None,
     footer: str = "",
+    curve: tuple[str, str] | None = None,
 ) -> Reproduction:
     """An arms x seeds comparison: ``python -m bertlab.train -m experiment=<experiment>`` (its
     own ``hydra.sweeper.params``), or one multirun per override list of ``sweeps(seeds)`` into
     ``<multirun>/<i>`` (arms that are not a cross product), all tabulated together (mean ± std
-    per arm, then every run; :mod:`bertlab.reporting.seed_sweep`). Options: ``--out FILE``
+    per arm, then every run; :mod:`bertlab.reporting.seed_sweep`; ``curve=(metric, label)``
+    adds the per-epoch learning-curve PNG). Options: ``--out FILE``
     (default ``out``), ``--multirun DIR`` (tabulate a finished sweep folder instead of running
     one), ``--seeds 1,2,3`` when ``sweeps`` is given."""
     from bertlab.reporting import seed_sweep as ss
@@ -256,6 +258,7 @@ def seed_sweep(
             paired=paired,
             footer=footer,
             seconds=args.wall_seconds,
+            curve=curve,
         )
 
     return Reproduction(
