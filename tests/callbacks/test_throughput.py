@@ -46,3 +46,31 @@ def test_peak_memory_grows_with_a_large_allocation():
     assert peak_memory_mb() >= before
     assert peak_memory_mb() >= 64
     del block
+
+
+def test_peak_memory_is_reset_when_a_fit_starts():
+    """A sequential multirun runs its jobs in one process: each fit's peak must be its own, not
+    the largest of the jobs before it (Linux: VmHWM reset through /proc/self/clear_refs)."""
+    from bertlab.callbacks.throughput import _vm_hwm_mb
+
+    if _vm_hwm_mb() is None:
+        pytest.skip("no /proc/self/status VmHWM on this platform")
+    block = torch.ones(256 * 2**20, dtype=torch.uint8)  # 256 MiB, touched
+    block += 1
+    high = peak_memory_mb()
+    del block
+    cb, module = TokenThroughput(), _Module()
+    cb.on_fit_start(SimpleNamespace(), module)
+    after = peak_memory_mb()
+    assert after < high - 200  # the earlier 256 MiB peak is gone
+    cb.on_train_epoch_start(SimpleNamespace(), module)
+    cb.on_train_epoch_end(SimpleNamespace(), module)
+    assert module.logged["time/peak_memory_mb"][0] < high - 200
+
+
+def test_peak_memory_falls_back_to_ru_maxrss_without_proc(monkeypatch, tmp_path):
+    import bertlab.callbacks.throughput as tp
+
+    monkeypatch.setattr(tp, "_PROC", tmp_path / "missing")
+    assert tp.reset_peak_memory() is False
+    assert peak_memory_mb() * 2**10 == pytest.approx(tp.resource.getrusage(tp.resource.RUSAGE_SELF).ru_maxrss)

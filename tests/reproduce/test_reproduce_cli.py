@@ -304,6 +304,7 @@ def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):
     )
     assert row["epoch-1 val F1 (%)"] == "51.50 ± 0.71" and row["best val F1 (%)"] == "71.50 ± 0.71"
     assert row["Δ epoch-1 val F1 vs shared, same seed (pp)"].startswith("+10.00 ± ")
+    assert row["Δ best val F1 vs shared, same seed (pp)"].startswith("+10.00 ± 0.00")
     assert row["Δ train s / epoch vs shared"].startswith("+2.0 ± 0.0") and row["peak memory (MiB)"] == "850 ± 0"
     # mean train loss over the epoch: (0.8 + 0.6) / 2 = 0.7 unshared, 0.8 shared; last epoch by seed
     assert row["train loss, epoch 1"] == "0.7000 ± 0.0000" and row["train loss, last epoch"] == "0.2250 ± 0.0354"

@@ -5,26 +5,66 @@ time-to-quality (e.g. when val/f1 first reaches 0.84) can be read off the metric
 Cost of a run, for comparisons such as post 2's "unsharing costs 10-20% more time": every
 training epoch logs ``time/epoch_train_seconds`` (the seconds of its training batches:
 forward, backward and optimizer step, without data loading between batches or validation) and
-``time/peak_memory_mb`` (the process's peak resident memory so far, ``ru_maxrss``; on a GPU the
-peak memory allocated by torch on the module's device)."""
+``time/peak_memory_mb`` (the peak resident memory of THIS fit: the peak is reset when the fit
+starts, so the jobs of a sequential multirun, which share one process, do not inherit the peak
+of the jobs before them; on a GPU the peak memory allocated by torch on the module's device).
+Linux resets the peak resident set (``VmHWM``) through ``/proc/self/clear_refs``; where that is
+not possible (macOS, a locked-down /proc) the value is ``ru_maxrss``, the process's peak so far,
+and the callback says so in the log at the start of the fit."""
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+log = logging.getLogger(__name__)
+
+_PROC = Path("/proc/self")
+
+
+def _vm_hwm_mb() -> float | None:
+    """Linux's peak resident set size since the last reset (``VmHWM`` in /proc/self/status)."""
+    try:
+        for line in (_PROC / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
 
 def peak_memory_mb(device: torch.device | None = None) -> float:
     """The peak memory in MiB: CUDA's max allocated on ``device`` when it is a GPU, else the
-    process's peak resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak resident set size since :func:`reset_peak_memory` (Linux ``VmHWM``), else the
+    process's peak (ru_maxrss: KiB on Linux, bytes on macOS)."""
     if device is not None and device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm = _vm_hwm_mb()
+    if hwm is not None:
+        return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def reset_peak_memory(device: torch.device | None = None) -> bool:
+    """Start the peak of :func:`peak_memory_mb` afresh (CUDA's peak stats on a GPU; on Linux
+    the resident-set peak, by writing 5 to /proc/self/clear_refs). False where it cannot."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    if _vm_hwm_mb() is None:
+        return False
+    try:
+        (_PROC / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 class TokenThroughput(pl.Callback):
@@ -43,6 +83,8 @@ class TokenThroughput(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_t0 = time.perf_counter()
+        if not reset_peak_memory(pl_module.device):
+            log.info("time/peak_memory_mb: the peak cannot be reset here, it is the process's peak so far")
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or self._fit_t0 is None or trainer.state.fn != "fit":
