@@ -8,7 +8,7 @@ selection records) and writes a markdown table: epoch-1 validation F1 (the post'
 (the area under the learning curve: which arm gets there first, readable while epoch 1 is
 still at 0), F1 on the 800 report records (best checkpoint), the mean training loss over
 epoch 1 and over the last epoch (convergence on the training records, readable when no
-triple is found yet), training seconds per epoch (training batches only) and the process's
+triple is found yet), training seconds per epoch (training batches only) and each fit's
 peak memory; mean +- std over seeds, the paired difference unshared - shared per seed, then
 one row per run; and the learning curves next to the table (``<out stem>_curve.png``).
 ``make reproduce-albert`` runs it after the sentiment comparison
