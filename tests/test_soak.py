@@ -51,12 +51,11 @@ def _status_kib(key: str) -> int:
 
 
 def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed. The same reset
+    the TokenThroughput callback makes at every fit start (``time/peak_memory_mb``)."""
+    from bertlab.callbacks.throughput import reset_peak_memory
+
+    return reset_peak_memory()
 
 
 def children(pid: int | None = None) -> list[int]:
