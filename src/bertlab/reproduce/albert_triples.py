@@ -45,16 +45,15 @@ COLUMNS = [
 ]
 
 
-def epoch_mean_loss(job, which: str) -> float | None:
-    """Mean logged ``train/loss`` over the first (``which="first"``) or last epoch of a run:
-    how fast each arm fits its training records, readable even while no triple is found yet."""
-    by_epoch: dict[Any, list[float]] = {}
+def first_last_epoch_loss(job) -> tuple[float | None, float | None]:
+    """Mean logged ``train/loss`` over the first and over the last epoch of a run: how fast each
+    arm fits its training records, readable even while no triple is found yet."""
+    by_epoch: dict[float, list[float]] = {}
     for epoch, v in epoch_values(job, "train/loss"):
-        by_epoch.setdefault(epoch, []).append(float(v))
+        by_epoch.setdefault(float(epoch), []).append(float(v))
     if not by_epoch:
-        return None
-    key = min(by_epoch, key=float) if which == "first" else max(by_epoch, key=float)
-    return statistics.mean(by_epoch[key])
+        return None, None
+    return statistics.mean(by_epoch[min(by_epoch)]), statistics.mean(by_epoch[max(by_epoch)])
 
 
 def job_row(job) -> dict[str, Any]:
@@ -62,14 +61,15 @@ def job_row(job) -> dict[str, Any]:
     secs = metrics.get("train_epoch_seconds") or [v for _, v in epoch_values(job, "time/epoch_train_seconds")]
     mem = [v for _, v in epoch_values(job, "time/peak_memory_mb")]
     curve = [float(v) for _, v in epoch_values(job, "val/f1")]
+    loss_first, loss_last = first_last_epoch_loss(job)
     return {
         **albert_row(job, "f1"),
         "test": (metrics.get("test") or {}).get("f1"),
         "sec_per_epoch": statistics.mean(secs) if secs else None,
         "peak_mb": max(mem) if mem else None,
         "curve_mean": statistics.mean(curve) if curve else None,
-        "loss_epoch1": epoch_mean_loss(job, "first"),
-        "loss_last": epoch_mean_loss(job, "last"),
+        "loss_epoch1": loss_first,
+        "loss_last": loss_last,
     }
 
 
