@@ -40,7 +40,6 @@ from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
 from bertlab.callbacks.throughput import TokenThroughput
-from bertlab.data.samplers import make_resumable
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.runs import LAST, check_resume_checkpoint, resolve_resume_path
 from bertlab.utils.atomic import atomic_write_json
@@ -70,21 +69,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.item() if obj.numel() == 1 else obj.tolist()
     return str(obj)
-
-
-def _resumable_train_loader(datamodule: Any) -> None:
-    """Make the DataModule's training loader save its position in checkpoints (see
-    bertlab.data.samplers.make_resumable); loaders that are already stateful are kept."""
-    original = datamodule.train_dataloader
-    # the marker of our own wrapper (a function attribute), so a DataModule is wrapped once
-    if getattr(original, "_bertlab_resumable", False):
-        return
-
-    def train_dataloader():
-        return make_resumable(original())
-
-    train_dataloader._bertlab_resumable = True  # type: ignore[attr-defined]
-    datamodule.train_dataloader = train_dataloader
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -132,7 +116,6 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         log.info("ckpt_path=last: no checkpoint in %s yet, starting afresh", out_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
-    _resumable_train_loader(datamodule)
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))

@@ -433,8 +433,10 @@ def test_truncation_is_counted_and_long_answers_are_cut(tmp_path):
 def test_training_batches_draw_one_passage_per_question(tmp_path):
     dm = _dm(tmp_path)
     seen = set()
-    for _ in range(30):
-        for batch in dm.train_dataloader():
+    for epoch in range(30):  # the draw is a function of (seed, epoch, question): Lightning sets the epoch
+        loader = dm.train_dataloader()
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        for batch in loader:
             assert batch["input_ids"].size(0) == 3 and batch["labels"].shape == (3, 8)
             pad = batch["input_ids"] == dm.tokenizer.pad_id
             assert torch.equal(pad, ~batch["attention_mask"])

@@ -15,7 +15,6 @@ import pytest
 from bertlab.data import samplers
 from bertlab.data.mlm_datamodule import MixedBatchSampler
 from bertlab.data.samplers import BucketBatchSampler, random_batch_sampler, rank_slice
-from bertlab.data.triples_datamodule import _EpochBatchSampler
 
 LENGTHS = [random.Random(5).randint(1, 60) for _ in range(1003)]  # 1003: not a multiple of W x B
 
@@ -107,8 +106,8 @@ def test_evaluation_samplers_are_never_sharded(monkeypatch):
 @pytest.mark.parametrize("world", [2, 3])
 def test_triples_and_mrc_training_samplers_are_sharded(world, monkeypatch):
     def triples():
-        s = _EpochBatchSampler(LENGTHS, 8, pool_batches=5, seed=3)
-        s.epoch_fn = lambda: 2
+        s = BucketBatchSampler(LENGTHS, 8, pool_batches=5, seed=3)  # the triples training sampler
+        s.set_epoch(2)
         return s
 
     _check_cover(_draw(triples, world, monkeypatch), len(LENGTHS), 8, world)

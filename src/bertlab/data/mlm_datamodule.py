@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from bertlab.data.base import CharDataModule
 from bertlab.data.cws import split_text, split_words
 from bertlab.data.pretraining_corpus import SOURCES, CorpusText, build_pretraining_corpus
-from bertlab.data.samplers import BucketBatchSampler, rank_slice, resolve_shard
+from bertlab.data.samplers import BucketBatchSampler, ResumableDataLoader, ResumablePosition, rank_slice, resolve_shard
 from bertlab.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def pack_sequences(
 
 
 # --------------------------------------------------------------------------- batching
-class MixedBatchSampler(Sampler[list[int]]):
+class MixedBatchSampler(ResumablePosition, Sampler[list[int]]):
     """Indices ``0..n_single-1`` are single texts (length-bucketed batches), the next
     ``n_packed`` are packed sequences. Step ``i`` of an epoch is packed exactly when
     ``ceil((i + 1) f) > ceil(i f)`` (``f = packed_fraction``): the first step is packed (a
@@ -193,6 +193,7 @@ class MixedBatchSampler(Sampler[list[int]]):
         self.fraction = packed_fraction
         self.seed = seed
         self.epoch = 0
+        self._init_position()
         self.buckets = (
             BucketBatchSampler(single_lengths, batch_size, shuffle=True, pool_batches=pool_batches, seed=seed)
             if single_lengths
@@ -223,7 +224,18 @@ class MixedBatchSampler(Sampler[list[int]]):
         n_bucket = len(self.buckets) if self.buckets is not None else 0
         return math.ceil(n_bucket / (1 - self.fraction))
 
+    def state_dict(self) -> dict[str, int]:
+        return {**self.position_state(), "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"sampler state is for seed {state['seed']}, this sampler has seed {self.seed}")
+        self.load_position(state)
+
     def __iter__(self) -> Iterator[list[int]]:
+        yield from self._positioned(self._epoch_batches())
+
+    def _epoch_batches(self) -> Iterator[list[int]]:
         packed = self._packed_batches() if self.n_packed else None
         singles = iter(self.buckets.batches()) if self.buckets is not None else iter(())
         for i in range(len(self)):
@@ -236,6 +248,24 @@ class MixedBatchSampler(Sampler[list[int]]):
                 if batch is None:
                     return
                 yield batch
+
+
+class _MaskingCollate:
+    """The training collate: masks each batch with a generator seeded from (seed, the
+    sampler's epoch, the batch's token ids), so a batch gets the same masks whatever ran
+    before it: a resumed run (which skips the batches before its position) masks exactly as
+    the uninterrupted run did."""
+
+    def __init__(self, pad_id: int, masker: MlmMasker | None, seed: int, sampler: Any):
+        self.pad_id, self.masker, self.seed, self.sampler = pad_id, masker, int(seed), sampler
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        digest = hashlib.blake2b(digest_size=8)
+        for f in features:
+            digest.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
+        key = int.from_bytes(digest.digest(), "little")
+        rng = np.random.default_rng([self.seed, int(self.sampler.epoch), key])
+        return mlm_collate(features, self.pad_id, self.masker, rng)
 
 
 def mlm_collate(
@@ -315,7 +345,6 @@ class MlmDataModule(CharDataModule):
             raise ConfigError("data.val_fraction", f"must be in (0, 1), got {val_fraction}")
         self.masker: MlmMasker | None = None
         self.features: dict[str, list[dict[str, Any]]] = {}
-        self._train_rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ reading
     def read_corpus(self) -> tuple[list[CorpusText], list[CorpusText]]:
@@ -438,8 +467,10 @@ class MlmDataModule(CharDataModule):
         sampler = MixedBatchSampler(
             lengths, self.n_packed, hp.batch_size, hp.packed_batch_size, hp.packed_fraction, hp.pool_batches, hp.seed
         )
-        collate = partial(mlm_collate, pad_id=self.tokenizer.pad_id, masker=self.masker, rng=self._train_rng)
-        return DataLoader(self.features["train"], batch_sampler=sampler, collate_fn=collate, num_workers=hp.num_workers)
+        collate = _MaskingCollate(self.tokenizer.pad_id, self.masker, hp.seed, sampler)
+        return ResumableDataLoader(
+            self.features["train"], batch_sampler=sampler, collate_fn=collate, num_workers=hp.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader:
         assert self.tokenizer is not None

@@ -50,7 +50,7 @@ from bertlab.data.mrc import (
     read_native,
     split_of_question,
 )
-from bertlab.data.samplers import random_batch_sampler
+from bertlab.data.samplers import ResumableDataLoader, random_batch_sampler
 from bertlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,21 @@ class EncodedQuestion:
 
 
 class _TrainSet(Dataset):
-    """Item i = question i with one passage drawn at random at every access."""
+    """Item i = question i with one of its passages drawn at random, the draw a function of
+    (seed, the training sampler's epoch, i): the same in a resumed run as in the
+    uninterrupted one, whatever was drawn before."""
 
     def __init__(self, dm: MrcDataModule, questions: list[EncodedQuestion], seed: int):
-        self.dm, self.questions, self.rng = dm, questions, random.Random(seed)
+        self.dm, self.questions, self.seed = dm, questions, seed
+        self.sampler: Any = None  # the training batch sampler (its epoch), set by train_dataloader
 
     def __len__(self) -> int:
         return len(self.questions)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         q = self.questions[i]
-        p = q.passages[self.rng.randrange(len(q.passages))]
+        epoch = int(self.sampler.epoch) if self.sampler is not None else 0
+        p = q.passages[random.Random(f"{self.seed}:{epoch}:{i}").randrange(len(q.passages))]
         return self.dm.build_feature(q.question_ids, p, with_target=True, index=i)
 
 
@@ -328,11 +332,13 @@ class MrcDataModule(CharDataModule):
         return batches
 
     def train_dataloader(self) -> DataLoader:
-        if self._train_set is None:  # one dataset, so its passage draws go on across epochs
+        if self._train_set is None:
             self._train_set = _TrainSet(self, self.encoded["train"], self.hparams.seed)
-        return DataLoader(
+        sampler = random_batch_sampler(len(self._train_set), self.hparams.batch_size, self.hparams.seed)
+        self._train_set.sampler = sampler
+        return ResumableDataLoader(
             self._train_set,
-            batch_sampler=random_batch_sampler(len(self._train_set), self.hparams.batch_size, self.hparams.seed),
+            batch_sampler=sampler,
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
         )

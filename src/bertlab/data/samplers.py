@@ -23,13 +23,18 @@ initialised (read when the epoch starts), or from the ``rank`` / ``world_size`` 
 evaluation samplers (``shuffle=False``) are never sharded (bertlab/tasks/evaluation.py splits
 evaluation batches itself and gathers the predictions, so metrics equal one process's).
 
-Lightning saves and restores a training DataLoader's position only when the loader itself
-has ``state_dict`` / ``load_state_dict`` (its ``_Stateful`` protocol; the state is loaded in
-``fit_loop.setup_data`` before the first batch is drawn). A plain ``DataLoader`` restarts
-the epoch from its first batch on resume, so :class:`ResumableDataLoader` is a DataLoader
-whose state is the position of its (batch) sampler, counted in batches *delivered* to the
-training loop (not the indices worker processes have prefetched), and
-:func:`make_resumable` turns a plain DataLoader with such a sampler into one.
+**Resuming.** Lightning saves and restores a training DataLoader's position only when the
+loader itself has ``state_dict`` / ``load_state_dict`` (its ``_Stateful`` protocol; the state
+is loaded in ``fit_loop.setup_data`` before the first batch is drawn). DataModules therefore
+return a :class:`ResumableDataLoader` for training (a plain ``DataLoader`` restarts the epoch
+at its first batch on resume): its state is the position of its batch sampler
+(:class:`ResumablePosition`: the epoch being drawn and the batches of it *delivered* to the
+training loop, not the ones worker processes prefetched). The epoch comes from Lightning: at
+the start of every epoch, a restarted one included, Lightning calls ``set_epoch(epoch)`` on
+``loader.batch_sampler.sampler``; a resumable batch sampler's ``sampler`` is a forwarder to its
+own ``set_epoch``. A restored position applies to the epoch it was saved in and to no other,
+so whatever Lightning decides about where an epoch ends (a checkpoint after the last batch of
+an epoch continues with the next epoch, at its first batch), the sampler follows.
 """
 
 from __future__ import annotations
@@ -73,7 +78,63 @@ def rank_slice(global_batch: list[int], batch_size: int, rank: int, world: int) 
     return global_batch[k * batch_size : (k + 1) * batch_size]
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class _EpochForwarder:
+    """What Lightning finds at ``loader.batch_sampler.sampler``: its ``set_epoch`` calls the
+    batch sampler's (Lightning never calls ``set_epoch`` on a batch sampler itself)."""
+
+    def __init__(self, owner: Any):
+        self._owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self._owner.set_epoch(epoch)
+
+
+class ResumablePosition:
+    """Mixin for a batch sampler that draws a deterministic order per ``epoch``: its position
+    (the epoch and the batches of it handed out) as ``state_dict``, and a restored position
+    skipped at the next pass over *that* epoch. A subclass sets ``self.epoch`` and calls
+    :meth:`_init_position`, and iterates its epoch's batches through :meth:`_positioned`."""
+
+    epoch: int
+
+    def _init_position(self) -> None:
+        self._yielded = 0  # batches of the current pass handed out so far (skipped ones included)
+        self.pass_start = 0  # where the current pass started (a restored position, or 0)
+        self._resume_at = 0  # batches to skip at the next pass ...
+        self._resume_epoch: int | None = None  # ... if that pass is over this epoch
+
+    @property
+    def sampler(self) -> _EpochForwarder:
+        return _EpochForwarder(self)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def start_offset(self) -> int:
+        """How many batches of this epoch the next pass skips (a restored position)."""
+        return self._resume_at if self._resume_epoch == self.epoch else 0
+
+    def _positioned(self, batches: Iterator[list[int]]) -> Iterator[list[int]]:
+        start = self.start_offset
+        self._resume_at, self._resume_epoch = 0, None
+        self._yielded = self.pass_start = start
+        for i, batch in enumerate(batches):
+            if i < start:
+                continue
+            self._yielded += 1
+            yield batch
+
+    def position_state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self._yielded}
+
+    def load_position(self, state: dict[str, Any]) -> None:
+        """Skip ``yielded`` batches at the next pass over epoch ``epoch`` (and only that epoch)."""
+        self.epoch = int(state["epoch"])
+        self._resume_epoch, self._resume_at = self.epoch, int(state["yielded"])
+
+
+class BucketBatchSampler(ResumablePosition, Sampler[list[int]]):
     def __init__(
         self,
         lengths: Sequence[int],
@@ -93,17 +154,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.rank, self.world_size = rank, world_size  # None: from torch.distributed
         self.epoch = 0
-        self._yielded = 0  # batches of the current epoch handed out so far
-        self._resume_at = 0  # batches to skip at the next __iter__ (after load_state_dict)
-        self._resume_epoch: int | None = None  # ... if that __iter__ is for this epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    @property
-    def start_offset(self) -> int:
-        """How many batches of this epoch the next ``__iter__`` skips (a restored position)."""
-        return self._resume_at if self._resume_epoch == self.epoch else 0
+        self._init_position()
 
     def shard(self) -> tuple[int, int]:
         """(rank, world size) this sampler draws for; (0, 1) for evaluation (``shuffle=False``)."""
@@ -142,31 +193,24 @@ class BucketBatchSampler(Sampler[list[int]]):
         return [idx[i : i + size] for i in range(0, len(idx), size)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.batches()
-        start = self.start_offset
-        self._resume_at, self._resume_epoch = 0, None
-        self._yielded = start
-        for batch in batches[start:]:
-            self._yielded += 1
-            yield batch
+        # a generator: the epoch is read when the first batch is drawn, after Lightning's set_epoch
+        yield from self._positioned(iter(self.batches()))
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "yielded": self._yielded, "seed": self.seed, "world_size": self.shard()[1]}
+        return {**self.position_state(), "seed": self.seed, "world_size": self.shard()[1]}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("seed", self.seed) != self.seed:
             raise ValueError(f"sampler state is for seed {state['seed']}, this sampler has seed {self.seed}")
         epoch, yielded = int(state["epoch"]), int(state["yielded"])
-        if yielded >= len(self):  # saved at the end of an epoch: the next one starts afresh
-            epoch, yielded = epoch + 1, 0
         saved_world, world = int(state.get("world_size", 1)), self.shard()[1]
-        if yielded and saved_world != world:
+        if 0 < yielded < len(self) and saved_world != world:
             raise ValueError(
                 f"cannot resume mid-epoch with {world} process(es): the checkpoint was saved with {saved_world} "
                 f"(its position, batch {yielded} of epoch {epoch}, is in batches of that many ranks); "
                 "resume with the same trainer.devices x trainer.num_nodes, or from an end-of-epoch checkpoint"
             )
-        self.epoch, self._resume_epoch, self._resume_at = epoch, epoch, yielded
+        self.load_position(state)
 
     def __len__(self) -> int:
         """Batches of this rank per epoch: ``ceil(ceil(n / batch_size) / world_size)``."""
@@ -187,25 +231,24 @@ def _position_source(loader: DataLoader) -> Any:
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader whose mid-epoch position is saved in Lightning checkpoints.
+    """The training DataLoader of every DataModule: its mid-epoch position is saved in
+    Lightning checkpoints (Lightning's ``_Stateful`` protocol, see the module doc).
 
-    ``state_dict()`` is the sampler's state with ``yielded`` set to the number of batches this
-    loader has *delivered* in the current pass (plus the batches skipped when it resumed), so
-    batches that worker processes fetched ahead are drawn again after a resume.
-    """
+    ``state_dict()`` is the batch sampler's state with ``yielded`` set to the batches this
+    loader has *delivered* in the current pass (counted from where the pass started), so
+    batches that worker processes fetched ahead are drawn again after a resume."""
 
     def __iter__(self):
-        source = _position_source(self)
-        if source is None:
+        self.__dict__["_bertlab_delivered"] = None  # not known before the pass starts
+        if _position_source(self) is None:
             return super().__iter__()
-        # read where the sampler starts now: a position loaded after this call (but before
-        # the first batch) must not be counted from 0
-        self.__dict__["_bertlab_delivered"] = getattr(source, "start_offset", 0)
         return self._counting(super().__iter__())
 
     def _counting(self, it):
         for batch in it:
-            self.__dict__["_bertlab_delivered"] += 1
+            source = _position_source(self)
+            done = self.__dict__.get("_bertlab_delivered")
+            self.__dict__["_bertlab_delivered"] = (source.pass_start if done is None else done) + 1
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -213,22 +256,15 @@ class ResumableDataLoader(DataLoader):
         if source is None:
             return {}
         state = dict(source.state_dict())
-        if "yielded" in state:
-            state["yielded"] = int(self.__dict__.get("_bertlab_delivered", 0))
+        delivered = self.__dict__.get("_bertlab_delivered")
+        if "yielded" in state:  # before the first batch of a pass: where that pass will start
+            state["yielded"] = int(source.start_offset if delivered is None else delivered)
         return {"sampler": state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         source = _position_source(self)
         if source is not None and state.get("sampler"):
             source.load_state_dict(state["sampler"])
-
-
-def make_resumable(loader: Any) -> Any:
-    """Make a plain DataLoader whose sampler saves its position a :class:`ResumableDataLoader`
-    (in place: the class is swapped, nothing is rebuilt); anything else is returned as is."""
-    if type(loader) is DataLoader and _position_source(loader) is not None:
-        loader.__class__ = ResumableDataLoader
-    return loader
 
 
 class BucketedSplitLoaders:
@@ -253,7 +289,8 @@ class BucketedSplitLoaders:
             pool_batches=hp.pool_batches,
             seed=hp.seed,
         )
-        return DataLoader(feats, batch_sampler=sampler, num_workers=hp.num_workers, collate_fn=self.collate_fn(shuffle))
+        cls = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return cls(feats, batch_sampler=sampler, num_workers=hp.num_workers, collate_fn=self.collate_fn(shuffle))
 
     def train_dataloader(self) -> DataLoader:
         return self.split_loader("train", shuffle=True)

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader
 
 from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
-from bertlab.data.samplers import BucketBatchSampler
+from bertlab.data.samplers import BucketBatchSampler, ResumableDataLoader
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.triples import TripleRecord, read_schema, read_triples
 from bertlab.utils.errors import ConfigError
@@ -159,18 +159,6 @@ class TripleCollator:
                 object_labels[b, o_end, p, 1] = 1
         batch.update(subject_labels=subject_labels, subject_ids=subject_ids, object_labels=object_labels)
         return batch
-
-
-class _EpochBatchSampler(BucketBatchSampler):
-    """A BucketBatchSampler that follows the trainer's epoch (Lightning only calls
-    ``set_epoch`` on a DataLoader's samplers, not on its batch sampler)."""
-
-    epoch_fn: Callable[[], int] | None = None
-
-    def __iter__(self):
-        if self.epoch_fn is not None:
-            self.set_epoch(self.epoch_fn())
-        return super().__iter__()
 
 
 class TripleDataModule(CharDataModule):
@@ -338,14 +326,13 @@ class TripleDataModule(CharDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.tokenizer is not None
         feats = self.features["train"]
-        sampler = _EpochBatchSampler(
+        sampler = BucketBatchSampler(
             [len(f["input_ids"]) for f in feats],
             self.hparams.batch_size,
             shuffle=True,
             pool_batches=self.hparams.pool_batches,
             seed=self.hparams.seed,
         )
-        sampler.epoch_fn = self._epoch
         collate = TripleCollator(
             self.tokenizer.pad_id,
             len(self.predicates),
@@ -353,7 +340,9 @@ class TripleDataModule(CharDataModule):
             self.hparams.subject_sampling,
             epoch_fn=self._epoch,
         )
-        return DataLoader(feats, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers)
+        return ResumableDataLoader(
+            feats, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         assert self.tokenizer is not None
