@@ -48,8 +48,18 @@ FAMILIES = {
     "ner": ["experiment=ner_crf", "data.max_train_chars=4000", "data.max_eval_sentences=10", "data.batch_size=4"],
     "triples": ["experiment=triples", "data.max_train_records=40", "data.max_eval_records=8", "data.batch_size=8"],
     "mrc_mlm": ["experiment=mrc_mlm", "data.max_train_questions=40", "data.max_eval_questions=4", "data.batch_size=4"],
-    "mrc_seq2seq": ["experiment=mrc_seq2seq", "data.max_train_questions=40", "data.max_eval_questions=4", "data.batch_size=4"],
-    "classification": ["experiment=sentiment_cls", "data.max_train_chars=4000", "data.max_eval_sentences=10", "data.batch_size=4"],
+    "mrc_seq2seq": [
+        "experiment=mrc_seq2seq",
+        "data.max_train_questions=40",
+        "data.max_eval_questions=4",
+        "data.batch_size=4",
+    ],
+    "classification": [
+        "experiment=sentiment_cls",
+        "data.max_train_chars=4000",
+        "data.max_eval_sentences=10",
+        "data.batch_size=4",
+    ],
     "generation": [
         "experiment=cond_gen",
         "data.max_train_chars=4000",
