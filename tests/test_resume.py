@@ -152,7 +152,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
         and progress["processed"] == 4
     )
 
-    resumed = _run(run_dir, "ckpt_path=last")
+    resumed = _run(run_dir, "ckpt_path=last", "resume.also_may_change=[callbacks.kill]")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     got, want = (
         torch.load(run_dir / "final_state.pt", weights_only=False),

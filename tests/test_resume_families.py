@@ -163,7 +163,8 @@ def test_resume_after_any_checkpoint_equals_the_uninterrupted_run(family, tmp_pa
         run.mkdir()
         shutil.copytree(snap, run / "checkpoints")
         steps_file = tmp_path / f"{name}.steps"
-        metrics = _train(run, [*FAMILIES[family], "ckpt_path=last"], steps_file)
+        resume = ["ckpt_path=last", "resume.also_may_change=[callbacks.steps]"]
+        metrics = _train(run, [*FAMILIES[family], *resume], steps_file)
         resumed = _steps(steps_file)
         assert [s for s, _ in resumed] == list(range(step + 1, 11)), f"{family} {name}: steps {resumed}"
         assert resumed == ref_steps[step:], f"{family} {name}: per-step losses differ"

@@ -61,10 +61,33 @@ def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
+def refuse_a_training_run_folder(argv: list[str]) -> None:
+    """evaluate writes its own folder (or the one given), never a training run's: a
+    ``hydra.run.dir`` that holds a run of another task (status.json, checkpoints/) stops
+    with one line, exit status 2, before Hydra writes into it."""
+    import sys
+
+    from bertlab.utils.run_status import read_status
+
+    run_dir = next((a.split("=", 1)[1].strip("'\"") for a in argv if a.startswith("hydra.run.dir=")), None)
+    if run_dir is None or not os.path.isdir(run_dir):
+        return
+    task = read_status(run_dir).get("task_name")
+    if os.path.isdir(os.path.join(run_dir, "checkpoints")) or (task is not None and task != "eval"):
+        print(
+            f"bertlab: error: config key 'hydra.run.dir': {run_dir} holds a training run ({task or 'checkpoints/'}); "
+            "evaluate writes metrics.json, predictions/ and logs into its own folder: give a new hydra.run.dir",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(2)
+
+
 def cli() -> None:
     import sys
 
     precheck_overrides(CONFIG_DIR, "eval", sys.argv[1:])
+    refuse_a_training_run_folder(sys.argv[1:])
     main()
 
 

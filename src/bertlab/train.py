@@ -38,14 +38,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
+from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
 from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.nn.encoders import resolve_vocab_file
-from bertlab.runs import LAST, check_resume_checkpoint, resolve_resume_path
-from bertlab.utils.atomic import atomic_write_json
+from bertlab.runs import LAST, check_resume_checkpoint, checkpoint_dir, read_checkpoint, resolve_resume_path
+from bertlab.utils.atomic import atomic_write_json, atomic_write_text
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
 from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import check_ddp_launch
+from bertlab.utils.errors import CheckpointError, ConfigError
 from bertlab.utils.hydra_utils import (
     exit_on_user_error,
     find_user_error,
@@ -74,12 +76,20 @@ def _json_default(obj: Any) -> Any:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit and/or test as the config says; returns (metrics, objects).
 
-    Writes ``status.json`` (running, then done or failed) and, only when everything else is
-    done, ``metrics.json`` (atomically) into ``cfg.paths.output_dir``."""
+    Nothing in the run folder is written before its lock is held and a resume is known
+    valid (the checkpoint complete, of this task, its run config equal to this one outside
+    ``resume.may_change``); then ``status.json`` (running, then done or failed), the
+    ``.hydra/`` files and, only when everything else is done, ``metrics.json`` (atomically)
+    into ``cfg.paths.output_dir``."""
     out_dir = cfg.paths.output_dir
     validate_config(cfg)
     os.makedirs(out_dir, exist_ok=True)
     lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
+    try:
+        ckpt_path = resume_point(cfg, out_dir)
+    except BaseException:
+        lock.release()  # a refused resume leaves the folder as it was (its status included)
+        raise
     if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir):
         lock.release()
         log.info("%s already finished (status.json done): nothing to resume", out_dir)
@@ -88,10 +98,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     status = RunStatus(out_dir, task_name=cfg.get("task_name"))
     status.running()
     try:
+        save_hydra_files(cfg, out_dir)
         stale = os.path.join(out_dir, "metrics.json")
         if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
             os.remove(stale)
-        metrics, objects = _train(cfg, out_dir)
+        metrics, objects = _train(cfg, out_dir, ckpt_path)
     except BaseException as err:
         user = find_user_error(err)
         status.failed(str(user) if user is not None else one_line(err))
@@ -102,18 +113,88 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, objects
 
 
-def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
+    """The checkpoint this run resumes (or tests) from, None for a fresh run; raises a
+    one-line error, before anything is written, for a resume that cannot be right:
+    ``ckpt_path=last`` with no checkpoint, a checkpoint of another task, or one whose run
+    config differs from this one outside ``resume.may_change`` (+ ``resume.also_may_change``)."""
+    ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out_dir)
+    if ckpt_path is None:
+        if str(cfg.get("ckpt_path")) == LAST:
+            raise CheckpointError(
+                f"ckpt_path=last: no complete checkpoint in {checkpoint_dir(out_dir)} to resume "
+                "(to start a new run, leave ckpt_path out)"
+            )
+        return None
+    check_resume_checkpoint(ckpt_path, cfg.model._target_)
+    if cfg.get("train", True):
+        saved = read_checkpoint(ckpt_path)[RUN_CONFIG_KEY].get("config", {})
+        resume_cfg = cfg.get("resume") or {}
+        allowed = [*resume_cfg.get("may_change", []), *resume_cfg.get("also_may_change", [])]
+        changed = config_changes(saved, to_plain(cfg), allowed)
+        if changed:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:6])
+            more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
+            raise ConfigError(
+                "ckpt_path",
+                f"{ckpt_path} was trained with another config: {shown}{more}; a resume may change only "
+                f"resume.may_change keys (add one with 'resume.also_may_change=[key]', or start a new run)",
+            )
+    log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
+    return ckpt_path
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: obj}
+
+
+def config_changes(saved: dict[str, Any], new: dict[str, Any], allowed: list[str]) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, new value)`` for every leaf key whose value differs, except keys
+    matching a pattern of ``allowed`` (fnmatch, e.g. ``paths.*``) or lying under one."""
+    import fnmatch
+
+    a, b = _flatten(saved), _flatten({k: v for k, v in new.items() if k != "hydra"})
+
+    def free(key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, p) or key.startswith(p + ".") for p in allowed)
+
+    missing = object()
+    return [
+        (k, a.get(k), b.get(k))
+        for k in sorted(set(a) | set(b))
+        if a.get(k, missing) != b.get(k, missing) and not free(k)
+    ]
+
+
+def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
+    """``.hydra/config.yaml`` (interpolations kept), ``hydra.yaml`` and ``overrides.yaml``, as
+    Hydra writes them (conf/hydra/default.yaml turns Hydra's own early writing off:
+    ``output_subdir: null``), written here once the run owns its folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = os.path.join(out_dir, ".hydra")
+    os.makedirs(folder, exist_ok=True)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    files = {"config.yaml": OmegaConf.to_yaml(task)}
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        files["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg}))
+        files["overrides.yaml"] = OmegaConf.to_yaml(hydra_cfg.overrides.task)
+    for name, text in files.items():
+        atomic_write_text(os.path.join(folder, name), text)
+
+
+def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     start = time.time()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out_dir)
-    if ckpt_path is not None:
-        check_resume_checkpoint(ckpt_path, cfg.model._target_)
-        log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
-    elif str(cfg.get("ckpt_path")) == LAST:
-        log.info("ckpt_path=last: no checkpoint in %s yet, starting afresh", out_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
@@ -232,11 +313,29 @@ def main(cfg: DictConfig) -> float | None:
         return run_job(cfg)
 
 
+def precheck_resume(argv: list[str]) -> None:
+    """Before Hydra makes a run folder: ``ckpt_path=last`` resumes the folder named by
+    ``hydra.run.dir``; without one (a new folder, nothing in it) or when that folder holds no
+    complete checkpoint, one line and exit status 2. Multiruns are left to each job."""
+    if any(a in ("-m", "--multirun") for a in argv) or "ckpt_path=last" not in argv:
+        return
+    run_dir = next((a.split("=", 1)[1].strip("'\"") for a in argv if a.startswith("hydra.run.dir=")), None)
+    if run_dir is None:
+        msg = "ckpt_path=last resumes the run folder given by hydra.run.dir=<folder>; none was given"
+    elif resolve_resume_path(LAST, run_dir) is None:
+        msg = f"ckpt_path=last: no complete checkpoint in {checkpoint_dir(run_dir)} to resume (to start a new run, leave ckpt_path out)"
+    else:
+        return
+    print(f"bertlab: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def cli() -> None:
     """Entry point: one-line errors for bad overrides, then hydra; exit status 1 when a job
     of a multirun failed (after all jobs ran)."""
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
     precheck_run_dir(sys.argv[1:])  # a resume of a folder another live process writes: stop before Hydra writes
+    precheck_resume(sys.argv[1:])
     main()
     if FAILED_JOBS:
         print(
