@@ -49,6 +49,8 @@ __all__ = [
     "fold_width",
 ]
 
+log = logging.getLogger(__name__)
+
 TAGS: tuple[str, ...] = ("s", "b", "m", "e")
 TAG_TO_ID: dict[str, int] = {t: i for i, t in enumerate(TAGS)}
 S, B, M, E = 0, 1, 2, 3
@@ -62,8 +64,6 @@ PUNCTUATION: frozenset[str] = frozenset("。！？；，、：…—”’」』
 # (as in "５０％", "１／３", "元／平方米") are real text and stay.
 _PD_LEAD = re.compile(r"^\[+")
 _PD_TRAIL = re.compile(r"(?:\]|/%|/)+$")
-log = logging.getLogger(__name__)
-
 # Words are separated by runs of ASCII blanks only, so that an ideographic space (U+3000)
 # would stay a character (neither corpus contains one).
 _WORD_SEP = re.compile(r"[ \t\f\v]+")

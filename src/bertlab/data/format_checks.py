@@ -3,9 +3,10 @@
 A file that reads without error can still be of another format: a CoNLL NER file, JSON
 lines or POS-tagged text (``迈向/v 充满/v``) given as word-segmentation data, a raw
 (unsegmented) file given as the gold test file, a segmented file given as the raw test
-input (its blanks would hand the model the word boundaries). Readers classify every line they read with a check of this module and hand the result
-to a :class:`FormatGuard`, which stops the reading with one :class:`DataError` naming the
-file, the first wrong line and what was expected vs found:
+input (its blanks would hand the model the word boundaries). Readers classify every line
+they read with a check of this module and hand the result to a :class:`FormatGuard`, which
+stops the reading with one :class:`DataError` naming the file, the first wrong line and
+what was expected vs found:
 
 * at once when the first ``early_lines`` non-blank lines are mostly wrong (the whole file is
   of another format: no need to read it to the end);
