@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bertlab.data.cws import load_cws_splits, read_segmented_file
-from bertlab.data.format_checks import FormatGuard, segmented_line_problem
+from bertlab.data.cws import load_cws_splits, read_raw_lines, read_segmented_file
+from bertlab.data.format_checks import FormatGuard, raw_line_problem, segmented_line_problem
 from bertlab.data.mrc import read_cmrc, read_native
 from bertlab.utils.errors import DataError
 
@@ -36,15 +36,34 @@ def _write(path: Path, lines: list[str]) -> Path:
         ("这部电影真好看\t1", "a tab-separated column"),
         ("共同创造美好的新世纪——二○○一年新年贺词", "unsegmented text"),
         ("我们爱北京。", "unsegmented text (6 characters in 1 word)"),
+        ("迈向/v  充满/v  希望/n  的/u", "POS-tagged words ('word/TAG', 4 of 4 words)"),
+        ("[中央/n 人民/n 广播/vn 电台/n]nt", "POS-tagged words"),
     ],
 )
 def test_a_line_of_another_format_is_recognised(line, found):
     assert found in segmented_line_problem(line)
 
 
-@pytest.mark.parametrize("line", [*SEG, "[北京  石景山  发电  总厂]", "图片新闻", "１２５８．４９  ３１．７８", ""])
+@pytest.mark.parametrize(
+    "line", [*SEG, "[北京  石景山  发电  总厂]", "图片新闻", "１２５８．４９  ３１．７８", "", "TCP/IP  协议  。"]
+)
 def test_segmented_lines_pass(line):
     assert segmented_line_problem(line) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "found"),
+    [
+        ("迈向  充满  希望", "segmented text (a blank between Chinese characters: '向  充'"),
+        ("（  二○○○年  ）", "segmented text"),
+        ("我们使用Windows 95。", None),
+        ("北京 2008年", None),
+        ("共同创造美好的新世纪。", None),
+    ],
+)
+def test_a_segmented_line_as_raw_input_is_recognised(line, found):
+    problem = raw_line_problem(line)
+    assert problem is None if found is None else found in problem
 
 
 def test_conll_file_as_segmentation_stops_at_once_naming_file_and_line(tmp_path):
@@ -143,6 +162,7 @@ def test_every_shipped_file_passes_the_format_checks(root):
     folds = sorted(glob.glob(f"{root}/cws/peoples_daily_1998/cv-*"))
     gold = glob.glob(f"{root}/cws/pku_sighan2005/pku_test_gold.utf8*")[0]
     assert len(load_cws_splits(folds, gold).train) > 30000
+    assert len(read_raw_lines(glob.glob(f"{root}/cws/pku_sighan2005/pku_test.utf8*")[0])) == 1945
     for name in ("resume", "peoples_daily"):
         load_ner_splits(name, root)
     schema = read_schema(glob.glob(f"{root}/triples/lic2019/all_50_schemas*")[0])

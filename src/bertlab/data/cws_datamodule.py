@@ -60,6 +60,7 @@ class CwsDataModule(CharTaggingDataModule):
         seed: int = 0,
         trim_vocab: str = "none",
         fixed_padding: bool = False,
+        allow_segmented_raw: bool = False,
     ):
         super().__init__(
             vocab_file,
@@ -80,7 +81,7 @@ class CwsDataModule(CharTaggingDataModule):
     def read_splits(self) -> Splits:
         hp = self.hparams
         splits = load_cws_splits(list(hp.train_files), hp.test_gold_file, val_every=hp.val_every)
-        raw = read_raw_lines(hp.test_raw_file)
+        raw = read_raw_lines(hp.test_raw_file, allow_segmented=hp.allow_segmented_raw)
         if len(raw) != len(splits.test):
             raise DataError(
                 hp.test_raw_file, None, f"{len(raw)} lines but the gold file {hp.test_gold_file} has {len(splits.test)}"

@@ -8,11 +8,12 @@ as :class:`DataError` naming the file (``zip:member``) and the 1-based line.
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Iterator
 
-from bertlab.data.io import open_text_lines
+from bertlab.data.io import iter_text_lines, open_text_lines
 from bertlab.utils.errors import DataError
 
 __all__ = ["SPLITS", "read_sentiment", "iter_lines"]
@@ -39,14 +40,8 @@ def iter_lines(path: str, split: str) -> Iterator[tuple[str, int, str]]:
         raise DataError(path, None, f"the zip has no member {member}") from None
     except zipfile.BadZipFile as err:
         raise DataError(path, None, f"not a readable zip file ({err})") from None
-    for num, line in enumerate(raw.split(b"\n"), 1):
-        if not line and num > raw.count(b"\n"):
-            break  # the final newline
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(where, num, f"not valid UTF-8 (byte {err.start})") from None
-        yield where, num, text.rstrip("\r")
+    for num, text in iter_text_lines(io.BytesIO(raw), where):
+        yield where, num, text
 
 
 def read_sentiment(path: str, split: str = "train") -> list[tuple[str, int]]:
