@@ -428,7 +428,9 @@ def test_native_file_whose_answers_are_not_in_their_passages_is_refused(tmp_path
         read_native(str(path), clean=clean)
     msg = str(err.value)
     assert msg.startswith(f"{path}:{line}: record {first + 1} (id '{recs[first]['id']}'), passage ")
-    assert "79 of 79 passage answers are not, more than 1%" in msg and "\n" not in msg
+    assert (
+        "79 of 79 passage answers are not, more than 1%: answers and passages do not belong" in msg and "\n" not in msg
+    )
 
 
 def test_one_answer_not_in_its_passage_is_repaired_and_stated(tmp_path, caplog):
@@ -442,10 +444,12 @@ def test_one_answer_not_in_its_passage_is_repaired_and_stated(tmp_path, caplog):
         qs = read_native(_write(tmp_path, "one.json", recs), stats)
     assert stats["passage_answers_not_in_passage"] == 1
     assert qs[7].passages[1].answer == "" and qs[7].answers == ["乙7", "戊"]  # kept for scoring
-    assert "1 of 151 passage answers are not in its passage" in caplog.text and "more than 1% stops" in caplog.text
+    assert "1 of 151 passage answers are not in their passages" in caplog.text and "more than 1% stops" in caplog.text
     # 1 % of 151 is 1.51: a second absent answer (2 > 1.51) stops
     recs[8]["passages"][0]["answer"] = "己"
-    with pytest.raises(DataError, match=r"one\.json:1: record 8 \(id '7'\), passage 2: answer '戊' .*2 of 151"):
+    with pytest.raises(
+        DataError, match=r"one\.json:1: record 8 \(id '7'\), passage 2: answer '戊' is not in its passage; 2 of 151"
+    ):
         read_native(_write(tmp_path, "one.json", recs))
 
 

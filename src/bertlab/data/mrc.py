@@ -258,20 +258,20 @@ def read_native(
             f"records, more than {MAX_BAD_FRACTION:.0%}; data.skip_bad_records skips only a few); wrong file?",
         )
     if absent:
-        rule = "each of its space-separated parts in the cleaned passage" if clean else "in its passage"
+        rule = " (bert4keras's rule: every space-separated part in the cleaned passage)" if clean else ""
         if len(absent) > max(1, MAX_BAD_FRACTION * n_answers):
             lineno, what = absent[0]
             raise DataError(
                 path,
                 lineno,
-                f"{what} is not {rule} ({len(absent)} of {n_answers} passage answers are not, more than "
-                f"{MAX_BAD_FRACTION:.0%}); answers and passages do not belong together",
+                f"{what} is not in its passage{rule}; {len(absent)} of {n_answers} passage answers are not, more "
+                f"than {MAX_BAD_FRACTION:.0%}: answers and passages do not belong together",
             )
         stats["passage_answers_not_in_passage"] += len(absent)
         log.warning(
-            "%s: %d of %d passage answers are not %s: those passages are taken as without the answer, the "
-            "text stays a gold answer for scoring (data_stats passage_answers_not_in_passage; more than %.0f%% "
-            "stops)",
+            "%s: %d of %d passage answers are not in their passages%s: those passages are taken as without the "
+            "answer, the text stays a gold answer for scoring (data_stats passage_answers_not_in_passage; more "
+            "than %.0f%% stops)",
             path,
             len(absent),
             n_answers,
