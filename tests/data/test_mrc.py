@@ -15,6 +15,7 @@ from bertlab.data import mrc
 from bertlab.data.mrc import (
     MrcQuestion,
     Passage,
+    answer_in_passage,
     answer_parts_in,
     baseline_answer_len,
     clean_passage,
@@ -375,6 +376,18 @@ def test_bert4keras_example_rules_by_hand():
     assert answer_parts_in("巴西 南非", "南非,巴西") and not answer_parts_in("巴西 日本", "南非,巴西")
     assert answer_parts_in("巴西  南非", "巴西南非")  # two spaces: the empty part is in any passage
     assert parts_target("巴西 俄罗斯 南非") == "巴西,俄罗斯,南非"
+    # an answer belongs to its passage by either test: whitespace aside, or as parts of the cleaned passage
+    assert answer_in_passage("北 京", "首都北京") and answer_in_passage("巴西 南非", "南非、巴西")
+    assert answer_in_passage("北京、上海", "北京、上海") and not answer_in_passage("戊", "丙丁")
+
+
+def test_an_answer_the_cleaning_hides_is_counted_not_refused(tmp_path):
+    # the cleaned passage says 北京,上海: the example's test cannot find "北京、上海" (no target, as there)
+    recs = [{"id": "1", "question": "哪里？", "passages": [{"passage": "有北京、上海两地", "answer": "北京、上海"}]}]
+    stats: Counter = Counter()
+    q = read_native(_write(tmp_path, "h.json", recs * 3), stats, clean=True)[0]
+    assert q.passages[0].text == "有北京,上海两地" and q.passages[0].answer == "北京、上海"
+    assert stats["passage_answers_hidden_by_the_cleaning"] == 3 and stats["passage_answers_not_in_passage"] == 0
 
 
 def test_native_reader_cleans_the_shipped_passages_only_when_asked():
@@ -395,6 +408,10 @@ def test_space_separated_answer_becomes_the_comma_target_on_the_shipped_sogouqa_
     tokens = [[dm.tokenizer.tokens[t] for t in p.answer_ids] for p in dm.encoded["train"][qi].passages]
     target = list("巴西,俄罗斯,印度,中国,南非")
     assert tokens == [[], [], [], [], target, target, target, target, target, target]
+    # answer_rule passage: the annotated passage 7 only, by the same test and target
+    dm = _dm(None, SOGOU, skip_bad_records=True, bert4keras_cleaning=True, max_answer_len=32, answer_rule="passage")
+    tokens = [[dm.tokenizer.tokens[t] for t in p.answer_ids] for p in dm.encoded["train"][qi].passages]
+    assert tokens == [[]] * 6 + [target] + [[]] * 3
     # evaluation and predict read the cleaned passages too (the example cleans before gen_answer)
     assert dm.questions["test"][qi].passages[6].text.startswith("很多人都听说过金砖五国,你知道")
     dm.set_predict_texts([{"question": "哪五国？", "passages": ["巴西 俄罗斯、印度"]}])
@@ -459,7 +476,7 @@ def test_every_shipped_native_file_has_its_answers_in_its_passages(clean):
         stats: Counter = Counter()
         qs = read_native(path, stats, skip_bad_records=True, clean=clean)
         assert sum(bool(p.answer) for q in qs for p in q.passages) == n
-        assert stats["passage_answers_not_in_passage"] == 0
+        assert stats["passage_answers_not_in_passage"] == 0 and stats["passage_answers_hidden_by_the_cleaning"] == 0
 
 
 # ------------------------------------------------------------------ DataModule

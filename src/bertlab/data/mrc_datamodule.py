@@ -14,7 +14,8 @@ is the passage's own answer (CMRC windows: the gold span inside the window, by p
 example rules (:mod:`bertlab.data.mrc`): passages, also those given to ``predict``, have
 `` ``/``、``/``；``/``，`` turned into ``,``, and first_found takes the first gold answer whose
 space-separated parts all lie in the first ``max_passage_len - 1`` characters of the cleaned
-passage, its target the answer with ``,`` for each space.
+passage, its target the answer with ``,`` for each space (``answer_rule: passage``: the
+passage's own answer, by the same test and target).
 
 Evaluation feeds every passage of a question (a question's passages always share one
 batch, so one forward pass covers them); the model decodes each passage
@@ -268,11 +269,12 @@ class MrcDataModule(CharDataModule):
     def _target_answer(
         self, p: Passage, ids: list[int], offs: list[int], gold_ids: list[list[int]], golds: Sequence[str]
     ) -> list[int]:
-        if self.hparams.bert4keras_cleaning and self.hparams.answer_rule == "first_found":
+        if self.hparams.bert4keras_cleaning:
             # the example: the first gold whose parts all lie in passage[:max_p_len - 2] (max_p_len =
-            # max_passage_len + 1), its spaces written as ","
+            # max_passage_len + 1), its spaces written as ","; answer_rule passage: the passage's own answer
             seen = p.text[: self.hparams.max_passage_len - 1]
-            for g in golds:
+            cands = golds if self.hparams.answer_rule == "first_found" else [p.answer] if p.answer else []
+            for g in cands:
                 if answer_parts_in(g, seen):
                     return self._ids(parts_target(g))[0]
             return []
