@@ -15,10 +15,14 @@ from bertlab.data import mrc
 from bertlab.data.mrc import (
     MrcQuestion,
     Passage,
+    answer_in_passage,
+    answer_parts_in,
     baseline_answer_len,
+    clean_passage,
     cmrc_question_windows,
     layout_oracle,
     overlap_baseline,
+    parts_target,
     read_cmrc,
     read_native,
     split_of_context,
@@ -347,7 +351,7 @@ def test_native_bad_input(tmp_path):
 
 def test_webqa_and_sogouqa_samples_as_format_fixtures():
     path = str(DATA / "webqa_sogouqa_sample" / "WebQA.json.xz")
-    with pytest.raises(DataError, match=r"WebQA\.json\.xz: record 12: missing field 'question'"):
+    with pytest.raises(DataError, match=r"WebQA\.json\.xz:\d+: record 12: missing field 'question'"):
         read_native(path)  # the shipped sample's last record is cut off
     stats: Counter = Counter()
     web = read_native(path, stats, skip_bad_records=True)
@@ -358,6 +362,121 @@ def test_webqa_and_sogouqa_samples_as_format_fixtures():
     assert len(web[0].passages) == 20 and web[0].passages[3].answer == ""
     assert sog[0].answers[:2] == ["林海音", "林含英"]  # distinct, in passage order
     assert all(p.text.strip() for q in web + sog for p in q.passages)
+
+
+# ------------------------------------------------------------------ bert4keras's example rules
+SOGOU = str(DATA / "webqa_sogouqa_sample" / "SogouQA.json.xz")
+WEBQA = str(DATA / "webqa_sogouqa_sample" / "WebQA.json.xz")
+
+
+def test_bert4keras_example_rules_by_hand():
+    # re.sub(' |、|；|，', ',', passage): these four characters only (ASCII ; and full-width ： stay)
+    assert clean_passage("巴西 俄罗斯、印度；中国，南非;x：y") == "巴西,俄罗斯,印度,中国,南非;x：y"
+    # all([a in passage for a in answer.split(' ')]); target answer.replace(' ', ',')
+    assert answer_parts_in("巴西 南非", "南非,巴西") and not answer_parts_in("巴西 日本", "南非,巴西")
+    assert answer_parts_in("巴西  南非", "巴西南非")  # two spaces: the empty part is in any passage
+    assert parts_target("巴西 俄罗斯 南非") == "巴西,俄罗斯,南非"
+    # an answer belongs to its passage by either test: whitespace aside, or as parts of the cleaned passage
+    assert answer_in_passage("北 京", "首都北京") and answer_in_passage("巴西 南非", "南非、巴西")
+    assert answer_in_passage("北京、上海", "北京、上海") and not answer_in_passage("戊", "丙丁")
+
+
+def test_an_answer_the_cleaning_hides_is_counted_not_refused(tmp_path):
+    # the cleaned passage says 北京,上海: the example's test cannot find "北京、上海" (no target, as there)
+    recs = [{"id": "1", "question": "哪里？", "passages": [{"passage": "有北京、上海两地", "answer": "北京、上海"}]}]
+    stats: Counter = Counter()
+    q = read_native(_write(tmp_path, "h.json", recs * 3), stats, clean=True)[0]
+    assert q.passages[0].text == "有北京,上海两地" and q.passages[0].answer == "北京、上海"
+    assert stats["passage_answers_hidden_by_the_cleaning"] == 3 and stats["passage_answers_not_in_passage"] == 0
+
+
+def test_native_reader_cleans_the_shipped_passages_only_when_asked():
+    raw = read_native(SOGOU, skip_bad_records=True)
+    cleaned = read_native(SOGOU, skip_bad_records=True, clean=True)
+    assert [q.answers for q in raw] == [q.answers for q in cleaned]  # gold answers are never cleaned
+    pairs = [(a.text, b.text) for qa, qb in zip(raw, cleaned) for a, b in zip(qa.passages, qb.passages)]
+    assert sum(a != b for a, b in pairs) > 100 and all(not set(" 、；，") & set(b) for _, b in pairs)
+    assert all(len(a) == len(b) for a, b in pairs)  # one character for one
+
+
+def test_space_separated_answer_becomes_the_comma_target_on_the_shipped_sogouqa_file():
+    # question 10001 (金钻五国哪五国): only passage 7 is annotated, "巴西 俄罗斯 印度 中国 南非".
+    # Cleaned, passages 5-10 hold every part (e.g. 5: "巴西、俄罗斯、印度、中国和南非" -> "巴西,俄罗斯,..."),
+    # passage 4 lacks 南非, passages 1-3 lack 巴西: targets 巴西,俄罗斯,印度,中国,南非 on 5-10, none on 1-4.
+    dm = _dm(None, SOGOU, skip_bad_records=True, bert4keras_cleaning=True, max_answer_len=32)
+    qi = next(i for i, q in enumerate(dm.questions["train"]) if q.id == "10001")
+    tokens = [[dm.tokenizer.tokens[t] for t in p.answer_ids] for p in dm.encoded["train"][qi].passages]
+    target = list("巴西,俄罗斯,印度,中国,南非")
+    assert tokens == [[], [], [], [], target, target, target, target, target, target]
+    # answer_rule passage: the annotated passage 7 only, by the same test and target
+    dm = _dm(None, SOGOU, skip_bad_records=True, bert4keras_cleaning=True, max_answer_len=32, answer_rule="passage")
+    tokens = [[dm.tokenizer.tokens[t] for t in p.answer_ids] for p in dm.encoded["train"][qi].passages]
+    assert tokens == [[]] * 6 + [target] + [[]] * 3
+    # evaluation and predict read the cleaned passages too (the example cleans before gen_answer)
+    assert dm.questions["test"][qi].passages[6].text.startswith("很多人都听说过金砖五国,你知道")
+    dm.set_predict_texts([{"question": "哪五国？", "passages": ["巴西 俄罗斯、印度"]}])
+    assert dm.questions["predict"][0].passages[0].text == "巴西,俄罗斯,印度"
+
+
+def test_bert4keras_cleaning_is_for_native_files_only():
+    with pytest.raises(ConfigError, match="data.bert4keras_cleaning"):
+        MrcDataModule(vocab_file=VOCAB, files=[str(CMRC[0])], bert4keras_cleaning=True)
+
+
+# ------------------------------------------------------------------ answers not in their passages
+def _with_answers(path: str, answer) -> list[dict]:
+    """The shipped records (the cut-off last one left out) with each non-empty answer replaced."""
+    recs = [rec for _, rec in mrc._load_json_records(path) if "question" in rec]
+    for r in recs:
+        for p in r["passages"]:
+            p["answer"] = answer(p["answer"]) if p["answer"] else ""
+    return recs
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_native_file_whose_answers_are_not_in_their_passages_is_refused(tmp_path, clean):
+    recs = _with_answers(SOGOU, lambda a: "不在文中的答案")  # 79 of 79 passage answers absent
+    text = json.dumps(recs, ensure_ascii=False, indent=4)  # one record starts a line "    {"
+    path = tmp_path / "shuffled.json"
+    path.write_text(text, encoding="utf-8")
+    first = next(i for i, r in enumerate(recs) if any(p["answer"] for p in r["passages"]))
+    line = [i for i, ln in enumerate(text.split("\n"), start=1) if ln == "    {"][first]
+    with pytest.raises(DataError) as err:
+        read_native(str(path), clean=clean)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}:{line}: record {first + 1} (id '{recs[first]['id']}'), passage ")
+    assert (
+        "79 of 79 passage answers are not, more than 1%: answers and passages do not belong" in msg and "\n" not in msg
+    )
+
+
+def test_one_answer_not_in_its_passage_is_repaired_and_stated(tmp_path, caplog):
+    recs = [
+        {"id": str(i), "question": f"问{i}", "passages": [{"passage": f"甲乙{i}", "answer": f"乙{i}"}]}
+        for i in range(150)
+    ]
+    recs[7]["passages"].append({"passage": "丙丁", "answer": "戊"})
+    stats: Counter = Counter()
+    with caplog.at_level("WARNING"):
+        qs = read_native(_write(tmp_path, "one.json", recs), stats)
+    assert stats["passage_answers_not_in_passage"] == 1
+    assert qs[7].passages[1].answer == "" and qs[7].answers == ["乙7", "戊"]  # kept for scoring
+    assert "1 of 151 passage answers are not in their passages" in caplog.text and "more than 1% stops" in caplog.text
+    # 1 % of 151 is 1.51: a second absent answer (2 > 1.51) stops
+    recs[8]["passages"][0]["answer"] = "己"
+    with pytest.raises(
+        DataError, match=r"one\.json:1: record 8 \(id '7'\), passage 2: answer '戊' is not in its passage; 2 of 151"
+    ):
+        read_native(_write(tmp_path, "one.json", recs))
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_every_shipped_native_file_has_its_answers_in_its_passages(clean):
+    for path, n in ((WEBQA, 96), (SOGOU, 79)):
+        stats: Counter = Counter()
+        qs = read_native(path, stats, skip_bad_records=True, clean=clean)
+        assert sum(bool(p.answer) for q in qs for p in q.passages) == n
+        assert stats["passage_answers_not_in_passage"] == 0 and stats["passage_answers_hidden_by_the_cleaning"] == 0
 
 
 # ------------------------------------------------------------------ DataModule
@@ -382,8 +501,8 @@ def _native_file(tmp_path: Path) -> str:
     return _write(tmp_path, "qa.json", recs)
 
 
-def _dm(tmp_path, **kw) -> MrcDataModule:
-    path = _native_file(tmp_path)
+def _dm(tmp_path, path: str | None = None, **kw) -> MrcDataModule:
+    path = path or _native_file(tmp_path)
     args = dict(
         vocab_file=VOCAB,
         source="native",

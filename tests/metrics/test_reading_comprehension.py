@@ -7,7 +7,14 @@ CMRC = cmrc2018_evaluate.py (ymcui/cmrc2018).
 
 from __future__ import annotations
 
+import json
+import lzma
+import random
+import re
+from pathlib import Path
+
 import pytest
+from nltk.tokenize import word_tokenize
 
 from bertlab.metrics.reading_comprehension import (
     char_f1,
@@ -118,6 +125,39 @@ def test_cmrc_mixed_segmentation():
     assert cmrc_segment("3.5") == ["3.5"]
 
 
+def test_cmrc_words_are_nltk_word_tokenize():
+    # non-CJK runs go through nltk.word_tokenize (Treebank rules): a symbol next to a digit or letter
+    # that the rules do not name stays inside the word
+    assert cmrc_segment("零下25°C") == ["零", "下", "25°c"]  # ° is no Treebank punctuation
+    assert cmrc_segment("±6000米") == ["±6000", "米"]
+    assert cmrc_segment("０．３７秒") == ["０．３７", "秒"]  # full-width digits and ．: one word
+    assert cmrc_segment("3.5kg重") == ["3.5kg", "重"]
+    # [;@#$%&] are split off; "don't" is split as a contraction; a double quote becomes `` / ''
+    assert cmrc_segment("50%的$100") == ["50", "%", "的", "$", "100"]
+    assert cmrc_segment("Don't说") == ["do", "n't", "说"]
+    assert cmrc_segment('"ABC"说') == ["``", "abc", "''", "说"]
+    # the script's symbols are dropped before the run is tokenised: e=mc^2 -> "emc2", one word
+    assert cmrc_segment("e=mc^2") == ["emc2"]
+    # mixed Latin/CJK: every CJK char splits the run
+    assert cmrc_segment("NBA总决赛MVP詹姆斯") == ["nba", "总", "决", "赛", "mvp", "詹", "姆", "斯"]
+    # the Punkt sentence split is not applied (module docstring): a mid-run "word." stays one token
+    assert cmrc_segment("hello. world") == ["hello.", "world"]
+
+
+def test_cmrc_f1_on_symbols_next_to_letters_and_digits():
+    # 25°C vs 25℃: tokens [25°c] vs [25℃], nothing in common -> F1 0 (a regex split gave 25,°,c vs 25,℃: 0.4)
+    assert cmrc2018_score("25°C", ["25℃"]) == (0.0, 0.0)
+    # ±6000米 vs 6000米: [±6000, 米] vs [6000, 米] -> lcs 1 (米), P 1/2, R 1/2 -> F1 0.5 (regex: 0.8)
+    assert cmrc2018_score("±6000米", ["6000米"]) == (0.0, pytest.approx(0.5))
+    # ０．３７秒 vs ０．３７: [０．３７, 秒] vs [０．３７] -> lcs 1, P 1/2, R 1 -> F1 2/3 (regex: 6/7)
+    assert cmrc2018_score("０．３７秒", ["０．３７"]) == (0.0, pytest.approx(2 / 3))
+    # don't vs do: [do, n't] vs [do] -> lcs 1, P 1/2, R 1 -> 2/3 (regex: [don't] vs [do] -> 0)
+    assert cmrc2018_score("don't", ["do"]) == (0.0, pytest.approx(2 / 3))
+    # EM keeps °/± (not in the symbol list) but drops the list's ones: "25°c" == "25°c"
+    assert cmrc2018_score("25°C", ["25°c"]) == (1.0, 1.0)
+    assert cmrc2018_score("e=mc^2", ["EMC2"]) == (1.0, 1.0)
+
+
 def test_cmrc_f1_is_longest_common_substring_not_bag():
     assert longest_common_substring_len(list("abcxbc"), list("bcab")) == 2
     # "北京上海" vs "上海北京": bag overlap 4/4 (F1 1) but the longest common substring is 2 tokens
@@ -178,3 +218,85 @@ def test_corpus_scores_report_both_tools():
     assert m["n_questions"] == 4
     with pytest.raises(ValueError):
         reading_comprehension_scores(["a"], [])
+
+
+# ------------------------------------------------------------------------------------- the script, restated
+
+#: the script's sp_char list, one entry a string as it writes them ("……" is one two-character entry)
+_SP_CHAR = ["-", ":", "_", "*", "^", "/", "\\", "~", "`", "+", "=", "，", "。", "：", "？", "！", "“", "”", "；"]
+_SP_CHAR += ["’", "《", "》", "……", "·", "、", "「", "」", "（", "）", "－", "～", "『", "』"]
+
+
+def _script_segmentation(text: str) -> list[str]:
+    """The script's mixed_segmentation(text, rm_punc=True), restated step by step."""
+    text = str(text).lower().strip()
+    out, pending = [], ""
+    for char in text:
+        if char in _SP_CHAR:
+            continue
+        if re.search("[\u4e00-\u9fa5]", char):
+            out += word_tokenize(pending, preserve_line=True) if pending else []
+            out.append(char)
+            pending = ""
+        else:
+            pending += char
+    return out + (word_tokenize(pending, preserve_line=True) if pending else [])
+
+
+def _script_lcs_len(s1: list[str], s2: list[str]) -> int:
+    table = [[0] * (len(s2) + 1) for _ in range(len(s1) + 1)]
+    for i in range(len(s1)):
+        for j in range(len(s2)):
+            if s1[i] == s2[j]:
+                table[i + 1][j + 1] = table[i][j] + 1
+    return max(max(row) for row in table)
+
+
+def _script_scores(answers: list[str], prediction: str) -> tuple[float, float]:
+    """calc_em_score and calc_f1_score of the script, restated."""
+    strip = lambda t: "".join(c for c in str(t).lower().strip() if c not in _SP_CHAR)  # noqa: E731
+    em = float(any(strip(a) == strip(prediction) for a in answers))
+    f1s = []
+    for a in answers:
+        a_segs, p_segs = _script_segmentation(a), _script_segmentation(prediction)
+        n = _script_lcs_len(a_segs, p_segs)
+        f1s.append(0.0 if n == 0 else 2 * (n / len(p_segs)) * (n / len(a_segs)) / (n / len(p_segs) + n / len(a_segs)))
+    return em, max(f1s)
+
+
+_NOISE = (
+    list("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』")
+    + list(" .,;%$&@#?!'\"()°±×·…０１．ＡＢ")
+    + ["A", "b", "7", "年", "国"]
+)
+
+
+def _perturb(rng: random.Random, text: str) -> str:
+    chars = list(text)
+    for _ in range(rng.randint(0, 4)):
+        op = rng.random()
+        if op < 0.45:
+            chars.insert(rng.randint(0, len(chars)), rng.choice(_NOISE))
+        elif op < 0.7 and chars:
+            del chars[rng.randrange(len(chars))]
+        elif chars:
+            i = rng.randrange(len(chars))
+            chars[i] = chars[i].upper() if rng.random() < 0.5 else rng.choice(_NOISE)
+    out = "".join(chars)
+    if rng.random() < 0.3 and out:  # a shifted span
+        i, j = sorted(rng.sample(range(len(out) + 1), 2))
+        out = out[i:j]
+    return out
+
+
+def test_cmrc_score_equals_the_script_restated_on_perturbed_shipped_answers():
+    path = Path(__file__).resolve().parents[2] / "data" / "mrc" / "cmrc2018" / "cmrc2018_dev.json.xz"
+    with lzma.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    golds = [[a["text"] for a in qa["answers"]] for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
+    rng = random.Random(0)
+    for answers in rng.sample(golds, 400):
+        pred = _perturb(rng, rng.choice(answers))
+        em, f1 = cmrc2018_score(pred, answers)
+        s_em, s_f1 = _script_scores(answers, pred)
+        assert em == s_em and f1 == pytest.approx(s_f1, abs=1e-12), (pred, answers)

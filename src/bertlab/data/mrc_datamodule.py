@@ -10,6 +10,12 @@ Targets (training) at the M mask positions: the answer tokens, then [SEP], then 
 ``answer_rule: first_found`` (the post), the first gold answer of the question whose tokens
 occur in that passage, else the empty answer ([SEP] only); with ``answer_rule: passage`` it
 is the passage's own answer (CMRC windows: the gold span inside the window, by position).
+``bert4keras_cleaning`` (native files; on in ``data=mrc_webqa_sogouqa``) applies bert4keras's
+example rules (:mod:`bertlab.data.mrc`): passages, also those given to ``predict``, have
+`` ``/``、``/``；``/``，`` turned into ``,``, and first_found takes the first gold answer whose
+space-separated parts all lie in the first ``max_passage_len - 1`` characters of the cleaned
+passage, its target the answer with ``,`` for each space (``answer_rule: passage``: the
+passage's own answer, by the same test and target).
 
 Evaluation feeds every passage of a question (a question's passages always share one
 batch, so one forward pass covers them); the model decodes each passage
@@ -46,6 +52,9 @@ from bertlab.data.mrc import (
     SPLITS,
     MrcQuestion,
     Passage,
+    answer_parts_in,
+    clean_passage,
+    parts_target,
     read_cmrc,
     read_native,
     split_of_question,
@@ -106,6 +115,7 @@ class MrcDataModule(CharDataModule):
         window_stride: int = 128,
         answer_rule: str = "first_found",
         skip_bad_records: bool = False,
+        bert4keras_cleaning: bool = False,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         max_train_questions: int | None = None,
@@ -123,6 +133,8 @@ class MrcDataModule(CharDataModule):
             raise ConfigError("data.source", f"must be cmrc2018 or native, got {source!r}")
         if answer_rule not in ("first_found", "passage"):
             raise ConfigError("data.answer_rule", f"must be first_found or passage, got {answer_rule!r}")
+        if bert4keras_cleaning and source != "native":
+            raise ConfigError("data.bert4keras_cleaning", f"applies to source: native only, not {source!r}")
         if max_answer_len < 2:
             raise ConfigError("data.max_answer_len", f"must be >= 2 (an answer token and [SEP]), got {max_answer_len}")
         for key in ("max_question_len", "max_passage_len", "window_stride"):
@@ -155,14 +167,14 @@ class MrcDataModule(CharDataModule):
             return out
         fixed = {"val": hp.val_files, "test": hp.test_files}
         for f in hp.files:
-            for q in read_native(self._path(f), counts, hp.skip_bad_records):
+            for q in read_native(self._path(f), counts, hp.skip_bad_records, hp.bert4keras_cleaning):
                 split = "train" if all(fixed.values()) else split_of_question(q)
                 if fixed.get(split):  # that split comes from its own files
                     split = "train"
                 out[split].append(q)
         for split, files in fixed.items():
             for f in files or ():
-                out[split] += read_native(self._path(f), counts, hp.skip_bad_records)
+                out[split] += read_native(self._path(f), counts, hp.skip_bad_records, hp.bert4keras_cleaning)
         return out
 
     def setup(self, stage: str | None = None) -> None:
@@ -251,14 +263,25 @@ class MrcDataModule(CharDataModule):
                 ids, offs = ids[: hp.max_passage_len], offs[: hp.max_passage_len]
             ans: list[int] = []
             if with_targets:
-                ans = self._target_answer(p, ids, offs, gold_ids)
+                ans = self._target_answer(p, ids, offs, gold_ids, q.answers)
                 if len(ans) > hp.max_answer_len - 1:
                     self._counts["train_answers_cut_to_max_answer_len"] += 1
                     ans = ans[: hp.max_answer_len - 1]
             passages.append(EncodedPassage(ids, offs, ans))
         return EncodedQuestion(q_ids, passages)
 
-    def _target_answer(self, p: Passage, ids: list[int], offs: list[int], gold_ids: list[list[int]]) -> list[int]:
+    def _target_answer(
+        self, p: Passage, ids: list[int], offs: list[int], gold_ids: list[list[int]], golds: Sequence[str]
+    ) -> list[int]:
+        if self.hparams.bert4keras_cleaning:
+            # the example: the first gold whose parts all lie in passage[:max_p_len - 2] (max_p_len =
+            # max_passage_len + 1), its spaces written as ","; answer_rule passage: the passage's own answer
+            seen = p.text[: self.hparams.max_passage_len - 1]
+            cands = golds if self.hparams.answer_rule == "first_found" else [p.answer] if p.answer else []
+            for g in cands:
+                if answer_parts_in(g, seen):
+                    return self._ids(parts_target(g))[0]
+            return []
         if self.hparams.answer_rule == "passage":
             if not p.answer:
                 return []
@@ -387,8 +410,8 @@ class MrcDataModule(CharDataModule):
                     ) from None
             if not isinstance(rec, Mapping) or "question" not in rec or not rec.get("passages"):
                 raise DataError("<predict input>", i + 1, "needs a 'question' and a non-empty list 'passages'")
-            ps = [Passage(p["passage"] if isinstance(p, Mapping) else str(p)) for p in rec["passages"]]
-            ps = [p for p in ps if p.text.strip()]
+            texts = [p["passage"] if isinstance(p, Mapping) else str(p) for p in rec["passages"]]
+            ps = [Passage(clean_passage(t) if self.hparams.bert4keras_cleaning else t) for t in texts if t.strip()]
             if not ps:
                 raise DataError("<predict input>", i + 1, "every passage is empty")
             qs.append(MrcQuestion(str(rec.get("id", i)), str(rec["question"]), ps, []))
