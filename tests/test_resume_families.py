@@ -42,6 +42,9 @@ COMMON = [
     "trainer.val_check_interval=1.0",
     "trainer.check_val_every_n_epoch=1",
     "callbacks.resume_checkpoint.every_n_train_steps=3",  # mid-epoch saves at steps 3, 6, 9
+    # no monitor: a checkpoint (and last.ckpt) at every validation (Lightning writes last.ckpt at an
+    # epoch end only when it saved a top-k checkpoint there), so the last validation leaves one
+    "callbacks.model_checkpoint.monitor=null",
 ]
 FAMILIES = {
     "cws": ["experiment=cws_crf", "data.max_train_chars=4000", "data.max_eval_sentences=10", "data.batch_size=4"],

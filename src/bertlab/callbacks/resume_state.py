@@ -166,7 +166,6 @@ class ResumeState(pl.Callback):
         self.seed = 0 if seed is None else int(seed)
         self.step_seed = bool(step_seed)
         self._pending_rng: dict[str, Any] | None = None
-        self._restored_metrics: dict[str, float] = {}
 
     @property
     def state_key(self) -> str:
@@ -176,10 +175,6 @@ class ResumeState(pl.Callback):
         if trainer.is_global_zero:  # data sharded by rank (bertlab.data.samplers): say the global batch
             dm_hp = getattr(getattr(trainer, "datamodule", None), "hparams", None)
             log_global_batch(trainer, getattr(dm_hp, "batch_size", None))
-        if self._restored_metrics:  # metrics logged before the interruption (newer ones replace them)
-            restored = {k: torch.tensor(v) for k, v in self._restored_metrics.items()}
-            trainer._logger_connector._callback_metrics.update(restored)
-            self._restored_metrics = {}
         fit_loop = trainer.fit_loop
         _refuse_mid_epoch_resume_of_a_plain_loader(fit_loop)
         pending = getattr(fit_loop, "_combined_loader_states_to_load", None)
@@ -238,6 +233,9 @@ class ResumeState(pl.Callback):
                 self.step_seed,
             )
         self._pending_rng = saved["rng"]
-        self._restored_metrics = saved.get("callback_metrics") or {}
+        # the metrics logged before the interruption (newer ones replace them); a run resumed
+        # after its last validation trains no more and logs nothing new
+        restored = {k: torch.tensor(v) for k, v in (saved.get("callback_metrics") or {}).items()}
+        trainer._logger_connector._callback_metrics.update(restored)
         if saved.get("last_metrics") and hasattr(pl_module, "last_metrics"):
             pl_module.last_metrics.update(saved["last_metrics"])
