@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import pytorch_lightning as pl
-import torch
 from tests.conftest import compose_cfg
 
 from bertlab.utils import checkpoint_io
@@ -172,4 +171,3 @@ def test_resume_after_any_checkpoint_equals_the_uninterrupted_run(family, tmp_pa
         assert [s for s, _ in resumed] == list(range(step + 1, 11)), f"{family} {name}: steps {resumed}"
         assert resumed == ref_steps[step:], f"{family} {name}: per-step losses differ"
         assert _quality(metrics) == _quality(ref_metrics), f"{family} {name}: final metrics differ"
-        torch.testing.assert_close(metrics["test"], ref_metrics["test"])

@@ -36,6 +36,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.interrupt import RunInterrupted
 from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
@@ -103,6 +104,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
             os.remove(stale)
         metrics, objects = _train(cfg, out_dir, ckpt_path)
+    except RunInterrupted as err:
+        status.interrupted(str(err), step=err.step, checkpoint=err.checkpoint)
+        lock.release()
+        raise
     except BaseException as err:
         user = find_user_error(err)
         status.failed(str(user) if user is not None else one_line(err))
@@ -336,7 +341,16 @@ def cli() -> None:
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
     precheck_run_dir(sys.argv[1:])  # a resume of a folder another live process writes: stop before Hydra writes
     precheck_resume(sys.argv[1:])
-    main()
+    try:
+        main()
+    except RunInterrupted as err:
+        run = os.path.dirname(os.path.dirname(err.checkpoint or ""))
+        print(
+            f"bertlab: {err}; resume with the same overrides and ckpt_path=last hydra.run.dir={run}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(err.exit_code)
     if FAILED_JOBS:
         print(
             f"bertlab: error: {len(FAILED_JOBS)} job(s) of the multirun failed (see their status.json)",

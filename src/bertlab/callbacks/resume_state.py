@@ -166,12 +166,23 @@ class ResumeState(pl.Callback):
         self.seed = 0 if seed is None else int(seed)
         self.step_seed = bool(step_seed)
         self._pending_rng: dict[str, Any] | None = None
+        self._restored_metrics: dict[str, float] = {}
 
     @property
     def state_key(self) -> str:
         return "ResumeState"
 
+    def _put_back_metrics(self, trainer: pl.Trainer) -> None:
+        if self._restored_metrics:
+            restored = {k: torch.tensor(v) for k, v in self._restored_metrics.items()}
+            trainer._logger_connector._callback_metrics.update(restored)
+            self._restored_metrics = {}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._put_back_metrics(trainer)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._put_back_metrics(trainer)
         if trainer.is_global_zero:  # data sharded by rank (bertlab.data.samplers): say the global batch
             dm_hp = getattr(getattr(trainer, "datamodule", None), "hparams", None)
             log_global_batch(trainer, getattr(dm_hp, "batch_size", None))
@@ -233,9 +244,9 @@ class ResumeState(pl.Callback):
                 self.step_seed,
             )
         self._pending_rng = saved["rng"]
-        # the metrics logged before the interruption (newer ones replace them); a run resumed
-        # after its last validation trains no more and logs nothing new
-        restored = {k: torch.tensor(v) for k, v in (saved.get("callback_metrics") or {}).items()}
-        trainer._logger_connector._callback_metrics.update(restored)
+        # the metrics logged before the interruption (newer ones replace them): a run resumed after
+        # its last validation trains no more and logs nothing new. Put back at on_fit_start (Lightning
+        # resets its metrics after restoring callbacks), or at on_train_start when restored later
+        self._restored_metrics = dict(saved.get("callback_metrics") or {})
         if saved.get("last_metrics") and hasattr(pl_module, "last_metrics"):
             pl_module.last_metrics.update(saved["last_metrics"])

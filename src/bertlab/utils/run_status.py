@@ -50,6 +50,10 @@ class RunStatus:
     def done(self, **extra: Any) -> None:
         self._write("done", finished=_now(), **extra)
 
+    def interrupted(self, reason: str, **extra: Any) -> None:
+        """Stopped on a signal after saving a resumable checkpoint (``ckpt_path=last`` goes on)."""
+        self._write("interrupted", finished=_now(), error=reason, **extra)
+
     def failed(self, error: BaseException | str, **extra: Any) -> None:
         msg = error if isinstance(error, str) else one_line(error)
         self._write("failed", finished=_now(), error=msg, **extra)
