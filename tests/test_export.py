@@ -149,3 +149,38 @@ def test_bertlab_fine_tunes_from_the_exported_folder(exported, tmp_path):
     got = encoder.embeddings.position_embeddings.weight.detach()
     # two Adam steps move each weight by at most ~2 lr: the run started from the exported weights
     assert (got - start).abs().max() < 10 * cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("unshared", [False, True])
+def test_albert_encoders_export_and_conditioned_ones_are_refused(unshared, tmp_path):
+    """A fresh ALBERT tagger (no training), shared or unshared into independent layers (a plain
+    AlbertModel with num_hidden_groups = num_hidden_layers): AutoModel gives its hidden states.
+    Conditional layer norms (the generation task) have no HF class: refused in one line."""
+    from transformers import AutoModel
+
+    from bertlab.nn.conditioning import condition_layer_norms
+    from bertlab.tasks.sequence_labeling import SequenceLabelingModule
+
+    vocab = ROOT / "data" / "vocab" / "bert-base-chinese"
+    encoder = {
+        "model_type": "albert",
+        "vocab_file": str(vocab / "vocab.txt"),
+        "config_file": str(vocab / "bert_config.json"),
+        "num_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "embedding_size": 16,
+        "albert_unshared": unshared,
+    }
+    model = SequenceLabelingModule(encoder, {"type": "crf"}, {"_target_": "torch.optim.Adam", "lr": 1e-3}).eval()
+    hf_encoder(model, "x.ckpt").save_pretrained(tmp_path)
+    plain = AutoModel.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[101, 2769, 812, 102]])
+    with torch.no_grad():
+        want = model.encoder(input_ids=ids).last_hidden_state
+        assert type(plain).__name__ == "AlbertModel" and plain.config.num_hidden_groups == (2 if unshared else 1)
+        assert torch.allclose(plain(input_ids=ids).last_hidden_state, want, atol=1e-5)
+    condition_layer_norms(model.encoder, cond_dim=4)
+    with pytest.raises(CheckpointError, match=r"x.ckpt: its encoder is not a plain AlbertModel \(\d+ weights HF's"):
+        hf_encoder(model, "x.ckpt")

@@ -26,9 +26,10 @@
   checkpoint's folder, the command from the run's ``.hydra/overrides.yaml``, the config).
 
 The checkpoint is verified first (:func:`bertlab.runs.load_run`: CRC, finite weights, a
-bertlab run); an encoder whose weights do not load into a plain HF model (ALBERT unshared
-into independent layers, conditional layer norms of the generation task) is refused in one
-line, as is an ``out`` that exists and is not empty (unless ``overwrite=true``). The folder
+bertlab run). An encoder whose weights do not load into a plain HF model (the conditional
+layer norms of the generation task) is refused in one line, as is an ``out`` that exists
+and is not empty (unless ``overwrite=true``); ALBERT unshared into independent layers is a
+plain ``AlbertModel`` (``num_hidden_groups = num_hidden_layers``) and exports. The folder
 is written beside ``out`` under a temporary name and renamed into place only when complete.
 """
 
@@ -226,7 +227,7 @@ def hf_encoder(model: torch.nn.Module, ckpt_path: str) -> torch.nn.Module:
         what = what or f"{len(missing)} of its weights missing (e.g. {missing[0]})"
         raise CheckpointError(
             f"ckpt_path: {ckpt_path}: its encoder is not a plain {base_cls.__name__} ({what}; "
-            "e.g. encoder.albert_unshared or conditional layer norms): not exportable in Hugging Face format"
+            "e.g. conditional layer norms): not exportable in Hugging Face format"
         )
     return plain.float().eval()
 
