@@ -35,6 +35,7 @@ is written beside ``out`` under a temporary name and renamed into place only whe
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -45,10 +46,10 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bertlab.data.tokenization import CharTokenizer
-from bertlab.nn.encoders import _model_classes, resolve_vocab_file
+from bertlab.nn.encoders import _model_classes
 from bertlab.runs import load_run
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text, temp_path_for
 from bertlab.utils.cli_checks import check_output_dir
@@ -183,10 +184,20 @@ def build_char_tokenizer(tokenizer: CharTokenizer):
     return tok
 
 
+@functools.lru_cache(maxsize=4)
+def _tokenizer_json(vocab_file: str, mtime_ns: int, keep_ids: tuple[int, ...] | None) -> str:
+    """build_char_tokenizer's JSON (the scan of every code point takes seconds: once a process)."""
+    return build_char_tokenizer(
+        CharTokenizer(vocab_file, keep_ids=None if keep_ids is None else list(keep_ids))
+    ).to_str()
+
+
 def write_tokenizer(out_dir: str, tokenizer: CharTokenizer, max_length: int) -> None:
     """vocab.txt, tokenizer.json and tokenizer_config.json (see the module doc)."""
     atomic_write_text(os.path.join(out_dir, "vocab.txt"), "\n".join(tokenizer.tokens) + "\n")
-    build_char_tokenizer(tokenizer).save(os.path.join(out_dir, "tokenizer.json"))
+    keep = None if tokenizer.keep_ids is None else tuple(tokenizer.keep_ids)
+    text = _tokenizer_json(tokenizer.vocab_file, os.stat(tokenizer.vocab_file).st_mtime_ns, keep)
+    atomic_write_text(os.path.join(out_dir, "tokenizer.json"), text)
     specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]"}
     if "[MASK]" in tokenizer.vocab:
         specials["mask_token"] = "[MASK]"
@@ -258,8 +269,6 @@ def _command(run_dir: str) -> str | None:
     path = os.path.join(run_dir, ".hydra", "overrides.yaml")
     if not os.path.isfile(path):
         return None
-    from omegaconf import OmegaConf
-
     overrides = OmegaConf.to_container(OmegaConf.load(path))
     return " ".join(["python -m bertlab.train", *(str(o) for o in overrides or [])])
 
@@ -319,13 +328,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if not os.path.isdir(os.path.dirname(out)):
         raise ConfigError("out", f"{out}: the folder {os.path.dirname(out)} does not exist")
     model, datamodule, saved = load_run(str(cfg.ckpt_path))
-    from omegaconf import OmegaConf
-
     saved = OmegaConf.to_container(saved, resolve=False)
     encoder = hf_encoder(model, cfg.ckpt_path)
-    tokenizer = datamodule.tokenizer or CharTokenizer(
-        resolve_vocab_file(model.hparams.encoder), keep_ids=model.hparams.get("vocab_keep_ids")
-    )
+    tokenizer = datamodule.ensure_tokenizer()  # the run's vocab file and kept ids
     if len(tokenizer) != encoder.config.vocab_size:
         raise CheckpointError(
             f"ckpt_path: {cfg.ckpt_path}: {len(tokenizer)} vocab tokens but {encoder.config.vocab_size} embedding rows"
