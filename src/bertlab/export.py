@@ -50,7 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.nn.encoders import _model_classes
-from bertlab.runs import load_run
+from bertlab.runs import load_run, read_checkpoint
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text, temp_path_for
 from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.errors import CheckpointError, ConfigError
@@ -341,8 +341,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": os.path.abspath(str(cfg.ckpt_path)),
         "task": saved["model"]["_target_"],
         "model_type": encoder.config.model_type,
-        # the step, from the verified file (mmap: no second copy of the weights)
-        "global_step": torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step"),
+        "global_step": read_checkpoint(str(cfg.ckpt_path)).get("global_step"),  # verified already: no 2nd CRC pass
         "command": _command(run_dir),
         "metrics": _read_json(os.path.join(run_dir, "metrics.json")),
         "config": saved,
