@@ -73,3 +73,36 @@ def make_cfg(tmp_path):
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+#: a tiny CWS+CRF run (1 layer of width 32, a few steps on a slice of the data, the trimmed
+#: corpus vocabulary): real checkpoints for tests/test_checkpoint_verify.py and tests/test_export.py
+TINY_CWS_RUN = [
+    "experiment=cws_crf",
+    "debug=default",
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "data.max_eval_sentences=8",
+    "data.max_train_chars=3000",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.transition_heatmap=null",
+    "threads=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_cws_run(tmp_path_factory) -> Path:
+    """The run folder of :data:`TINY_CWS_RUN`, trained once per session (~20 s on one core):
+    ``checkpoints/last.ckpt``, ``checkpoints/best-step*.ckpt``, ``metrics.json``. Copy what you
+    change."""
+    from bertlab.train import train
+
+    out = tmp_path_factory.mktemp("tiny_cws_run")
+    train(compose_cfg(out, TINY_CWS_RUN))
+    GlobalHydra.instance().clear()
+    return out
