@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-crf-mechanism reproduce-ner reproduce-ner-pd reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean
+.PHONY: help install lint format train test test-fast bench report reproduce-crf reproduce-crf-claim reproduce-crf-mechanism reproduce-ner reproduce-ner-pd reproduce-triples reproduce-albert reproduce-mrc reproduce-orthogonality reproduce-pretrain reproduce-generation bench-generate pretrain clean clean-logs
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,12 +46,13 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end ones
 bench: $(STAMP)  ## CRF benchmark against pytorch-crf
 	$(PY) scripts/bench_crf.py $(ARGS)
 
-report: $(STAMP)  ## markdown table + PNG of a multirun folder (DIR=multirun/<date>/<time> [ARGS="--metric val/f1"])
-	@test -n "$(DIR)" || { echo "usage: make report DIR=<multirun folder>"; exit 2; }
+report: $(STAMP)  ## report.md + PNGs of a multirun or Optuna sweep: per job, per seed group (mean ± std), curves (DIR=logs/<task>/multiruns/<time>_<pid> [ARGS="--metric val/f1"])
+	@test -n "$(DIR)" || { echo "usage: make report DIR=logs/<task>/multiruns/<time>_<pid>"; exit 2; }
 	$(PY) -m bertlab.report $(DIR) $(ARGS)
 
 # reproduce one post: `python -m bertlab.reproduce <name>` (list: python -m bertlab.reproduce list).
-# ARGS: Hydra overrides of every training; DRY=1 prints the commands only
+# ARGS: Hydra overrides of every training; DRY=1 prints the commands only. Tables go under logs/;
+# a table of docs/ is rewritten only by an explicit `python -m bertlab.reproduce <name> --out docs/<file>`
 REPRODUCE = $(PY) -m bertlab.reproduce
 DRY_FLAG = $(if $(DRY),--dry-run)
 OVERRIDES = $(if $(ARGS),-- $(ARGS))
@@ -65,23 +66,23 @@ reproduce-crf-claim: $(STAMP)  ## the CRF post's main claim: lr 1e-5, pretrained
 reproduce-crf-mechanism: $(STAMP)  ## CRF mechanism (post 1), layer-1 setting, CRF x1..x1000 (claim setting: python -m bertlab.reproduce crf_mechanism --setting claim)
 	$(REPRODUCE) crf_mechanism $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-ner: $(STAMP)  ## Resume NER: CRF x1/x10/x100, softmax, MEMM, 3 seeds, <= 8 min a run -> docs/ner.md
+reproduce-ner: $(STAMP)  ## Resume NER: CRF x1/x10/x100, softmax, MEMM, 3 seeds, <= 8 min a run -> <sweep folder>/ner.md (the docs' table: python -m bertlab.reproduce ner --out docs/ner.md)
 	$(REPRODUCE) ner $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-ner-pd: $(STAMP)  ## People's Daily NER: the same arms -> docs/ner_peoples_daily.md
+reproduce-ner-pd: $(STAMP)  ## People's Daily NER: the same arms -> <sweep folder>/ner_peoples_daily.md (--out docs/ner_peoples_daily.md)
 	$(REPRODUCE) ner_pd $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-triples: $(STAMP)  ## triple extraction (post 5): scratch, overfit check (+ pretrained if present) -> logs/reproduce/triples/results.md
 	$(REPRODUCE) triples $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2): sentiment and triples, 3 seeds -> docs/albert_{unshared,triples}.md
+reproduce-albert: $(STAMP)  ## ALBERT shared vs unshared (post 2): sentiment and triples, 3 seeds -> <sweep folder>/albert_{unshared,triples}.md (--out docs/...)
 	$(REPRODUCE) albert $(DRY_FLAG) $(OVERRIDES)
 	$(REPRODUCE) albert_triples $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> docs/orthogonality.md
+reproduce-orthogonality: $(STAMP)  ## orthogonality regularisers (post 4): none / SOM x2 weights / soft / biggan, 3 seeds -> <sweep folder>/orthogonality.md (--out docs/orthogonality.md)
 	$(REPRODUCE) orthogonality $(DRY_FLAG) $(OVERRIDES)
 
-reproduce-pretrain: $(STAMP)  ## CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds (issue 5) -> docs/pretrain_compare.md
+reproduce-pretrain: $(STAMP)  ## CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds (issue 5) -> <sweep folder>/pretrain_compare.md (--out docs/pretrain_compare.md)
 	$(REPRODUCE) pretrain $(DRY_FLAG) $(OVERRIDES)
 
 reproduce-mrc: $(STAMP)  ## reading comprehension (post 6) on CMRC 2018: MLM vs UniLM seq2seq reader, memorisation, held out (pretrained if present), speed -> logs/reproduce/mrc/results.md
@@ -104,5 +105,16 @@ pretrain: $(STAMP)  ## MLM-pretrain the shipped small BERT and ALBERT (<= 24 min
 	$(PY) -m bertlab.train experiment=pretrain_albert export_dir=data/pretrained/albert_small $(ARGS); rc=$$?; \
 	wait $$pid && exit $$rc
 
-clean:  ## remove logs and caches (not the venv)
-	rm -rf logs .pytest_cache
+clean:  ## remove caches only (.pytest_cache, .ruff_cache, __pycache__); never logs/ (runs, checkpoints, sweeps)
+	rm -rf .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# deleting results names what it deletes and needs CONFIRM=1
+LOGS ?= logs
+clean-logs:  ## DELETE every run, checkpoint and sweep under logs/ (LOGS=...): prints the folder; deletes only with CONFIRM=1
+	@test -e "$(LOGS)" || { echo "$(LOGS): nothing to delete"; exit 0; }; \
+	if [ "$(CONFIRM)" != 1 ]; then \
+	  echo "would delete $$(cd "$(LOGS)" && pwd) ($$(du -sh "$(LOGS)" | cut -f1): every run, checkpoint and sweep in it)"; \
+	  echo "run: make clean-logs CONFIRM=1"; exit 2; \
+	fi; \
+	echo "deleting $$(cd "$(LOGS)" && pwd) ($$(du -sh "$(LOGS)" | cut -f1))"; rm -rf "$(LOGS)"

@@ -149,3 +149,62 @@ def test_failed_job_shows_its_recorded_reason(multirun):
     )
     md = render_markdown(build_report(multirun))
     assert "- job 1: no metrics.json (the job did not finish): data/x.txt:3: empty word" in md
+
+
+def _optuna_job(root: Path, num: int, lr: str, seed: int, f1s: list[float], done: bool) -> None:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(
+        f"- optimizer.lr={lr}\n- seed={seed}\n- hparams_search=cws_optuna\n- experiment=cws_crf\n", encoding="utf-8"
+    )
+    (job / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  sweeper:\n    params:\n      optimizer.lr: tag(log, interval(1e-4, 1e-2))\n      seed: choice(1, 2)\n",
+        encoding="utf-8",
+    )
+    (job / "csv").mkdir()
+    rows = [f"{e},{10 * e + 9},,{f1},\n" for e, f1 in enumerate(f1s)]
+    (job / "csv" / "metrics.csv").write_text(CSV_HEADER + "".join(rows), encoding="utf-8")
+    if done:
+        (job / "metrics.json").write_text(json.dumps({"val/f1": f1s[-1], "test": {"f1": f1s[-1] - 0.1}}))
+
+
+def test_an_optuna_sweep_folder_is_reported_with_groups_over_seeds_and_their_curves(tmp_path, capsys):
+    """An Optuna sweep folder (no multirun.yaml): the jobs' overrides give the table; jobs alike
+    but for their seed form a group with n, seeds and mean ± std; every group's learning curve
+    is drawn (report_curve.png); Optuna's best trial is stated."""
+    root = tmp_path / "study"
+    _optuna_job(root, 0, "0.001", 1, [0.5, 0.7], True)
+    _optuna_job(root, 1, "0.001", 2, [0.6, 0.9], True)
+    _optuna_job(root, 2, "0.01", 1, [0.2, 0.4], True)
+    _optuna_job(root, 3, "0.01", 2, [0.3], False)  # killed: no metrics.json
+    (root / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  optimizer.lr: 0.001\n  seed: 2\nbest_value: 0.9\n", encoding="utf-8"
+    )
+    report = build_report(root)
+    assert report.swept_keys == ["optimizer.lr", "seed"]
+    assert report.sweep == ["optimizer.lr=tag(log, interval(1e-4, 1e-2))", "seed=choice(1, 2)"]
+    g1, g2 = report.groups
+    assert (g1["group"], g1["n"], g1["failed"], g1["seeds"]) == ("optimizer.lr=0.001", 2, 0, ["1", "2"])
+    assert g1["final"] == [0.7, 0.9] and g2["n"] == 1 and g2["failed"] == 1
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.startswith(f"# Optuna sweep report: `{root}`")
+    assert "Optuna's best trial (optimization_results.yaml): 0.9000 (optimizer.lr=0.001, seed=2)." in md
+    assert (
+        "| optimizer.lr=0.001 | 2 | 1, 2 | 0.8000 ± 0.1414 | 0.8000 ± 0.1414 | 0.5500 ± 0.0707 | 0.7000 ± 0.1414 |"
+        in md
+    )
+    assert "| optimizer.lr=0.01 | 1 (1 failed) | 1 | 0.4000 | 0.4000 | 0.2000 | 0.3000 |" in md
+    assert (out / "report_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "report_curve.png" in md and md in capsys.readouterr().out
+
+
+def test_a_plain_multirun_without_seeds_has_no_group_table(multirun):
+    report = build_report(multirun)
+    assert [g["group"] for g in report.groups] == [
+        "optimizer.lr_multipliers.crf=1",
+        "optimizer.lr_multipliers.crf=10",
+        "optimizer.lr_multipliers.crf=100",
+    ]
+    assert "Groups (jobs alike" not in render_markdown(report)

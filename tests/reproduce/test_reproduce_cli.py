@@ -141,9 +141,10 @@ def test_dry_run_prints_the_commands_and_runs_nothing(name, monkeypatch, capsys,
         assert line.startswith(("python ", "if ")), line
         for part in parts:
             assert part in line + " ", (part, line)
-        if "bertlab.train" in line and "experiment=sentiment_cls" not in line:  # the classifier: --cls-args
+        if "bertlab.train" in line:
             assert line.removesuffix("; fi").endswith(" threads=1")  # the overrides reach every training
     assert last.startswith("# then the table -> ") and last.endswith(".md")
+    assert "/docs/" not in last and not last.removeprefix("# then the table -> ").startswith("docs/")
     after = sorted(p.name for p in (ROOT / "logs").glob("*")) if (ROOT / "logs").is_dir() else []
     assert after == before  # no folder was made
 
@@ -253,16 +254,64 @@ def test_ner_arms_compose(make_cfg):
     assert {g[2:] for g in got} == {("resume", "00:00:08:00")} and len(ARMS) == 5
 
 
-def test_generation_classifier_gets_its_own_overrides_and_folders(capsys):
+def test_generation_overrides_reach_the_classifier_and_the_evaluation(capsys):
+    """The overrides after -- reach every training, the classifier's too (its --cls-args after
+    them, so they win), and the held-out evaluation gets those bertlab.evaluate takes."""
     argv = ["generation", "--dry-run", "--dir", "g", "--cls-dir", "c", "--cls-args", "threads=1 trainer.max_epochs=1"]
-    assert main([*argv, "--", "threads=2"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main([*argv, "--", "threads=2", "trainer.accelerator=cpu", "encoder.num_layers=1"]) == 0
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
     assert lines[0] == (
         "if ! [ -f c/metrics.json ]; then python -m bertlab.train experiment=sentiment_cls hydra.run.dir=c "
-        "threads=1 trainer.max_epochs=1; fi"
+        "threads=2 trainer.accelerator=cpu encoder.num_layers=1 threads=1 trainer.max_epochs=1; fi"
     )
-    assert "'model.control_classifier_ckpt=c/checkpoints/best-*.ckpt' hydra.run.dir=g/scratch threads=2" in lines[1]
+    assert (
+        "'model.control_classifier_ckpt=c/checkpoints/best-*.ckpt' hydra.run.dir=g/scratch threads=2 "
+        "trainer.accelerator=cpu encoder.num_layers=1" in lines[1]
+    )
+    evaluate = next(line for line in lines if "bertlab.evaluate" in line)
+    assert evaluate.endswith("+data.overfit_texts=null hydra.run.dir=g/overfit_heldout trainer.accelerator=cpu")
+    assert "bertlab.evaluate takes no threads=2 encoder.num_layers=1" in out.err
     assert lines[-1] == f"# then the table -> {ROOT / 'g' / 'results.md'}"
+
+
+def test_evaluate_takes_the_keys_of_its_config():
+    from bertlab.reproduce.base import evaluate_overrides
+
+    taken, left = evaluate_overrides(
+        [
+            "trainer.devices=1",
+            "+trainer.x=1",
+            "logger=csv",
+            "paths.log_dir=/x",
+            "hydra.run.dir=d",
+            "threads=1",
+            "data.max_len=64",
+            "optimizer.lr=1e-3",
+            "seed=3",
+        ]
+    )
+    assert taken == ["trainer.devices=1", "+trainer.x=1", "logger=csv", "paths.log_dir=/x", "hydra.run.dir=d"]
+    assert left == ["threads=1", "data.max_len=64", "optimizer.lr=1e-3", "seed=3"]
+
+
+@pytest.mark.parametrize("name", ["albert", "albert_triples", "ner", "ner_pd", "orthogonality", "pretrain"])
+def test_seed_sweep_tables_go_into_their_sweep_folder_and_into_docs_only_by_out(name, capsys):
+    assert main([name, "--dry-run", "--sweep-dir", "logs/x/s"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"# then the table -> {ROOT / 'logs/x/s'}/{name_of(name)}"
+    assert main([name, "--dry-run", "--multirun", "/tmp/m"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"# then the table -> /tmp/m/{name_of(name)}"
+    assert main([name, "--dry-run", "--out", f"docs/{name_of(name)}"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"# then the table -> docs/{name_of(name)}"
+    assert f"--out docs/{name_of(name)}" in get(name).table
+
+
+def name_of(name: str) -> str:
+    return {
+        "albert": "albert_unshared.md",
+        "ner_pd": "ner_peoples_daily.md",
+        "pretrain": "pretrain_compare.md",
+    }.get(name, f"{name}.md")
 
 
 def test_albert_triples_table_pairs_epoch1_f1_and_time_by_seed(tmp_path):

@@ -2,7 +2,11 @@
 
 A multirun folder, as ``python -m bertlab.train -m ...`` leaves it::
 
-    <dir>/multirun.yaml                      the sweep's hydra config (overrides as typed)
+    <dir>/multirun.yaml                      the sweep's hydra config (overrides as typed);
+                                             an Optuna sweep (hparams_search=...) has none:
+                                             its search space is read from a job's
+                                             .hydra/hydra.yaml (hydra.sweeper.params) and
+                                             the study's best from optimization_results.yaml
     <dir>/<job>/.hydra/overrides.yaml        the job's own overrides (``key=value`` list)
     <dir>/<job>/metrics.json                 written by bertlab.train when the job succeeds
     <dir>/<job>/csv/metrics.csv              Lightning's CSVLogger history (may be partial)
@@ -23,6 +27,12 @@ For the chosen metric (default ``val/f1``) every job gets
 
 The swept parameters are the override keys whose value differs between jobs (all keys
 when there is a single job); keys common to all jobs are listed above the table.
+
+Jobs that differ only in their ``seed`` form a **group** (its non-seed swept overrides): every
+group gets ``n`` (its finished jobs), its seeds, and mean ± std over them of final / best /
+epoch-1 and the test metrics (a table under the jobs' one, when some group has several jobs),
+and its learning curve (``report_curve.png``: the metric per epoch, a thin line per job and a
+thick one per group, the mean over its seeds; :func:`plot_curves`).
 """
 
 from __future__ import annotations
@@ -31,12 +41,15 @@ import csv
 import json
 import math
 import os
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bertlab.utils.atomic import atomic_write_text
 from bertlab.utils.errors import ConfigError, DataError
 
 __all__ = [
@@ -44,12 +57,17 @@ __all__ = [
     "MultirunReport",
     "load_multirun",
     "build_report",
+    "epoch_values",
+    "mean_std",
+    "plot_curves",
     "render_markdown",
     "plot_report",
     "write_report",
 ]
 
 _MODES = ("auto", "max", "min")
+#: the override whose values a group averages over
+SEED_KEY = "seed"
 
 
 @dataclass
@@ -82,6 +100,8 @@ class MultirunReport:
     test_keys: list[str]
     jobs: list[JobResult]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)  #: jobs alike but for their seed
+    optuna: dict[str, Any] | None = None  #: an Optuna sweep's optimization_results.yaml
 
 
 # --------------------------------------------------------------------------- reading
@@ -163,25 +183,41 @@ def _read_job(path: Path) -> JobResult:
     return JobResult(path.name, path, overrides, params, metrics, history, failure)
 
 
+def _sweeper_params(job_dir: Path) -> list[str]:
+    """``hydra.sweeper.params`` of a job's ``.hydra/hydra.yaml`` as ``key=value`` (an Optuna
+    sweep's search space); [] when there is none."""
+    path = job_dir / ".hydra" / "hydra.yaml"
+    cfg = _read_yaml(path) if path.is_file() else None
+    try:
+        params = cfg["hydra"]["sweeper"]["params"] or {}
+    except (KeyError, TypeError):
+        return []
+    return [f"{k}={v}" for k, v in params.items()] if isinstance(params, dict) else []
+
+
 def load_multirun(path: str | os.PathLike) -> tuple[list[str], list[JobResult]]:
-    """The sweep's overrides (from ``multirun.yaml``) and its jobs, in job-number order.
+    """The sweep's overrides (from ``multirun.yaml``; an Optuna sweep, which has none: its
+    search space) and its jobs, in job-number order.
 
     Raises:
-        DataError: not a folder, no ``multirun.yaml``, or no job folder (``<n>/.hydra``).
+        DataError: not a folder, or no job folder (``<n>/.hydra``) in it.
     """
     root = Path(path)
     if not root.is_dir():
         raise DataError(root, None, "not a folder (expected a Hydra multirun folder)")
-    myaml = root / "multirun.yaml"
-    if not myaml.is_file():
-        raise DataError(root, None, "not a Hydra multirun folder: no multirun.yaml in it")
-    cfg = _read_yaml(myaml) or {}
-    sweep: list[str] = []
-    try:
-        sweep = [str(o) for o in (cfg["hydra"]["overrides"]["task"] or [])]
-    except (KeyError, TypeError):
-        pass
     job_dirs = sorted((p for p in root.iterdir() if p.is_dir() and (p / ".hydra").is_dir()), key=_job_sort_key)
+    myaml = root / "multirun.yaml"
+    if not myaml.is_file() and not job_dirs:
+        raise DataError(root, None, "not a Hydra multirun folder: no multirun.yaml and no job folder (<job>/.hydra/)")
+    sweep: list[str] = []
+    if myaml.is_file():
+        cfg = _read_yaml(myaml) or {}
+        try:
+            sweep = [str(o) for o in (cfg["hydra"]["overrides"]["task"] or [])]
+        except (KeyError, TypeError):
+            pass
+    elif job_dirs:
+        sweep = _sweeper_params(job_dirs[0])
     if not job_dirs:
         raise DataError(root, None, "Hydra multirun folder without any job folder (<job>/.hydra/)")
     return sweep, [_read_job(p) for p in job_dirs]
@@ -278,7 +314,50 @@ def build_report(path: str | os.PathLike, metric: str = "val/f1", mode: str = "a
         for k in report.test_keys:
             row[f"test/{k}"] = _to_float(test.get(k)) if isinstance(test, dict) else None
         report.rows.append(row)
+    report.groups = _groups(report)
+    results = Path(path) / "optimization_results.yaml"
+    if results.is_file():
+        report.optuna = _read_yaml(results) or {}
     return report
+
+
+def group_label(params: dict[str, Any], keys: Sequence[str]) -> str:
+    """``"k=v, k2=v2"`` of the non-seed swept keys (``all`` when there is none)."""
+    return ", ".join(f"{k}={params.get(k)}" for k in keys if k != SEED_KEY) or "all"
+
+
+def _groups(report: MultirunReport) -> list[dict[str, Any]]:
+    """One entry per group of jobs alike but for their seed, in the order of their first job."""
+    groups: dict[str, dict[str, Any]] = {}
+    for job, row in zip(report.jobs, report.rows):
+        g = groups.setdefault(
+            group_label(job.params, report.swept_keys),
+            {"group": group_label(job.params, report.swept_keys), "jobs": [], "rows": []},
+        )
+        g["jobs"].append(job)
+        g["rows"].append(row)
+    for g in groups.values():
+        ok = [r for r in g["rows"] if r["status"] == "ok"]
+        g["n"] = len(ok)
+        g["failed"] = len(g["rows"]) - len(ok)
+        g["seeds"] = [j.params.get(SEED_KEY, "-") for j, r in zip(g["jobs"], g["rows"]) if r["status"] == "ok"]
+        for key in ("final", "best", "epoch1", *(f"test/{k}" for k in report.test_keys)):
+            g[key] = [r.get(key) for r in ok]
+    return list(groups.values())
+
+
+def epoch_values(job: JobResult, metric: str) -> list[tuple[Any, float]]:
+    """``(epoch, value)`` for every CSV history row that holds ``metric``, in order."""
+    return [(r.get("epoch"), r[metric]) for r in job.history if metric in r]
+
+
+def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
+    """``"mean ± std"`` of the values that are not None (one value: the value; none: ``-``)."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    mean = format(statistics.mean(vals) * scale, fmt)
+    return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt.replace('+', ''))}"
 
 
 # --------------------------------------------------------------------------- writing
@@ -293,10 +372,17 @@ def _cell(v: Any) -> str:
 def render_markdown(report: MultirunReport) -> str:
     """The report as markdown: a short header, the table, then the failed jobs' reasons."""
     m = report.metric
-    lines = [f"# Multirun report: `{report.path}`", ""]
+    optuna = report.optuna is not None
+    lines = [f"# {'Optuna sweep' if optuna else 'Multirun'} report: `{report.path}`", ""]
     if report.sweep:
-        lines.append("Sweep: `" + " ".join(report.sweep) + "`")
+        lines.append(("Search space" if optuna else "Sweep") + ": `" + " ".join(report.sweep) + "`")
         lines.append("")
+    if optuna and "best_value" in report.optuna:
+        best = ", ".join(f"{k}={v}" for k, v in (report.optuna.get("best_params") or {}).items())
+        lines += [
+            f"Optuna's best trial (optimization_results.yaml): {_cell(report.optuna['best_value'])} ({best}).",
+            "",
+        ]
     if report.common:
         lines.append("Common overrides: " + ", ".join(f"`{k}={v}`" for k, v in report.common.items()))
         lines.append("")
@@ -339,6 +425,8 @@ def render_markdown(report: MultirunReport) -> str:
             f"Best `{m}`: {top['best']:.4f} (job {top['job']}{': ' + params if params else ''}, "
             f"epoch {top['best_epoch']}).",
         ]
+    if len(report.groups) < len(report.jobs):
+        lines += ["", *_group_table(report)]
     failed = [j for j in report.jobs if not j.ok]
     if failed:
         lines += ["", "Failed jobs:", ""] + [f"- job {j.name}: {j.failure}" for j in failed]
@@ -350,6 +438,25 @@ def render_markdown(report: MultirunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _group_table(report: MultirunReport) -> list[str]:
+    """The groups (jobs alike but for their seed): n, seeds, mean ± std over the finished jobs."""
+    m = report.metric
+    tests = [f"test/{k}" for k in report.test_keys]
+    head = ["group", "n", "seeds", f"final {m}", f"best {m}", f"epoch-1 {m}", *tests]
+    lines = [
+        f"Groups (jobs alike but for `{SEED_KEY}`): mean ± std over their finished jobs.",
+        "",
+        "| " + " | ".join(_cell(h) for h in head) + " |",
+        "|---|---:|---|" + "---:|" * (len(head) - 3),
+    ]
+    for g in report.groups:
+        n = f"{g['n']}" + (f" ({g['failed']} failed)" if g["failed"] else "")
+        cells = [_cell(g["group"]), n, ", ".join(map(str, g["seeds"])) or "-"]
+        cells += [mean_std(g[k], fmt=".4f") for k in ("final", "best", "epoch1", *tests)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _short_label(report: MultirunReport, row: dict[str, Any]) -> str:
     parts = [f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in report.swept_keys]
     return "\n".join([f"job {row['job']}", *parts])
@@ -357,10 +464,9 @@ def _short_label(report: MultirunReport, row: dict[str, Any]) -> str:
 
 def plot_report(report: MultirunReport, path: str | os.PathLike) -> None:
     """A bar chart of the best and final metric per job (failed jobs: no bars, marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from bertlab.reporting.plots import save_figure
 
     n = len(report.rows)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * n + 1.5), 4.0))
@@ -390,15 +496,60 @@ def plot_report(report: MultirunReport, path: str | os.PathLike) -> None:
     ax.set_title(f"{report.metric} per job ({report.mode} is best)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
-def write_report(report: MultirunReport, out_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.png`` into ``out_dir`` (default: the multirun folder)."""
+def plot_curves(
+    jobs: Sequence[JobResult],
+    rows: Sequence[dict[str, Any]],
+    out: Path,
+    metric: str,
+    label: str,
+    *,
+    arms: Sequence[str] | None = None,
+) -> Path | None:
+    """``metric`` after every epoch (x = epoch number, 1-based) of every run that finished,
+    grouped by the ``arm`` and ``seed`` of its row, as ``<out stem>_curve.png``; None when no
+    run logged it."""
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {a: {} for a in arms or []}
+    for job, r in zip(jobs, rows, strict=True):
+        points = [(int(e) + 1, float(v)) for e, v in epoch_values(job, metric) if e is not None]
+        if points and not r.get("failed"):
+            curves.setdefault(str(r["arm"]), {})[str(r.get("seed"))] = points
+    curves = {a: seeds for a, seeds in curves.items() if seeds}
+    if not curves:
+        return None
+    import matplotlib.pyplot as plt
+
+    from bertlab.reporting.plots import arm_curves_png
+
+    png = out.with_name(out.stem + "_curve.png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plt.close(arm_curves_png(curves, str(png), title=f"{label} per epoch ({out.stem})", ylabel=label))
+    return png
+
+
+def write_report(report: MultirunReport, out_dir: str | os.PathLike | None = None) -> tuple[Path, ...]:
+    """Write ``report.md``, ``report.png`` (best and final metric per job) and, when a job
+    logged the metric per epoch, ``report_curve.png`` (every group's learning curve) into
+    ``out_dir`` (default: the multirun folder), each atomically; returns the files written."""
     out = Path(out_dir) if out_dir is not None else report.path
     out.mkdir(parents=True, exist_ok=True)
     md, png = out / "report.md", out / "report.png"
-    md.write_text(render_markdown(report), encoding="utf-8")
+    rows = [
+        {"arm": g["group"], "seed": job.params.get(SEED_KEY, job.name), "failed": job.failure}
+        for g in report.groups
+        for job in g["jobs"]
+    ]
+    jobs = [job for g in report.groups for job in g["jobs"]]
+    curve = plot_curves(jobs, rows, md, report.metric, report.metric)
+    text = render_markdown(report)
+    if curve is not None:
+        text += (
+            f"\nPlot: `{curve.name}`: {report.metric} per epoch, a thin line per job, a thick one per group "
+            "(the mean over its seeds).\n"
+        )
+    atomic_write_text(md, text)
     plot_report(report, png)
-    return md, png
+    return (md, png) if curve is None else (md, png, curve)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -9,6 +11,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from bertlab.utils.atomic import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """``fig.savefig(path)``, atomically (a reader never sees a half-written image)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: str, title: str = ""):
@@ -37,7 +48,7 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return fig
 
 
@@ -65,7 +76,7 @@ def curves_png(
     if 0 < len(series) <= 12:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return fig
 
 
@@ -100,7 +111,7 @@ def arm_curves_png(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return fig
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from bertlab.reporting.multirun import JobResult, load_multirun
+from bertlab.reporting.multirun import JobResult, epoch_values, load_multirun, mean_std, plot_curves
 from bertlab.reporting.tables import write_table
 
 __all__ = [
@@ -78,11 +78,6 @@ def cfg_get(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
-def epoch_values(job: JobResult, metric: str) -> list[tuple[Any, float]]:
-    """``(epoch, value)`` for every CSV history row that holds ``metric``, in order."""
-    return [(r.get("epoch"), r[metric]) for r in job.history if metric in r]
-
-
 def last_value(job: JobResult, metric: str) -> float | None:
     vals = epoch_values(job, metric)
     return vals[-1][1] if vals else None
@@ -127,14 +122,6 @@ def add_paired_deltas(rows: list[dict[str, Any]], baseline: str, key: str) -> No
     for r in rows:
         b, v = base.get(str(r.get("seed"))), r.get(key)
         r[f"delta_{key}"] = None if (b is None or v is None or r.get("failed")) else v - b
-
-
-def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "-"
-    mean = format(statistics.mean(vals) * scale, fmt)
-    return mean if len(vals) == 1 else f"{mean} ± {format(statistics.stdev(vals) * scale, fmt.replace('+', ''))}"
 
 
 def paired_verdict(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -273,33 +260,3 @@ def summarise(
     if missing:
         print(f"bertlab: error: no finished run for {missing}", file=sys.stderr)
     return 0 if rows and not missing and all(not r["failed"] for r in rows) else 1
-
-
-def plot_curves(
-    jobs: Sequence[JobResult],
-    rows: Sequence[dict[str, Any]],
-    out: Path,
-    metric: str,
-    label: str,
-    *,
-    arms: Sequence[str] | None = None,
-) -> Path | None:
-    """``metric`` after every epoch (x = epoch number, 1-based) of every run that finished,
-    grouped by the arm and seed of its table row, as ``<out stem>_curve.png``; None when no
-    run logged it."""
-    curves: dict[str, dict[str, list[tuple[float, float]]]] = {a: {} for a in arms or []}
-    for job, r in zip(jobs, rows, strict=True):
-        points = [(int(e) + 1, float(v)) for e, v in epoch_values(job, metric) if e is not None]
-        if points and not r.get("failed"):
-            curves.setdefault(str(r["arm"]), {})[str(r.get("seed"))] = points
-    curves = {a: seeds for a, seeds in curves.items() if seeds}
-    if not curves:
-        return None
-    import matplotlib.pyplot as plt
-
-    from bertlab.reporting.plots import arm_curves_png
-
-    png = out.with_name(out.stem + "_curve.png")
-    png.parent.mkdir(parents=True, exist_ok=True)
-    plt.close(arm_curves_png(curves, str(png), title=f"{label} per epoch ({out.stem})", ylabel=label))
-    return png

@@ -13,6 +13,7 @@ import sys
 
 from bertlab.reproduce import get, names
 from bertlab.reproduce.base import run
+from bertlab.utils.checkout import warn_if_other_checkout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warn_if_other_checkout()
     overrides: list[str] = []
     if "--" in argv:
         i = argv.index("--")

@@ -58,7 +58,7 @@ def job_row(job) -> dict[str, Any]:
 REPRODUCTION = seed_sweep(
     name="albert",
     description="ALBERT post (2): shared vs unshared, 3 seeds each, from data/pretrained/albert_small.",
-    out="docs/albert_unshared.md",
+    published="docs/albert_unshared.md",
     experiment="albert_compare",
     log_name="albert_compare",
     row=job_row,

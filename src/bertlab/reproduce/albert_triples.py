@@ -76,7 +76,7 @@ def job_row(job) -> dict[str, Any]:
 REPRODUCTION = seed_sweep(
     name="albert_triples",
     description="ALBERT post (2) on triple extraction: shared vs unshared, 3 seeds each, from data/pretrained/albert_small.",
-    out="docs/albert_triples.md",
+    published="docs/albert_triples.md",
     experiment="albert_triples",
     log_name="albert_triples",
     row=job_row,

@@ -140,6 +140,45 @@ def best_checkpoint(folder: str | os.PathLike) -> Deferred:
     return Deferred(f"{folder}/checkpoints/best-*.ckpt", resolve)
 
 
+#: keys of conf/eval.yaml that a training override must not set in an evaluation: the
+#: checkpoint holds the run's data config (``+data.key=`` merges onto it) and names the model
+_NOT_FOR_EVALUATE = frozenset({"data", "ckpt_path", "task_name"})
+
+
+def evaluate_overrides(
+    overrides: Sequence[str], config: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
+    """The training overrides that ``bertlab.evaluate`` also takes (their top-level key is a key or
+    group of ``conf/eval.yaml``: ``trainer.*``, ``logger``, ``paths.*``, ``hydra.*`` ...), and
+    the others (``threads``, ``encoder.*``, ``data.*``: a checkpoint's own)."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(config or ROOT / "conf" / "eval.yaml").read_text(encoding="utf-8")) or {}
+    keys = {k for k in cfg if k != "defaults"}
+    for entry in cfg.get("defaults") or []:
+        if isinstance(entry, dict):
+            keys |= {str(k).removeprefix("optional ").split("@")[0] for k in entry}
+    keys -= _NOT_FOR_EVALUATE
+    taken, left = [], []
+    for o in overrides:
+        top = str(o).lstrip("+~").split("=", 1)[0].split(".")[0].split("/")[0]
+        (taken if top in keys else left).append(str(o))
+    return taken, left
+
+
+def evaluate(*args: str | Deferred, overrides: Sequence[str] = ()) -> Command:
+    """``python -m bertlab.evaluate <args> <the overrides it takes>`` (:func:`evaluate_overrides`;
+    the others are named on stderr, once, when the plan is made)."""
+    taken, left = evaluate_overrides(overrides)
+    if left:
+        print(
+            f"note: bertlab.evaluate takes no {' '.join(left)} (not keys of conf/eval.yaml): not passed to it",
+            file=sys.stderr,
+            flush=True,
+        )
+    return Command(["python", "-m", "bertlab.evaluate", *args, *taken])
+
+
 def _env() -> dict[str, str]:
     return {
         **os.environ,
@@ -201,7 +240,7 @@ def seed_sweep(
     row: Callable[[Any], dict[str, Any]],
     columns: Sequence[Any],
     title: str,
-    out: str,
+    published: str,
     arms: Sequence[str] | None = None,
     sweeps: Callable[[str], list[list[str]]] | None = None,
     seeds: str | None = None,
@@ -213,13 +252,20 @@ def seed_sweep(
     own ``hydra.sweeper.params``), or one multirun per override list of ``sweeps(seeds)`` into
     ``<multirun>/<i>`` (arms that are not a cross product), all tabulated together (mean ± std
     per arm, then every run; :mod:`bertlab.reporting.seed_sweep`; ``curve=(metric, label)``
-    adds the per-epoch learning-curve PNG). Options: ``--out FILE``
-    (default ``out``), ``--multirun DIR`` (tabulate a finished sweep folder instead of running
-    one), ``--seeds 1,2,3`` when ``sweeps`` is given."""
+    adds the per-epoch learning-curve PNG). Options: ``--out FILE`` (default: the table goes into
+    the sweep folder, ``<sweep folder>/<name of published>``; the table of the docs, ``published``,
+    is written only when ``--out`` names it), ``--multirun DIR`` (tabulate a finished sweep folder
+    instead of running one), ``--seeds 1,2,3`` when ``sweeps`` is given."""
     from bertlab.reporting import seed_sweep as ss
 
+    table = Path(published).name
+
     def add_arguments(ap: argparse.ArgumentParser) -> None:
-        ap.add_argument("--out", default=out, help=f"markdown file (default: {out})")
+        ap.add_argument(
+            "--out",
+            default=None,
+            help=f"markdown file (default: <sweep folder>/{table}; the published table: --out {published})",
+        )
         ap.add_argument(
             "--multirun",
             default=None,
@@ -246,11 +292,16 @@ def seed_sweep(
             for d, o in parts
         ]
 
+    def sweep_folder(args: argparse.Namespace) -> Path:
+        return Path(args.multirun) if args.multirun else ROOT / args.sweep_dir
+
+    def where(args: argparse.Namespace) -> Path:
+        return Path(args.out) if args.out else sweep_folder(args) / table
+
     def report(args: argparse.Namespace) -> int:
-        sweep_dir = Path(args.multirun) if args.multirun else ROOT / args.sweep_dir
         return ss.summarise(
-            sweep_dir,
-            Path(args.out),
+            sweep_folder(args),
+            where(args),
             row=row,
             columns=columns,
             title=title,
@@ -264,10 +315,11 @@ def seed_sweep(
     return Reproduction(
         name=name,
         description=description,
-        table=out,
+        table=f"<sweep folder>/{table} (the published one: --out {published})",
         plan=plan,
         report=report,
         add_arguments=add_arguments,
+        where=where,
         report_only=("multirun",),
     )
 
@@ -286,6 +338,8 @@ __all__ = [
     "Reproduction",
     "add_run_dir_arguments",
     "best_checkpoint",
+    "evaluate",
+    "evaluate_overrides",
     "out_file",
     "run_dir",
     "not_",

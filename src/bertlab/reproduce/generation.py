@@ -6,7 +6,11 @@ overfit check and its held-out evaluation, and the cached vs uncached generation
 then ``results.md`` there.
 
     python -m bertlab.reproduce generation [--dir DIR] [--cls-dir DIR] [--cls-args "k=v ..."]
-        [--samples 5] [--out FILE] [--report-only] [-- overrides of every cond_gen training ...]
+        [--samples 5] [--out FILE] [--report-only] [-- overrides of every training ...]
+
+The overrides after ``--`` reach every training (the classifier's too, before ``--cls-args``,
+which win) and the held-out evaluation (those of them that ``bertlab.evaluate`` takes:
+``trainer.*``, ``paths.*``, ``logger``, ``hydra.*``; the others are named on stderr).
 
 The run folders under ``--dir``: ``scratch``, ``pretrained``, ``unconditional`` (arms of the
 comparison, experiment=cond_gen: ``metrics.json``, ``.hydra/config.yaml`` and samples:
@@ -45,6 +49,7 @@ from bertlab.reproduce.base import (
     Reproduction,
     add_run_dir_arguments,
     best_checkpoint,
+    evaluate,
     not_,
     out_file,
     path_exists,
@@ -305,9 +310,10 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
     cls = best_checkpoint(cls_dir)
     control = ["model.control_classifier_ckpt=", cls]
     return [
-        train(
+        train(  # the overrides of every training, then the classifier's own (--cls-args win)
             "experiment=sentiment_cls",
             f"hydra.run.dir={cls_dir}",
+            *overrides,
             *shlex.split(args.cls_args),
             only_if=not_(path_exists(f"{cls_dir}/metrics.json", "file")),
         ),
@@ -322,15 +328,11 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
             only_if=path_exists("data/pretrained/bert_small"),
         ),
         train("experiment=cond_gen_overfit", f"hydra.run.dir={d}/overfit", *overrides),
-        Command(
-            [
-                "python",
-                "-m",
-                "bertlab.evaluate",
-                _join(["ckpt_path=", best_checkpoint(f"{d}/overfit")]),
-                "+data.overfit_texts=null",
-                f"hydra.run.dir={d}/overfit_heldout",
-            ]
+        evaluate(
+            _join(["ckpt_path=", best_checkpoint(f"{d}/overfit")]),
+            "+data.overfit_texts=null",
+            f"hydra.run.dir={d}/overfit_heldout",
+            overrides=overrides,
         ),
         Command(
             [

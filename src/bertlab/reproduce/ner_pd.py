@@ -20,7 +20,7 @@ REPRODUCTION = ner_reproduction(
     name="ner_pd",
     data="ner_peoples_daily",
     types=TYPES,
-    out="docs/ner_peoples_daily.md",
+    published="docs/ner_peoples_daily.md",
     data_overrides=("data.split=dev_train",),
     description="CRF post (1) on People's Daily NER: CRF x1 / x10 / x100, softmax and MEMM heads, 3 seeds each.",
     title="People's Daily NER: CRF lr multiplier x1 / x10 / x100, softmax and MEMM heads (from scratch, main lr 1e-3)",

@@ -90,7 +90,7 @@ def sweeps(seeds: str) -> list[list[str]]:
 REPRODUCTION = seed_sweep(
     name="orthogonality",
     description="Orthogonality post (4): none / SOM at 2 weights / soft / biggan regularisers, 3 seeds each.",
-    out="docs/orthogonality.md",
+    published="docs/orthogonality.md",
     experiment="orthogonality_sentiment",
     log_name="orthogonality",
     row=job_row,

@@ -49,7 +49,7 @@ def job_row(job) -> dict[str, Any]:
 REPRODUCTION = seed_sweep(
     name="pretrain",
     description="Pretraining (issue 5): CWS with the small pretrained BERT vs from scratch, 5 min each, 3 seeds.",
-    out="docs/pretrain_compare.md",
+    published="docs/pretrain_compare.md",
     experiment="pretrain_compare",
     log_name="pretrain_compare",
     row=job_row,
