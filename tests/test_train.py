@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,41 @@ def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path):
     status = read_status(tmp_path)
     assert status["status"] == "failed" and status["error"] == f"{tmp_path}/missing.txt: file not found"
     assert not (tmp_path / "metrics.json").exists() and not is_finished(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_relaunched_multirun_with_skip_done_trains_nothing_again(tmp_path):
+    """A 2-job multirun, then the same command on the same sweep dir with skip_done=true: both
+    jobs return their stored metrics (no training: metrics.json and the checkpoints untouched)
+    and the command ends with the one summary line naming the report command."""
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        "-m",
+        "experiment=cws_crf",
+        "debug=fdr",
+        *TINY,
+        "logger=csv",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.log_dir={tmp_path}",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
+    assert first.returncode == 0, first.stderr[-3000:]
+    line = f"bertlab: multirun: 2 done / 0 failed in {sweep}; report: python -m bertlab.report {sweep}"
+    assert first.stdout.strip().splitlines()[-1] == line
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.rglob("metrics.json")}
+    again = subprocess.run([*cmd, "skip_done=true"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("is done: not trained again") == 2
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("metrics.json")} == stamps and len(stamps) == 2
+    assert again.stdout.strip().splitlines()[-1] == line

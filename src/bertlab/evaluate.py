@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from bertlab.runs import load_run
 from bertlab.utils.atomic import atomic_write_json
+from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.config import to_plain
 from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
@@ -86,6 +87,7 @@ def refuse_a_training_run_folder(argv: list[str]) -> None:
 def cli() -> None:
     import sys
 
+    warn_if_other_checkout()
     precheck_overrides(CONFIG_DIR, "eval", sys.argv[1:])
     refuse_a_training_run_folder(sys.argv[1:])
     main()

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from bertlab.decoding.sampling import STRATEGIES, check_args
 from bertlab.runs import load_run
+from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
@@ -160,6 +161,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli(argv: Sequence[str] | None = None) -> None:
+    warn_if_other_checkout()
     precheck_overrides(CONFIG_DIR, "generate", list(sys.argv[1:] if argv is None else argv))
     main()
 

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from bertlab.data.io import open_text_lines
 from bertlab.runs import load_run, predict_texts
+from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import MRC_MODULE, check_output_file, predict_expected_task
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
@@ -105,6 +106,7 @@ def quote_free_text(argv: list[str]) -> list[str]:
 
 
 def cli() -> None:
+    warn_if_other_checkout()
     sys.argv[1:] = quote_free_text(sys.argv[1:])
     precheck_overrides(CONFIG_DIR, "predict", sys.argv[1:])
     main()

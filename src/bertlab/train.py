@@ -45,6 +45,7 @@ from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.runs import LAST, check_resume_checkpoint, checkpoint_dir, read_checkpoint, resolve_resume_path
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text
+from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
 from bertlab.utils.config import to_plain
 from bertlab.utils.distributed import check_ddp_launch
@@ -61,6 +62,7 @@ from bertlab.utils.hydra_utils import (
 from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line
 from bertlab.utils.summary import print_summary
+from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher
 from bertlab.utils.wandb_utils import wandb_run_finished
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     except BaseException:
         lock.release()  # a refused resume leaves the folder as it was (its status included)
         raise
-    if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir):
+    if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir) and not _trains_longer(cfg, ckpt_path):
         lock.release()
         log.info("%s already finished (status.json done): nothing to resume", out_dir)
         with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
@@ -147,6 +149,17 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
             )
     log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
     return ckpt_path
+
+
+#: the keys that make a resume of a finished run train on (more epochs, steps or time)
+LONGER = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")
+
+
+def _trains_longer(cfg: DictConfig, ckpt_path: str | None) -> bool:
+    if ckpt_path is None or not cfg.get("train", True):
+        return False
+    saved = read_checkpoint(ckpt_path)[RUN_CONFIG_KEY].get("config", {})
+    return any(key in LONGER for key, _, _ in config_changes(saved, to_plain(cfg), []))
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -297,7 +310,8 @@ def run_job(cfg: DictConfig) -> float | None:
             return metric_value(metrics, cfg.get("optimized_metric"))
     try:
         with failed_on_error(cfg.paths.output_dir):
-            metrics, _ = train(cfg)
+            stored = done_job_metrics(cfg)  # skip_done=true: a finished job of these overrides is not trained again
+            metrics, _ = (stored, None) if stored is not None else train(cfg)
             return metric_value(metrics, cfg.get("optimized_metric"))
     except Exception as err:  # noqa: BLE001  a job's failure must not stop the sweep
         user = find_user_error(err)
@@ -338,7 +352,9 @@ def precheck_resume(argv: list[str]) -> None:
 def cli() -> None:
     """Entry point: one-line errors for bad overrides, then hydra; exit status 1 when a job
     of a multirun failed (after all jobs ran)."""
+    warn_if_other_checkout()
     precheck_overrides(CONFIG_DIR, "train", sys.argv[1:])
+    precheck_launcher(CONFIG_DIR, sys.argv[1:])  # hydra/launcher=slurm* without sbatch: one line, exit 2
     precheck_run_dir(sys.argv[1:])  # a resume of a folder another live process writes: stop before Hydra writes
     precheck_resume(sys.argv[1:])
     try:
@@ -351,12 +367,11 @@ def cli() -> None:
             flush=True,
         )
         sys.exit(err.exit_code)
-    if FAILED_JOBS:
-        print(
-            f"bertlab: error: {len(FAILED_JOBS)} job(s) of the multirun failed (see their status.json)",
-            file=sys.stderr,
-            flush=True,
-        )
+    summary = multirun_summary()  # None unless a multirun ran: "N done / M failed ...; report: ..."
+    if summary is not None:
+        line, _, failed = summary
+        print(line, file=sys.stderr if failed or FAILED_JOBS else sys.stdout, flush=True)
+    if FAILED_JOBS or (summary is not None and summary[2]):
         sys.exit(1)
 
 
