@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import os
 import signal
 import subprocess
 import sys
@@ -15,9 +16,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.test_resume import ENV, ROOT, TINY_RUN
+
+# this checkout's sources first (an installed bertlab may be another checkout's)
+ENV = {**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 from bertlab.callbacks.loggers import ResumableCSVLogger, read_history
-from tests.test_resume import ENV, ROOT, TINY_RUN
 
 # 48 steps an epoch, validations every 24 steps (logged at steps 23, 47, 71, 95), resume
 # checkpoints every 30 steps. Kill 1 after step 65: resumed from the step-60 checkpoint (taken at
@@ -38,7 +42,14 @@ TIMED = ("time/", "train/tokens_per_s")
 
 
 def _run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "bertlab.train", *HISTORY_RUN, f"hydra.run.dir={run_dir}", f"paths.log_dir={run_dir.parent}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertlab.train",
+        *HISTORY_RUN,
+        f"hydra.run.dir={run_dir}",
+        f"paths.log_dir={run_dir.parent}",
+    ]
     return subprocess.run([*cmd, *extra], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
 
 
@@ -58,9 +69,7 @@ def _tb_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     return {
-        tag: [(e.step, e.value) for e in acc.Scalars(tag)]
-        for tag in acc.Tags()["scalars"]
-        if not tag.startswith(TIMED)
+        tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if not tag.startswith(TIMED)
     }
 
 

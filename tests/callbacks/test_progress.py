@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 import subprocess
 import sys
@@ -79,7 +80,9 @@ class _Model(pl.LightningModule):
     @staticmethod
     def _loader(seed: int, batches: int):
         g = torch.Generator().manual_seed(seed)
-        data = torch.utils.data.TensorDataset(torch.randn(8 * batches, 4, generator=g), torch.randn(8 * batches, 1, generator=g) * 10)
+        data = torch.utils.data.TensorDataset(
+            torch.randn(8 * batches, 4, generator=g), torch.randn(8 * batches, 1, generator=g) * 10
+        )
         return torch.utils.data.DataLoader(data, batch_size=8)
 
     def training_step(self, batch, batch_idx):
@@ -141,6 +144,7 @@ def test_plain_lines_every_tenth_of_an_epoch_and_per_validation(tmp_path):
 def test_a_run_without_a_terminal_prints_plain_progress(tmp_path):
     from tests.test_resume import ENV, ROOT, TINY_RUN
 
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this checkout's sources
     run_dir = tmp_path / "run"
     args = [
         a
@@ -159,7 +163,7 @@ def test_a_run_without_a_terminal_prints_plain_progress(tmp_path):
         f"hydra.run.dir={run_dir}",
         f"paths.log_dir={tmp_path}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=170)  # stdout: a pipe
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=170)  # stdout: a pipe
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     train = [ln for ln in lines if ln.startswith("[train] epoch 1/1 ")]

@@ -215,7 +215,9 @@ class PlainProgressBar(_SmoothedLoss, ProgressBar):
             if k.startswith("val/") and (not hasattr(v, "numel") or v.numel() == 1)
         }
         shown = " ".join(f"{k}={_num(v)}" for k, v in metrics.items())
-        self._emit(f"[val] epoch {trainer.current_epoch + 1} | {self._clock(trainer)}" + (f" | {shown}" if shown else ""))
+        self._emit(
+            f"[val] epoch {trainer.current_epoch + 1} | {self._clock(trainer)}" + (f" | {shown}" if shown else "")
+        )
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         batches = trainer.num_test_batches
