@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from tests.test_resume import ENV, ROOT, TINY_RUN
 
+from bertlab.callbacks.loggers import ResumableCSVLogger, read_history
+
 # this checkout's sources first (an installed bertlab may be another checkout's)
 ENV = {**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-
-from bertlab.callbacks.loggers import ResumableCSVLogger, read_history
 
 # 48 steps an epoch, validations every 24 steps (logged at steps 23, 47, 71, 95), resume
 # checkpoints every 30 steps. Kill 1 after step 65: resumed from the step-60 checkpoint (taken at

@@ -161,9 +161,14 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
     opens its writer with ``purge_step=N``, so TensorBoard hides the earlier events of the
     steps >= N (they are logged again)."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # the event files of earlier processes (this one's are written later)
+        self._earlier_events = glob.glob(os.path.join(self.log_dir, "events.out.tfevents.*"))
+
     @rank_zero_only
     def resume_history(self, step: int) -> None:
-        if not glob.glob(os.path.join(self.log_dir, "events.out.tfevents.*")):
+        if not self._earlier_events:
             return
         if self._experiment is not None:  # opened before the fit (hyperparameters): reopen
             self._experiment.flush()
