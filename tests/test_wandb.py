@@ -177,6 +177,27 @@ def test_a_stale_run_is_finished_before_the_next_logger_starts(tmp_path):
     assert any("b" in h for h in second_run["history"])
 
 
+def test_a_resumed_run_folder_continues_its_wandb_run(tmp_path, monkeypatch):
+    """The run id is kept in the run folder: a resume (or a SLURM requeue) of the folder logs
+    to the same W&B run; another folder gets another run; only global rank 0 writes the file."""
+    from bertlab.utils.wandb_utils import RUN_ID_FILE
+
+    ids = []
+    for attempt in range(2):  # the killed run, then its resume
+        logger = _offline_logger(tmp_path, name="run")
+        logger.log_metrics({"attempt": float(attempt)}, step=attempt)
+        ids.append(logger.experiment.id)
+        finish_wandb(0)
+    assert ids[0] == ids[1] == (tmp_path / RUN_ID_FILE).read_text().strip()
+    dirs = sorted(glob.glob(str(tmp_path / "wandb" / "offline-run-*")))
+    assert len(dirs) == 2 and {read_offline_run(d)["id"] for d in dirs} == {ids[0]}
+    assert make_wandb_logger(save_dir=str(tmp_path / "other"))._wandb_init["id"] not in (None, ids[0])
+    monkeypatch.setenv("RANK", "1")
+    lg = make_wandb_logger(save_dir=str(tmp_path / "rank1"))
+    assert lg._wandb_init["id"] and not (tmp_path / "rank1" / RUN_ID_FILE).exists()
+    assert make_wandb_logger(save_dir=str(tmp_path), id="given")._wandb_init["id"] == "given"
+
+
 def test_mode_offline_by_default_and_checkpoint_artifacts_only_online(tmp_path, monkeypatch):
     from bertlab.utils.errors import ConfigError
 

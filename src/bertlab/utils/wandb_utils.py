@@ -7,6 +7,11 @@ end-of-job finish that the train entry point calls in ``finally:``.
   per job (named ``<group>-<job num>``); a single run has no group unless one is given.
 * The best checkpoint is logged as a model artifact only when online (WandbLogger's
   ``log_model``; it refuses offline runs).
+* A run folder is one W&B run: its id is kept in ``<save_dir>/wandb_run_id`` (written when
+  the run starts) and a resume of the folder (``ckpt_path=last``, a SLURM requeue: the same
+  job in the same folder) continues that run (``resume="allow"``) instead of starting a new
+  one. Offline, each process writes its own ``wandb/offline-run-*`` folder with the same
+  id; ``wandb sync`` puts them into the one run.
 * WandbLogger silently re-uses a live ``wandb.run``: with Hydra's basic launcher every job
   of a multirun runs in the same process, so a job that did not finish its run would
   merge into the next one. :func:`finish_wandb` (called in ``finally:``) closes it with
@@ -18,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import string
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -25,6 +32,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MODES = ("online", "offline", "disabled")
+#: the file in the run folder that holds the folder's W&B run id
+RUN_ID_FILE = "wandb_run_id"
 
 
 def resolve_mode(mode: str | None = None) -> str:
@@ -62,6 +71,31 @@ def sweep_group(task_name: str | None = None) -> str | None:
     return f"{task_name}-{sweep}" if task_name else sweep
 
 
+def folder_run_id(save_dir: str) -> str:
+    """The W&B run id of the run folder ``save_dir``: the one in ``<save_dir>/wandb_run_id``
+    (a resumed or requeued run), else a new one, written there (atomically, by global rank 0
+    only) so that a resume finds it."""
+    path = os.path.join(save_dir, RUN_ID_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            run_id = fh.read().strip()
+        if _valid_run_id(run_id):
+            return run_id
+        log.warning("%s: not a W&B run id (%r): starting a new W&B run", path, run_id[:80])
+    from bertlab.utils.atomic import atomic_write_text
+    from bertlab.utils.run_lock import is_rank_zero
+
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's form
+    if is_rank_zero():
+        atomic_write_text(path, run_id + "\n")
+    return run_id
+
+
+def _valid_run_id(run_id: str) -> bool:
+    # what W&B accepts in a run id (no slashes, no spaces; at most 128 characters)
+    return 0 < len(run_id) <= 128 and all(c.isalnum() or c in "-_." for c in run_id)
+
+
 def make_wandb_logger(
     project: str = "bertlab",
     save_dir: str = ".",
@@ -73,6 +107,7 @@ def make_wandb_logger(
     log_model: bool | str = True,
     task_name: str | None = None,
     entity: str | None = None,
+    id: str | None = None,  # noqa: A002  (WandbLogger's name)
     **kwargs: Any,
 ):
     """Build a ``pytorch_lightning.loggers.WandbLogger`` (see the module docstring)."""
@@ -90,6 +125,8 @@ def make_wandb_logger(
         name = f"{group}-{num}" if multirun else os.path.basename(os.path.normpath(save_dir))
     os.makedirs(save_dir, exist_ok=True)
     online = mode == "online"
+    if id is None and mode != "disabled":
+        id = folder_run_id(save_dir)  # noqa: A001
     return WandbLogger(
         name=name,
         save_dir=save_dir,
@@ -101,7 +138,8 @@ def make_wandb_logger(
         mode=mode,
         offline=not online,
         log_model=log_model if online else False,
-        **kwargs,
+        id=id,
+        **{"resume": "allow", **kwargs},
     )
 
 
