@@ -18,7 +18,13 @@ import pytorch_lightning as pl
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+}
 
 CKPT_EVERY = 50
 # 48 steps an epoch; saves at steps 48 (val), 50, 96 (val), 100, 144; killed at 125: 25 steps after

@@ -37,6 +37,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.callbacks.interrupt import RunInterrupted
+from bertlab.callbacks.loggers import ResumeHistory
 from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
 from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
@@ -221,6 +222,8 @@ def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[s
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
     if not any(isinstance(c, ResumeState) for c in callbacks):
         callbacks.append(ResumeState(seed=cfg.get("seed")))
+    if not any(isinstance(c, ResumeHistory) for c in callbacks):  # also with callbacks=none: no duplicated rows
+        callbacks.append(ResumeHistory())
     if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):  # every task, every run
         callbacks.append(
             NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20))
