@@ -227,6 +227,16 @@ def run_family(family: str, model_dir: str, args: argparse.Namespace, work: Path
 
 def report(rows: list[dict], args: argparse.Namespace, cpu: dict[str, str], argv: list[str]) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    batch_text = (
+        f"data.batch_size={args.batch_size} (pretraining: {max(1, args.batch_size // 2)} packed rows of 512)"
+        if args.batch_size
+        else "the experiment's own batch size"
+    )
+    memory_text = (
+        "peak fit RSS = Linux VmHWM reset at fit start (weights + Adam state + activations)"
+        if args.device == "cpu"
+        else "peak fit = torch.cuda.max_memory_allocated, reset at fit start (in the RSS column)"
+    )
     lines = [
         "# Training cost at the bert-base-chinese shape (random weights)",
         "",
@@ -239,17 +249,11 @@ def report(rows: list[dict], args: argparse.Namespace, cpu: dict[str, str], argv
         "- model: BertForMaskedLM of data/vocab/bert-base-chinese/bert_config.json (12 layers x 768, 12 heads, "
         "random init), saved with save_pretrained and loaded with `encoder.pretrained=<dir>` (all 12 layers, "
         "the vocabulary trimmed as each experiment says); fp32 (`32-true`)",
-        f"- each family: one `python -m bertlab.train` run, {args.steps} training steps at "
-        + (
-            f"data.batch_size={args.batch_size} (pretraining: {max(1, args.batch_size // 2)} packed rows) "
-            if args.batch_size
-            else "the experiment's own batch size "
-        )
-        + "and the experiment's max_len, no validation/test/checkpoints; s/step = median wall seconds of the "
-        "steps after the first; CPU s/step = the same steps' process CPU seconds (on a machine shared with other "
-        "jobs the wall time includes waiting for a core; the CPU time does not); "
-        "peak fit RSS = Linux VmHWM reset at fit start (weights + Adam state + activations); peak process RSS = "
-        "the run's ru_maxrss (data reading and checkpoint loading included)",
+        f"- each family: one `python -m bertlab.train` run, {args.steps} training steps at {batch_text} and the "
+        "experiment's max_len, no validation/test/checkpoints; s/step = median wall seconds of the steps after "
+        "the first; CPU s/step = the same steps' process CPU seconds (on a machine shared with other jobs the "
+        f"wall time includes waiting for a core; the CPU time does not); {memory_text}; peak process RSS = the "
+        "run's ru_maxrss (data reading and checkpoint loading included)",
         "",
         "| family | batch (B x T) | parameters | s/step | CPU s/step | first step s | peak fit RSS MiB "
         "| peak process RSS MiB | wall s | status |",
