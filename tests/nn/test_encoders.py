@@ -276,6 +276,10 @@ def test_num_layers_for_a_loaded_encoder_on_the_command_line_is_one_error_line(b
         f"bertlab: error: config key 'encoder.num_layers': is the depth of a fresh encoder; "
         f"encoder.pretrained={bert4} is loaded with all its layers: to keep its first 1 use encoder.keep_layers=1"
     )
+    # all its layers (4) or null change nothing: accepted
+    precheck_overrides(
+        str(CONF), "train", ["experiment=cws_crf", f"encoder.pretrained={bert4}", "encoder.num_layers=4"]
+    )
     # a loaded experiment too (sentiment_cls loads the small ALBERT), and null stays accepted
     with pytest.raises(SystemExit):
         precheck_overrides(str(CONF), "train", ["experiment=sentiment_cls", "encoder.num_layers=2"])

@@ -116,13 +116,17 @@ def check_consistency(cfg: DictConfig) -> None:
 
 def check_overrides(cfg: DictConfig, overrides: list[str]) -> None:
     """Raise a ConfigError for a command-line key that means something else than the user
-    meant with this config: ``encoder.num_layers=K`` (not null) on a loaded encoder."""
+    meant with this config: ``encoder.num_layers=K`` on a loaded encoder (null, or K equal to
+    a local checkpoint's depth, change nothing and pass)."""
     pretrained = _get(cfg, "encoder.pretrained")
     if not pretrained:
         return
+    depth = encoder_geometry(cfg)[0].get("num_hidden_layers")  # a local checkpoint's depth
     for ov in overrides:
         key, _, value = ov.partition("=")
         if key.lstrip("+~") != "encoder.num_layers" or value.strip() in ("null", "None", ""):
+            continue
+        if value.strip() == str(depth):  # all its layers: what a loaded encoder keeps anyway
             continue
         raise ConfigError(
             "encoder.num_layers",
