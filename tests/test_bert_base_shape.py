@@ -43,6 +43,9 @@ SHORT = [
 EXTRA = {
     "cond_gen": ["model.generation.num_samples=1", "model.generation.val_num_samples=1", "model.generation.max_len=4"],
     "pretrain_mlm": ["data.packed_batch_size=1"],
+    # reading comprehension: 96-character passage windows instead of 255 (a third of the tokens)
+    "mrc_mlm": ["data.max_passage_len=96", "data.window_stride=64"],
+    "mrc_seq2seq": ["data.max_passage_len=96", "data.window_stride=64"],
 }
 
 
