@@ -225,7 +225,7 @@ def run_family(family: str, model_dir: str, args: argparse.Namespace, work: Path
     return row
 
 
-def report(rows: list[dict], args: argparse.Namespace, cpu: dict[str, str], argv: list[str]) -> str:
+def report(rows: list[dict], args: argparse.Namespace, cpu: dict[str, str], argv: list[str], load: str = "?") -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     batch_text = (
         f"data.batch_size={args.batch_size} (pretraining: {max(1, args.batch_size // 2)} packed rows of 512)"
@@ -244,7 +244,7 @@ def report(rows: list[dict], args: argparse.Namespace, cpu: dict[str, str], argv
         "",
         f"- date: {now}; machine: {platform.node()}, {cpu['model']}, {cpu['cores']} cores, "
         f"Python {platform.python_version()}, torch {_torch_version()}; device: {args.device}, "
-        f"threads={args.threads}",
+        f"threads={args.threads}; load average (1 min) at start / end: {load}",
         f"- CPU flags: avx512_bf16 **{cpu['avx512_bf16']}**, amx_bf16 **{cpu['amx_bf16']}** ({cpu['flags']})",
         "- model: BertForMaskedLM of data/vocab/bert-base-chinese/bert_config.json (12 layers x 768, 12 heads, "
         "random init), saved with save_pretrained and loaded with `encoder.pretrained=<dir>` (all 12 layers, "
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_bert_base: --families: unknown {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
         return 2
     cpu = cpu_info()
+    load0 = os.getloadavg()[0]
     print(f"bench_bert_base: CPU {cpu['model']}: avx512_bf16 {cpu['avx512_bf16']}, amx_bf16 {cpu['amx_bf16']}")
     tmp = Path(tempfile.mkdtemp(prefix="bench_bert_base_"))
     work = Path(args.work_dir) if args.work_dir else tmp / "runs"
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_bert_base: {fam}: {row['status']} {extra} ({row.get('wall_s', 0):.0f} s)", flush=True)
             if "log" in row:
                 print(row["log"], file=sys.stderr)
-        text = report(rows, args, cpu, argv)
+        text = report(rows, args, cpu, argv, load=f"{load0:.1f} / {os.getloadavg()[0]:.1f}")
         from bertlab.utils.atomic import atomic_write_text
 
         atomic_write_text(args.out, text)
