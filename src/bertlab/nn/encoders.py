@@ -18,6 +18,18 @@ checkpoints are stored in fp16). Anything else is one :class:`CheckpointError` n
 path and the problem: a missing path, no config.json, another model type, a vocab.txt whose
 size differs from the embedding, encoder weights missing from the weights file.
 
+Depth: ``num_layers`` is the depth of a FRESH model, an architecture key like
+``hidden_size``: a loaded checkpoint ignores it and keeps ALL its layers unless
+``keep_layers: K`` asks for its first K (logged at WARNING: "keeping K of N layers"; the
+layer-1 ablation of the CRF post does this on purpose). A config without a ``keep_layers``
+key at all (a run from before the key existed, whose ``num_layers`` also cut loaded models)
+is read the old way: its ``num_layers`` keeps the first K layers of the checkpoint.
+
+Every load logs (INFO, so in the run's log file) what was loaded: the path or hub name, the
+model type, layers kept / total, hidden size, heads, vocabulary size before and after
+trimming, and one line counting missing / unexpected weights. transformers' own coloured
+"LOAD REPORT" table is dropped (bertlab.utils.noise), this summary replaces it.
+
 A fresh ``model_type: albert`` is ALBERT proper: factorised embedding (``embedding_size``,
 128 by default) and ONE transformer block shared by all ``num_layers`` layers.
 """
@@ -91,12 +103,27 @@ def _is_hub_id(name: str) -> bool:
     return len(parts) <= 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def _truncate_layers(model: nn.Module, num_layers: int | None, model_type: str) -> None:
+def keep_layers_setting(cfg: Mapping[str, Any]) -> tuple[int | None, str]:
+    """(how many layers of a LOADED checkpoint to keep, None = all; the key that says so).
+
+    ``encoder.keep_layers``; a config without that key (written before it existed) keeps the
+    old meaning of ``encoder.num_layers`` for loaded models."""
+    if "keep_layers" in cfg:
+        value = cfg.get("keep_layers")
+        return (None if value is None else int(value)), "encoder.keep_layers"
+    value = cfg.get("num_layers")
+    return (None if value is None else int(value)), "encoder.num_layers"
+
+
+def _truncate_layers(model: nn.Module, num_layers: int | None, model_type: str, key: str, name: str) -> None:
+    """Keep the first ``num_layers`` layers (None: all); fewer than the checkpoint has is a WARNING."""
     if num_layers is None:
         return
     total = model.config.num_hidden_layers
     if not 1 <= num_layers <= total:
-        raise ConfigError("encoder.num_layers", f"must be in [1, {total}] for this model, got {num_layers}")
+        raise ConfigError(key, f"must be in [1, {total}] for {name} ({total} layers), got {num_layers}")
+    if num_layers < total:
+        log.warning("%s=%d: keeping %d of %d layers of %s", key, num_layers, num_layers, total, name)
     if model_type == "albert":
         # one shared block applied num_hidden_layers times: applying it fewer times is "the first K layers"
         model.config.num_hidden_layers = num_layers
@@ -240,6 +267,88 @@ def _check_loading_info(name: str, info: Mapping[str, Any], base_attr: str | Non
         )
 
 
+#: weight-name prefixes of the pretraining / task heads of HF BERT-family checkpoints
+HEAD_PREFIXES = ("cls.", "predictions.", "sop_classifier.", "seq_relationship.", "classifier.", "qa_outputs.")
+_KIND_NOTES = {
+    ("unexpected", "pooler"): "the [CLS] pooler, which bertlab does not use: expected",
+    ("unexpected", "head"): "pretraining heads this task does not use: expected",
+    ("unexpected", "encoder"): "not used: NOT expected",
+    ("missing", "head"): "the MLM head starts from random values",
+    ("missing", "pooler"): "the pooler is not used",
+    ("missing", "encoder"): "NOT expected",
+}
+
+
+def _key_kind(key: str) -> str:
+    """What one weight name of a checkpoint is: "pooler", "head" or "encoder"."""
+    if ".pooler." in f".{key}":
+        return "pooler"
+    return "head" if key.startswith(HEAD_PREFIXES) else "encoder"
+
+
+def _count_kinds(which: str, keys: list[str]) -> str:
+    """``"5 head (pretraining heads this task does not use: expected)"``-style counts."""
+    kinds: dict[str, int] = {}
+    for k in keys:
+        kinds[_key_kind(k)] = kinds.get(_key_kind(k), 0) + 1
+    return "; ".join(f"{n} {kind}: {_KIND_NOTES[which, kind]}" for kind, n in sorted(kinds.items()))
+
+
+def log_load_summary(
+    name: str,
+    model_type: str,
+    config: Any,
+    layers_total: int,
+    vocab_before: int,
+    info: Mapping[str, Any],
+) -> None:
+    """The run log's record of a loaded checkpoint (INFO): what was loaded and how much of it."""
+    where = "local directory" if os.path.isdir(os.path.expanduser(name)) else "hub name"
+    vocab_after = int(config.vocab_size)
+    vocab = f"{vocab_before}" + (
+        f" -> {vocab_after} after trimming" if vocab_after != vocab_before else " (not trimmed)"
+    )
+    log.info(
+        "encoder.pretrained=%s (%s): model type %s, %d of %d layers kept, hidden size %d, %d attention heads, "
+        "vocabulary %s",
+        name,
+        where,
+        model_type,
+        int(config.num_hidden_layers),
+        layers_total,
+        int(config.hidden_size),
+        int(config.num_attention_heads),
+        vocab,
+    )
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
+    unexpected = [k for k in info.get("unexpected_keys", ()) if not k.endswith("position_ids")]
+    log.info(
+        "encoder.pretrained=%s weights: %d missing%s, %d unexpected%s",
+        name,
+        len(missing),
+        f" ({_count_kinds('missing', missing)})" if missing else "",
+        len(unexpected),
+        f" ({_count_kinds('unexpected', unexpected)})" if unexpected else "",
+    )
+
+
+def _from_pretrained(cls: Any, path: str, offline: bool, **kwargs: Any):
+    """``cls.from_pretrained`` in float32 with its loading info, without transformers'
+    progress bar (the summary of :func:`log_load_summary` says what was loaded)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return cls.from_pretrained(
+            path, local_files_only=offline, dtype=torch.float32, output_loading_info=True, **kwargs
+        )
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def build_encoder(
     cfg: Mapping[str, Any],
     vocab_size: int | None = None,
@@ -249,8 +358,9 @@ def build_encoder(
     """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
 
     cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
-    vocab_file, config_file, num_layers (keep the first K layers), the FRESH_KEYS, dropouts,
-    albert_unshared (ALBERT: N independent layers initialised from the shared block).
+    vocab_file, config_file, num_layers (a fresh model's depth), keep_layers (a loaded
+    model: keep its first K layers; None = all), the FRESH_KEYS, dropouts, albert_unshared
+    (ALBERT: N independent layers initialised from the shared block).
     ``keep_ids``: a trimmed vocab (see bertlab.data.vocab): a fresh model gets that many
     rows; a loaded one keeps exactly those rows of its embedding and MLM head.
     """
@@ -259,7 +369,6 @@ def build_encoder(
     model_type = cfg.get("model_type", "bert")
     _, base_cls, mlm_cls, base_attr, head_attr = _model_classes(model_type)
     pretrained = cfg.get("pretrained")
-    num_layers = cfg.get("num_layers")
 
     if not pretrained:
         if vocab_size is None:  # the full vocab file
@@ -281,13 +390,9 @@ def build_encoder(
     _, base_cls, mlm_cls, base_attr, head_attr = _model_classes(model_type)
     overrides = {k: cfg[k] for k in DROPOUT_KEYS if cfg.get(k) is not None}
     try:
-        import torch
-
         cls = mlm_cls if with_mlm_head else base_cls
         kwargs = {} if with_mlm_head else {"add_pooling_layer": False}
-        full, info = cls.from_pretrained(
-            path, local_files_only=offline, dtype=torch.float32, output_loading_info=True, **kwargs, **overrides
-        )
+        full, info = _from_pretrained(cls, path, offline, **kwargs, **overrides)
     except (OSError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = " (offline: HF_HUB_OFFLINE=1; download it elsewhere and pass its directory)" if offline else ""
@@ -295,17 +400,29 @@ def build_encoder(
             f"encoder.pretrained={name!r} could not be loaded as a {model_type} model{hint}: {first}"
         ) from err
     _check_loading_info(name, info, base_attr if with_mlm_head else None)
+    vocab_before = int(full.config.vocab_size)
     if keep_ids is not None:
         slice_vocab(full, keep_ids)
     if with_mlm_head:
         encoder, head = getattr(full, base_attr), getattr(full, head_attr)
     else:
         encoder, head = full, None
-    _truncate_layers(encoder, num_layers, model_type)
+    layers_total = int(encoder.config.num_hidden_layers)
+    keep, key = keep_layers_setting(cfg)
+    fresh_depth = cfg.get("num_layers")
+    if key == "encoder.keep_layers" and fresh_depth is not None and int(fresh_depth) != layers_total:
+        log.info(
+            "encoder.num_layers=%s is the depth of a fresh encoder: not applied to %s (to keep its first K "
+            "layers: encoder.keep_layers=K)",
+            fresh_depth,
+            name,
+        )
+    _truncate_layers(encoder, keep, model_type, key, name)
     if vocab_size is not None and vocab_size != encoder.config.vocab_size:
         raise CheckpointError(
             f"encoder.pretrained={name!r} has vocab size {encoder.config.vocab_size} but the tokenizer has {vocab_size}"
         )
+    log_load_summary(name, model_type, encoder.config, layers_total, vocab_before, info)
     return _finish(encoder, head, cfg)
 
 

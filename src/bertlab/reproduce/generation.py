@@ -122,7 +122,9 @@ def _arm_desc(cfg: dict[str, Any]) -> str:
     parts = []
     if enc:
         layers = enc.get("num_layers")
-        if enc.get("pretrained"):  # a loaded model keeps its own width; num_layers = its first K layers
+        if enc.get("pretrained"):  # a loaded model keeps its own width; keep_layers = its first K layers
+            # (a run from before keep_layers existed: num_layers cut loaded models too)
+            layers = enc.get("keep_layers") if "keep_layers" in enc else layers
             name = os.path.basename(str(enc["pretrained"]).rstrip("/"))
             parts.append(f"pretrained {name}, {'first ' + str(layers) if layers is not None else 'all'} layers")
         else:
@@ -322,6 +324,7 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
         train(
             "experiment=cond_gen",
             "encoder=bert_small_pretrained",
+            "encoder.keep_layers=2",  # the scratch arm's depth: the first 2 of its 4 layers
             _join(control),
             f"hydra.run.dir={d}/pretrained",
             *overrides,

@@ -127,6 +127,8 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    from bertlab.utils.startup_checks import check_overrides
+
     args = hydra_overrides(argv)
     if not args:
         return
@@ -160,6 +162,7 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
             groups = [o for o in plain if _is_group_override(config_dir, o)]
             base = compose(config_name=config_name, overrides=groups) if len(groups) < len(plain) else cfg
         check_override_types(base, cfg, [o for o in plain if o not in groups])
+        check_overrides(cfg, [o for o in plain if o not in groups])
         validate_config(cfg)
     except ConfigError as err:
         print(f"bertlab: error: {err}", file=sys.stderr, flush=True)
@@ -281,6 +284,7 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("optimizer.lr", "number", 0, math.inf, False),
     ("optimizer.weight_decay", "number", 0, math.inf, True),
     ("encoder.num_layers", "int", 1, math.inf, True),
+    ("encoder.keep_layers", "int", 1, math.inf, True),
     ("encoder.hidden_size", "int", 1, math.inf, True),
     ("encoder.num_attention_heads", "int", 1, math.inf, True),
     ("encoder.intermediate_size", "int", 1, math.inf, True),

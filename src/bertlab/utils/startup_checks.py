@@ -10,6 +10,11 @@ is a :class:`ConfigError` naming the key: one line, exit status 2.
 * heads: a fresh encoder's ``hidden_size`` must be divisible by ``num_attention_heads``;
 * vocabulary: a local pretrained checkpoint's vocab (its vocab.txt, else ``encoder.vocab_file``)
   must have as many tokens as its embedding (``vocab_size`` in its config.json).
+
+:func:`check_overrides` (called by ``precheck_overrides`` with the command line's overrides)
+refuses ``encoder.num_layers=K`` given for a LOADED encoder: ``num_layers`` is the depth of a
+fresh one (a checkpoint keeps all its layers); the old spelling of "keep the first K layers"
+now reads ``encoder.keep_layers=K``, and saying it the old way is one line naming the new key.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertlab.utils.errors import ConfigError
 
-__all__ = ["check_consistency", "encoder_geometry"]
+__all__ = ["check_consistency", "check_overrides", "encoder_geometry"]
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -107,3 +112,24 @@ def check_consistency(cfg: DictConfig) -> None:
                 f"the vocab {vocab} has {n} tokens but the checkpoint {pretrained} has {rows} embedding rows "
                 f"(vocab_size in its config.json): not this checkpoint's vocab",
             )
+
+
+def check_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Raise a ConfigError for a command-line key that means something else than the user
+    meant with this config: ``encoder.num_layers=K`` on a loaded encoder (null, or K equal to
+    a local checkpoint's depth, change nothing and pass)."""
+    pretrained = _get(cfg, "encoder.pretrained")
+    if not pretrained:
+        return
+    depth = encoder_geometry(cfg)[0].get("num_hidden_layers")  # a local checkpoint's depth
+    for ov in overrides:
+        key, _, value = ov.partition("=")
+        if key.lstrip("+~") != "encoder.num_layers" or value.strip() in ("null", "None", ""):
+            continue
+        if value.strip() == str(depth):  # all its layers: what a loaded encoder keeps anyway
+            continue
+        raise ConfigError(
+            "encoder.num_layers",
+            f"is the depth of a fresh encoder; encoder.pretrained={pretrained} is loaded with all its layers: "
+            f"to keep its first {value} use encoder.keep_layers={value}",
+        )
