@@ -58,6 +58,7 @@ from bertlab.utils.hydra_utils import (
 )
 from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line
+from bertlab.utils.startup_checks import check_training_batches
 from bertlab.utils.summary import print_summary
 from bertlab.utils.wandb_utils import wandb_run_finished
 
@@ -72,16 +73,19 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _resumable_train_loader(datamodule: Any) -> None:
+def _resumable_train_loader(datamodule: Any, cfg: DictConfig) -> None:
     """Make the DataModule's training loader save its position in checkpoints (see
-    bertlab.data.samplers.make_resumable); loaders that are already stateful are kept."""
+    bertlab.data.samplers.make_resumable); loaders that are already stateful are kept. The
+    loader is checked to train something (startup_checks.check_training_batches)."""
     original = datamodule.train_dataloader
     # the marker of our own wrapper (a function attribute), so a DataModule is wrapped once
     if getattr(original, "_bertlab_resumable", False):
         return
 
     def train_dataloader():
-        return make_resumable(original())
+        loader = make_resumable(original())
+        check_training_batches(cfg, loader, getattr(datamodule, "stats", None))
+        return loader
 
     train_dataloader._bertlab_resumable = True  # type: ignore[attr-defined]
     datamodule.train_dataloader = train_dataloader
@@ -132,7 +136,7 @@ def _train(cfg: DictConfig, out_dir: str) -> tuple[dict[str, Any], dict[str, Any
         log.info("ckpt_path=last: no checkpoint in %s yet, starting afresh", out_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
-    _resumable_train_loader(datamodule)
+    _resumable_train_loader(datamodule, cfg)
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
