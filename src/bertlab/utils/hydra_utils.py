@@ -46,6 +46,15 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def set_threads(cfg: DictConfig) -> None:
+    """``threads=N``: torch's intra-op threads (null: torch's default, all cores)."""
+    threads = cfg.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def instantiate_list(cfg: DictConfig | None, what: str) -> list[Any]:
     """Instantiate every ``_target_`` entry of a group such as callbacks or logger."""
     from hydra.utils import instantiate
