@@ -193,7 +193,7 @@ def test_every_experiment_passes_the_start_up_check(make_cfg):
 # --------------------------------------------------------------------------- issue 27 §7: predict input and output
 @pytest.mark.parametrize(
     "text",
-    ["价格${oc.env:HOME}元", "价格${x}元", "a\\${x}", "a\\\\${x}b\\", "it's ${a}'", "${", "$}{"],
+    ["价格${oc.env:HOME}元", "价格${x}元", "a\\${x}", "a\\\\${x}b\\", "it's ${a}'", "${"],
 )
 def test_predict_text_on_the_command_line_is_never_interpolated(text):
     """The CLI path: quote_free_text, then Hydra composes the overrides; text/question/passages
@@ -302,14 +302,15 @@ def test_predict_streams_the_input_in_chunks_with_progress(fake_model, make_cfg,
     """2,500 input lines: predicted at most CHUNK_LINES at a time, in order, every character kept
     (line separators inside a line included), a plain progress line per 10 % step reached on
     stderr (not a terminal), and JSON lines that str.splitlines() reads one record a line."""
-    from bertlab.predict import CHUNK_LINES, predict
+    from bertlab.predict import predict
 
     lines = [f"第{i}行\u2028半\u2029段\x85尾 ${{x}}" if i % 7 == 0 else f"第{i}行" for i in range(2500)]
     inp = tmp_path / "in.txt"
     inp.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
     out = tmp_path / "out.jsonl"
-    assert predict(make_cfg([f"ckpt_path={tmp_path}/x.ckpt", f"input={inp}", f"output={out}"], "predict")) == 2500
-    assert max(fake_model) <= CHUNK_LINES and sum(fake_model) == 2500
+    written = predict(make_cfg([f"ckpt_path={tmp_path}/x.ckpt", f"input={inp}", f"output={out}"], "predict"))
+    assert max(fake_model) <= 1000 and sum(fake_model) == 2500  # bertlab.predict.CHUNK_LINES
+    assert written == 2500
     text = out.read_text(encoding="utf-8")
     assert len(text.splitlines()) == 2500  # was 2500 + 3 x 358 pieces: U+2028, U+2029, U+0085 written raw
     assert [json.loads(line)["text"] for line in text.splitlines()] == lines
@@ -347,7 +348,6 @@ def test_threads_is_accepted_by_every_tool(tool, make_cfg, tmp_path):
 def test_predict_cli_chunked_output_equals_the_unchunked_result(failed_objective_run, tmp_path):
     """3,000 lines (4 chunks) through the CLI with a tiny checkpoint: the same records as one
     unchunked predict_texts call, one JSON line each, progress lines on stderr."""
-    from bertlab.predict import CHUNK_LINES
     from bertlab.runs import load_run, predict_texts
 
     base = [
@@ -358,13 +358,13 @@ def test_predict_cli_chunked_output_equals_the_unchunked_result(failed_objective
         "今天的天气很好。这是一个新的开始",
     ]
     lines = [f"{base[i % len(base)]}{i}" for i in range(3000)]
-    assert len(lines) > 2 * CHUNK_LINES
+    assert len(lines) > 2 * 1000  # several chunks of bertlab.predict.CHUNK_LINES
     inp, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
     inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ckpt = _ckpt(failed_objective_run)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", f"input={inp}", f"output={out}", "threads=1"],
+        [sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", f"input={inp}", f"output={out}"],
         capture_output=True,
         text=True,
         env=env,
