@@ -477,3 +477,43 @@ def test_mrc_answer_not_in_its_context_names_the_file_and_question(tmp_path):
     path = _write(tmp_path / "cmrc.json", json.dumps(data, ensure_ascii=False))
     with pytest.raises(DataError, match=r"cmrc\.json: .*q1"):
         read_cmrc(str(path))
+
+
+# --------------------------------------------------------------------------- issue 27 §6: checks that need the data
+@pytest.mark.parametrize(
+    ("overrides", "batches", "stats", "error"),
+    [
+        (["data.max_train_chars=10"], 0, {}, "config key 'data.max_train_chars': 10 characters select no training"),
+        ([], 0, {}, "config key 'data': the training set is empty"),
+        (
+            [],
+            5,
+            {"train_triples": 7, "train_triples_not_found": 6, "train_triples_beyond_max_len": 1},
+            "config key 'data.train_file': none of the 7 training triples was located in its text",
+        ),
+        (["trainer.val_check_interval=6"], 5, {}, "6 training batches is more than an epoch (5 batches)"),
+        (["trainer.val_check_interval=4", "trainer.limit_train_batches=3"], 5, {}, "more than an epoch (3 batches)"),
+        (["trainer.val_check_interval=3", "trainer.limit_train_batches=0.5"], 5, {}, "more than an epoch (2 batches)"),
+        (["trainer.val_check_interval=6", "trainer.check_val_every_n_epoch=null"], 5, {}, None),
+        (["trainer.val_check_interval=5"], 5, {"train_triples": 7, "train_triples_not_found": 6}, None),
+    ],
+)
+def test_training_loader_must_train_something(make_cfg, overrides, batches, stats, error):
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.startup_checks import check_training_batches
+
+    cfg = make_cfg(["experiment=cws_crf", *overrides])
+    if error is None:
+        check_training_batches(cfg, batches, stats)
+        return
+    with pytest.raises(ConfigError) as err:
+        check_training_batches(cfg, batches, stats)
+    assert error in f"config key '{err.value.key}': {err.value.message}"
+
+
+def test_a_character_budget_that_selects_nothing_names_the_key(tmp_path):
+    from bertlab.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="3 characters select none of the 9 training examples") as err:
+        _cws_dm(tmp_path, PD_LINES, GOLD_LINES, max_train_chars=3)  # 18 lines, every 2nd one for validation
+    assert err.value.key == "data.max_train_chars"
