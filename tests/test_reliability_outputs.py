@@ -85,23 +85,14 @@ def test_predict_empty_input_gives_an_empty_file(failed_objective_run, make_cfg,
     assert out.exists() and out.read_bytes() == b""
 
 
-def test_a_cws_checkpoint_given_a_question_stops_with_one_line(failed_objective_run):
+def _predict_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bertlab.predict",
-            f"ckpt_path={_ckpt(failed_objective_run)}",
-            "question=首都是哪里",
-            "passages=[北京是首都]",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    cmd = [sys.executable, "-m", "bertlab.predict", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_a_cws_checkpoint_given_a_question_stops_with_one_line(failed_objective_run):
+    res = _predict_cli(f"ckpt_path={_ckpt(failed_objective_run)}", "question=首都是哪里", "passages=[北京是首都]")
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert len(errors) == 1 and "SequenceLabelingModule checkpoint, not a reading_comprehension one" in errors[0]
@@ -362,15 +353,7 @@ def test_predict_cli_chunked_output_equals_the_unchunked_result(failed_objective
     inp, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
     inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ckpt = _ckpt(failed_objective_run)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(
-        [sys.executable, "-m", "bertlab.predict", f"ckpt_path={ckpt}", f"input={inp}", f"output={out}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    res = _predict_cli(f"ckpt_path={ckpt}", f"input={inp}", f"output={out}")
     assert res.returncode == 0, res.stderr[-2000:]
     model, datamodule, _ = load_run(ckpt)
     expected = predict_texts(model, datamodule, lines)

@@ -11,6 +11,18 @@ candidate. The task's DataModule decides the input and output format
 (``set_predict_texts`` / ``decode`` / ``format_prediction``; the task's ``decode_predictions``
 adds what the DataModule does not decide, e.g. the MRC vote); ``task=`` (optional) checks
 that the checkpoint is of that task.
+
+Input and output (docs/reliability.md):
+
+* ``text=`` / ``question=`` / ``passages=`` are text: ``${...}`` in them is never interpolated
+  (:func:`quote_free_text` escapes it before Hydra parses the command line);
+* ``input=`` is streamed, :data:`CHUNK_LINES` lines at a time, so memory does not grow with the
+  input; order and every character are kept. Progress goes to stderr: a rich bar on a terminal,
+  else a plain line at every 10 % (the lines are counted first, on the raw bytes);
+* ``output=`` is streamed into a temporary file in the same folder and renamed when complete
+  (:func:`bertlab.utils.atomic.atomic_write`): a failure (a full disk) leaves an existing file as
+  it was; JSON lines escape U+2028, U+2029 and U+0085, so any line splitter reads one record a line;
+* ``threads=N``: torch's intra-op threads.
 """
 
 from __future__ import annotations
