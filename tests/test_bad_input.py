@@ -249,7 +249,64 @@ def _cases(f: dict[str, Path]) -> dict[str, tuple[str, list[str], str]]:
             [*_cws(f), f"encoder.pretrained={f['not_a_model']}"],
             f"encoder.pretrained='{f['not_a_model']}' could not be loaded: no config.json",
         ),
+        # issue 27 §6: values that used to slip through (on the tiny CWS files, so the old code trains fast)
+        **{name: ("train", [*_cws(f), *args], expected) for name, (args, expected) in PRECHECK_VALUES.items()},
+        "max_train_chars_selects_nothing": (
+            "train",
+            [*_cws(f), "data.max_train_chars=3"],
+            "config key 'data.max_train_chars': 3 characters select none of the",
+        ),
+        "val_check_interval_above_an_epoch": (
+            "train",
+            [*_cws(f), "trainer.val_check_interval=50"],
+            "config key 'trainer.val_check_interval': 50 training batches is more than an epoch (1 batches)",
+        ),
     }
+
+
+#: issue 27 §6: values refused by the start-up check (precheck_overrides): row -> (overrides, error)
+PRECHECK_VALUES: dict[str, tuple[list[str], str]] = {
+    "negative_final_lr_factor": (
+        ["scheduler=warmup_linear", "scheduler.final_factor=-5"],
+        "config key 'scheduler.final_factor': must be >= 0, got -5",
+    ),
+    "val_check_interval_zero": (
+        ["trainer.val_check_interval=0"],
+        "config key 'trainer.val_check_interval': must be a fraction of an epoch in (0, 1]",
+    ),
+    "val_check_interval_float_above_one": (
+        ["trainer.val_check_interval=1.5"],
+        "config key 'trainer.val_check_interval': must be a fraction of an epoch in (0, 1]",
+    ),
+    "val_every_zero": (["data.val_every=0"], "config key 'data.val_every': must be >= 1, got 0"),
+    "unknown_precision": (["trainer.precision=bogus"], "config key 'trainer.precision': must be one of 32-true |"),
+    "ema_decay_above_one": (
+        ["+callbacks.ema._target_=bertlab.callbacks.ema.EMA", "+callbacks.ema.decay=1.5"],
+        "config key 'callbacks.ema.decay': must be >= 0 and < 1, got 1.5",
+    ),
+    "callback_without_target": (
+        ["+callbacks.ema.decay=0.9"],
+        "config key 'callbacks.ema': has no _target_ (keys: decay), so it is not a callback and would be ignored",
+    ),
+    "limit_train_batches_zero": (
+        ["trainer.limit_train_batches=0"],
+        "config key 'trainer.limit_train_batches': 0 trains nothing (train=true)",
+    ),
+    "max_steps_zero": (["trainer.max_steps=0"], "config key 'trainer.max_steps': 0 trains nothing (train=true)"),
+    "neither_train_nor_test": (
+        ["train=false", "test=false"],
+        "config key 'train': train=false and test=false: the run would do nothing",
+    ),
+    "infinite_lr": (["optimizer.lr=inf"], "config key 'optimizer.lr': must be a finite number, got inf"),
+    "negative_lr_multiplier": (
+        ["optimizer.lr_multipliers.crf=-1"],
+        "config key 'optimizer.lr_multipliers.crf': must be > 0, got -1",
+    ),
+    "trim_vocab_typo": (
+        ["data.trim_vocab=corpuss"],
+        "config key 'data.trim_vocab': must be one of none | simplified | corpus, got 'corpuss'",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +365,9 @@ CLI_ROWS = [
     "heads_do_not_divide_hidden",
     "output_is_input",
     "output_folder_missing",
+    *PRECHECK_VALUES,
+    "max_train_chars_selects_nothing",
+    "val_check_interval_above_an_epoch",
 ]
 
 
@@ -325,6 +385,9 @@ def test_cli_stops_with_one_line(row, files, cli_results):
         status = json.loads((run_dir / "status.json").read_text())
         assert status["status"] == "failed" and expected in status["error"]
     assert not files["evil_marker"].exists(), "a checkpoint's pickled code ran"
+    if row in PRECHECK_VALUES:  # refused before Hydra creates the run folder, before Lightning starts
+        assert not run_dir.exists(), sorted(run_dir.rglob("*"))
+        assert "GPU available" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------- handled and counted
@@ -414,3 +477,43 @@ def test_mrc_answer_not_in_its_context_names_the_file_and_question(tmp_path):
     path = _write(tmp_path / "cmrc.json", json.dumps(data, ensure_ascii=False))
     with pytest.raises(DataError, match=r"cmrc\.json: .*q1"):
         read_cmrc(str(path))
+
+
+# --------------------------------------------------------------------------- issue 27 §6: checks that need the data
+@pytest.mark.parametrize(
+    ("overrides", "batches", "stats", "error"),
+    [
+        (["data.max_train_chars=10"], 0, {}, "config key 'data.max_train_chars': 10 characters select no training"),
+        ([], 0, {}, "config key 'data': the training set is empty"),
+        (
+            [],
+            5,
+            {"train_triples": 7, "train_triples_not_found": 6, "train_triples_beyond_max_len": 1},
+            "config key 'data.train_file': none of the 7 training triples was located in its text",
+        ),
+        (["trainer.val_check_interval=6"], 5, {}, "6 training batches is more than an epoch (5 batches)"),
+        (["trainer.val_check_interval=4", "trainer.limit_train_batches=3"], 5, {}, "more than an epoch (3 batches)"),
+        (["trainer.val_check_interval=3", "trainer.limit_train_batches=0.5"], 5, {}, "more than an epoch (2 batches)"),
+        (["trainer.val_check_interval=6", "trainer.check_val_every_n_epoch=null"], 5, {}, None),
+        (["trainer.val_check_interval=5"], 5, {"train_triples": 7, "train_triples_not_found": 6}, None),
+    ],
+)
+def test_training_loader_must_train_something(make_cfg, overrides, batches, stats, error):
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.startup_checks import check_training_batches
+
+    cfg = make_cfg(["experiment=cws_crf", *overrides])
+    if error is None:
+        check_training_batches(cfg, batches, stats)
+        return
+    with pytest.raises(ConfigError) as err:
+        check_training_batches(cfg, batches, stats)
+    assert error in f"config key '{err.value.key}': {err.value.message}"
+
+
+def test_a_character_budget_that_selects_nothing_names_the_key(tmp_path):
+    from bertlab.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="3 characters select none of the 9 training examples") as err:
+        _cws_dm(tmp_path, PD_LINES, GOLD_LINES, max_train_chars=3)  # 18 lines, every 2nd one for validation
+    assert err.value.key == "data.max_train_chars"

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -84,23 +85,14 @@ def test_predict_empty_input_gives_an_empty_file(failed_objective_run, make_cfg,
     assert out.exists() and out.read_bytes() == b""
 
 
-def test_a_cws_checkpoint_given_a_question_stops_with_one_line(failed_objective_run):
+def _predict_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bertlab.predict",
-            f"ckpt_path={_ckpt(failed_objective_run)}",
-            "question=首都是哪里",
-            "passages=[北京是首都]",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    cmd = [sys.executable, "-m", "bertlab.predict", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_a_cws_checkpoint_given_a_question_stops_with_one_line(failed_objective_run):
+    res = _predict_cli(f"ckpt_path={_ckpt(failed_objective_run)}", "question=首都是哪里", "passages=[北京是首都]")
     errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert len(errors) == 1 and "SequenceLabelingModule checkpoint, not a reading_comprehension one" in errors[0]
@@ -187,3 +179,184 @@ def test_every_experiment_passes_the_start_up_check(make_cfg):
     for path in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
         validate_config(make_cfg([f"experiment={path.stem}"]))
     assert issubclass(ConfigError, BertlabError)
+
+
+# --------------------------------------------------------------------------- issue 27 §7: predict input and output
+@pytest.mark.parametrize(
+    "text",
+    ["价格${oc.env:HOME}元", "价格${x}元", "a\\${x}", "a\\\\${x}b\\", "it's ${a}'", "${"],
+)
+def test_predict_text_on_the_command_line_is_never_interpolated(text):
+    """The CLI path: quote_free_text, then Hydra composes the overrides; text/question/passages
+    read back exactly as given (was '价格/root元' and an InterpolationKeyError traceback)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bertlab.predict import quote_free_text
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(
+                "predict", overrides=quote_free_text(["ckpt_path=x.ckpt", f"text={text}", f"question={text}"])
+            )
+            assert cfg.text == text and cfg.question == text
+            if "'" not in text:  # an unquoted list item may not hold a quote (hydra's list syntax)
+                cfg = compose("predict", overrides=quote_free_text(["ckpt_path=x.ckpt", f"passages=[{text},b]"]))
+                assert list(cfg.passages) == [text, "b"]
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """predict() without a checkpoint: load_run gives nothing, predict_texts echoes its inputs and
+    records the size of every call."""
+    import bertlab.predict as predict_mod
+
+    calls: list[int] = []
+
+    def predict_texts(model, datamodule, texts):
+        calls.append(len(texts))
+        return [{"text": t, "n": len(t)} for t in texts]
+
+    monkeypatch.setattr(predict_mod, "load_run", lambda *a, **k: (None, None, None))
+    monkeypatch.setattr(predict_mod, "predict_texts", predict_texts)
+    return calls
+
+
+def test_predict_output_on_a_full_disk_leaves_the_old_file(fake_model, make_cfg, tmp_path, monkeypatch):
+    """Writing out.jsonl fails half-way (ENOSPC): the existing file is kept whole, no temporary
+    file is left (was a truncated out.jsonl and the old one destroyed)."""
+    import builtins
+    import errno
+
+    from bertlab.predict import predict
+
+    inp = tmp_path / "in.txt"
+    inp.write_text("".join(f"第{i}行文字\n" for i in range(3000)), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"old": true}\n')
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            if self.written + len(data) > 20_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+
+    def open_(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return FullDisk(fh) if str(file).startswith(str(tmp_path)) and "w" in mode else fh
+
+    monkeypatch.setattr(builtins, "open", open_)
+    with pytest.raises(OSError, match="No space left"):
+        predict(make_cfg([f"ckpt_path={tmp_path}/x.ckpt", f"input={inp}", f"output={out}"], "predict"))
+    monkeypatch.undo()
+    assert out.read_text() == '{"old": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_chunked_holds_one_chunk_of_the_input_at_a_time():
+    from bertlab.predict import chunked
+
+    pulled = 0
+
+    def lines():
+        nonlocal pulled
+        for i in range(2500):
+            pulled += 1
+            yield i
+
+    seen = []
+    for chunk in chunked(lines(), 1000):
+        assert len(chunk) <= 1000 and pulled - len(seen) <= 1000  # never more than one chunk read ahead
+        seen.extend(chunk)
+    assert seen == list(range(2500))
+    assert [len(c) for c in chunked(range(2000), 1000)] == [1000, 1000] and list(chunked([], 3)) == []
+
+
+def test_predict_streams_the_input_in_chunks_with_progress(fake_model, make_cfg, tmp_path, capsys):
+    """2,500 input lines: predicted at most CHUNK_LINES at a time, in order, every character kept
+    (line separators inside a line included), a plain progress line per 10 % step reached on
+    stderr (not a terminal), and JSON lines that str.splitlines() reads one record a line."""
+    from bertlab.predict import predict
+
+    lines = [f"第{i}行\u2028半\u2029段\x85尾 ${{x}}" if i % 7 == 0 else f"第{i}行" for i in range(2500)]
+    inp = tmp_path / "in.txt"
+    inp.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    out = tmp_path / "out.jsonl"
+    written = predict(make_cfg([f"ckpt_path={tmp_path}/x.ckpt", f"input={inp}", f"output={out}"], "predict"))
+    assert max(fake_model) <= 1000 and sum(fake_model) == 2500  # bertlab.predict.CHUNK_LINES
+    assert written == 2500
+    text = out.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2500  # was 2500 + 3 x 358 pieces: U+2028, U+2029, U+0085 written raw
+    assert [json.loads(line)["text"] for line in text.splitlines()] == lines
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("predict: ")]
+    assert progress and progress[-1] == "predict: 2500/2500 lines (100%)", progress
+
+
+@pytest.mark.parametrize("tool", ["predict", "eval", "generate"])
+def test_threads_is_accepted_by_every_tool(tool, make_cfg, tmp_path):
+    """threads=2 sets torch's intra-op threads before the (here missing) checkpoint is read."""
+    import torch
+
+    from bertlab.utils.errors import CheckpointError
+
+    module, name = {
+        "predict": ("predict", "predict"),
+        "eval": ("evaluate", "evaluate"),
+        "generate": ("generate", "run"),
+    }[tool]
+    run = getattr(importlib.import_module(f"bertlab.{module}"), name)
+    extra = ["text=abc"] if tool == "predict" else []
+    cfg = make_cfg([f"ckpt_path={tmp_path}/none.ckpt", "threads=2", *extra], tool)
+    if tool == "eval":
+        cfg.paths.output_dir = str(tmp_path / "eval")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(CheckpointError):
+            run(cfg)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_predict_cli_chunked_output_equals_the_unchunked_result(failed_objective_run, tmp_path):
+    """3,000 lines (4 chunks) through the CLI with a tiny checkpoint: the same records as one
+    unchunked predict_texts call, one JSON line each, progress lines on stderr."""
+    from bertlab.runs import load_run, predict_texts
+
+    base = [
+        "我们在北京工作",
+        "他说明天会更好",
+        "价格${x}元",
+        "中国人民\u2028爱和平",
+        "今天的天气很好。这是一个新的开始",
+    ]
+    lines = [f"{base[i % len(base)]}{i}" for i in range(3000)]
+    assert len(lines) > 2 * 1000  # several chunks of bertlab.predict.CHUNK_LINES
+    inp, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ckpt = _ckpt(failed_objective_run)
+    res = _predict_cli(f"ckpt_path={ckpt}", f"input={inp}", f"output={out}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    model, datamodule, _ = load_run(ckpt)
+    expected = predict_texts(model, datamodule, lines)
+    got = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in got] == expected
+    assert "predict: 3000/3000 lines (100%)" in res.stderr.splitlines(), res.stderr[-2000:]

@@ -19,7 +19,13 @@ from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.config import to_plain
-from bertlab.utils.hydra_utils import exit_on_user_error, instantiate_list, precheck_overrides, repo_root
+from bertlab.utils.hydra_utils import (
+    exit_on_user_error,
+    instantiate_list,
+    precheck_overrides,
+    repo_root,
+    set_threads,
+)
 from bertlab.utils.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,7 @@ def evaluate(cfg: DictConfig) -> dict:
     data_files = [v for v in (to_plain(cfg.get("data")) or {}).values() if isinstance(v, str)]
     check_output_dir(out_dir, [cfg.ckpt_path, *data_files], writes=["metrics.json", "predictions/"])
     os.makedirs(out_dir, exist_ok=True)
+    set_threads(cfg)
     model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
     trainer = hydra.utils.instantiate(
         cfg.trainer,

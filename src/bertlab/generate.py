@@ -30,7 +30,7 @@ from bertlab.runs import load_run
 from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError
-from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
+from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root, set_threads
 
 CONFIG_DIR = os.path.join(repo_root(), "conf")
 TASK = "conditional_generation"
@@ -132,6 +132,7 @@ def run(cfg: DictConfig) -> list[str]:
     if not isinstance(cfg.use_cache, bool):
         raise ConfigError("use_cache", f"must be true or false, got {cfg.use_cache!r}")
     check_output_file(cfg.get("output"), inputs=[cfg.ckpt_path])  # before the checkpoint is read
+    set_threads(cfg)
     texts = generate_texts(
         cfg.ckpt_path,
         label=cfg.label,

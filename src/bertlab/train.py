@@ -62,6 +62,7 @@ from bertlab.utils.hydra_utils import (
 )
 from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line
+from bertlab.utils.startup_checks import check_training_batches
 from bertlab.utils.summary import print_summary
 from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher
 from bertlab.utils.wandb_utils import wandb_run_finished
@@ -217,6 +218,8 @@ def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[s
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
+    if cfg.get("train", True):  # a run that would train nothing stops here, before the Trainer (one line)
+        check_training_batches(cfg, datamodule.train_dataloader(), getattr(datamodule, "stats", None))
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]

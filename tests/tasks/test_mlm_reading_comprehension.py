@@ -110,7 +110,7 @@ def test_run_reports_model_ceiling_and_baseline(tiny_run):
     assert len(lines) == 6 and {"answer", "score", "candidates", "gold"} <= set(json.loads(lines[0]))
 
 
-def test_predict_round_trip(tiny_run, make_cfg):
+def test_predict_round_trip(tiny_run, make_cfg, capsys):
     from bertlab.predict import predict_texts
     from bertlab.runs import load_run
 
@@ -136,7 +136,9 @@ def test_predict_round_trip(tiny_run, make_cfg):
         ],
         config_name="predict",
     )
-    (got,) = predict(cfg)
+    capsys.readouterr()
+    assert predict(cfg) == 1  # the number of records written (to stdout here)
+    (got,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert got["answer"] == rec["answer"] and got["score"] == pytest.approx(rec["score"], rel=1e-5)
     with pytest.raises(CheckpointError, match="not a sequence_labeling one"):
         predict(make_cfg([f"ckpt_path={ckpt}", "task=cws", "text=abc"], config_name="predict"))

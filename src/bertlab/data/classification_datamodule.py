@@ -33,6 +33,7 @@ from bertlab.data.collate import pad_collate
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
 from bertlab.utils.errors import ConfigError, DataError
+from bertlab.utils.startup_checks import check_char_budget
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
                 break
             keep.append(i)
             total += len(rows[i][0])
+        check_char_budget(len(keep), len(rows), max_chars, len(rows[order[0]][0]) if rows else None)
         return [rows[i] for i in sorted(keep)]
 
     def setup(self, stage: str | None = None) -> None:

@@ -37,6 +37,7 @@ from bertlab.data.base import CharDataModule
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.sentiment import read_sentiment
 from bertlab.utils.errors import ConfigError
+from bertlab.utils.startup_checks import check_char_budget
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
                 if total > hp.max_train_chars:
                     break
                 keep.append(i)
+            check_char_budget(len(keep), len(rows), hp.max_train_chars, len(rows[order[0]][0]) if rows else None)
             rows = [rows[i] for i in sorted(keep)]
         elif split != "train" and hp.max_eval_sentences and hp.max_eval_sentences < len(rows):
             rows = [rows[i] for i in sorted(order[: int(hp.max_eval_sentences)])]

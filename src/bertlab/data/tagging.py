@@ -28,6 +28,7 @@ from bertlab.data.collate import pad_collate
 from bertlab.data.cws import split_text
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.utils.errors import ConfigError, DataError
+from bertlab.utils.startup_checks import check_char_budget
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
                 break
             out.append(i)
             total += n
+        check_char_budget(len(out), len(sents), max_chars, len(sents[order[0]][0]) if sents else None)
         return [sents[i] for i in sorted(out)]
 
     def _train_features(self, sents: list[tuple[str, list[int]]]) -> list[dict[str, Any]]:

@@ -46,6 +46,15 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def set_threads(cfg: DictConfig) -> None:
+    """``threads=N``: torch's intra-op threads (null: torch's default, all cores)."""
+    threads = cfg.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def instantiate_list(cfg: DictConfig | None, what: str) -> list[Any]:
     """Instantiate every ``_target_`` entry of a group such as callbacks or logger."""
     from hydra.utils import instantiate
@@ -263,9 +272,10 @@ def check_override_types(base: DictConfig, cfg: DictConfig, overrides: list[str]
             raise ConfigError(key, f"expected {_type_name(old)} (like its default {old!r}), got {new!r}")
 
 
-#: (key pattern, kind, low, high, inclusive low): checked on the composed config of every
-#: task. kind "int" or "number"; a missing key or a null value is not checked.
-RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
+#: (key pattern, kind, low, high, inclusive low[, inclusive high]): checked on the composed
+#: config of every task. kind "int" or "number" (a number must be finite: ``inf`` / ``nan``
+#: are refused); a missing key or a null value is not checked.
+RANGE_RULES: list[tuple] = [
     ("data.batch_size", "int", 1, math.inf, True),
     ("data.eval_batch_size", "int", 1, math.inf, True),
     ("data.max_len", "int", 3, math.inf, True),
@@ -273,6 +283,7 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("data.pool_batches", "int", 1, math.inf, True),
     ("data.max_train_chars", "int", 1, math.inf, True),
     ("data.max_eval_sentences", "int", 1, math.inf, True),
+    ("data.val_every", "int", 1, math.inf, True),
     ("seed", "int", 0, 2**32 - 1, True),
     ("threads", "int", 1, math.inf, True),
     ("trainer.max_epochs", "int", -1, math.inf, True),
@@ -283,6 +294,11 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("trainer.gradient_clip_val", "number", 0, math.inf, True),
     ("optimizer.lr", "number", 0, math.inf, False),
     ("optimizer.weight_decay", "number", 0, math.inf, True),
+    ("optimizer.lr_multipliers.*", "number", 0, math.inf, False),
+    ("scheduler.warmup_steps", "int", 0, math.inf, True),
+    # lr factors: a negative factor is gradient ascent
+    ("scheduler.final_factor", "number", 0, math.inf, True),
+    ("scheduler.schedule.*", "number", 0, math.inf, True),
     ("encoder.num_layers", "int", 1, math.inf, True),
     ("encoder.keep_layers", "int", 1, math.inf, True),
     ("encoder.hidden_size", "int", 1, math.inf, True),
@@ -291,6 +307,8 @@ RANGE_RULES: list[tuple[str, str, float, float, bool]] = [
     ("*dropout*", "number", 0, 1, True),
     ("callbacks.*.every_n_train_steps", "int", 0, math.inf, True),
     ("callbacks.model_checkpoint.save_top_k", "int", -1, math.inf, True),
+    # bertlab.callbacks.ema.EMA: ema <- d * ema + (1 - d) * w
+    ("callbacks.*.decay", "number", 0, 1, True, False),
     ("nonfinite_loss_max_skips", "int", 1, math.inf, True),
 ]
 #: keys that moved: old key -> the one-line hint naming the new key
@@ -298,8 +316,27 @@ MOVED_KEYS: dict[str, str] = {
     "encoder.trim_vocab": "moved to the data group: use data.trim_vocab=none|simplified|corpus",
 }
 #: keys whose value must be one of a few words
-CHOICE_RULES: dict[str, tuple[str, ...]] = {
+CHOICE_RULES: dict[str, tuple[Any, ...]] = {
     "nonfinite_loss": ("stop", "skip"),
+    "data.trim_vocab": ("none", "simplified", "corpus"),  # bertlab.data.vocab.MODES
+    # Lightning's precision inputs (lightning_fabric.connector._PRECISION_INPUT)
+    "trainer.precision": (
+        "32-true",
+        "16-mixed",
+        "bf16-mixed",
+        "16-true",
+        "bf16-true",
+        "64-true",
+        "transformer-engine",
+        "transformer-engine-float16",
+        "32",
+        "16",
+        "bf16",
+        "64",
+        32,
+        16,
+        64,
+    ),
 }
 
 
@@ -315,6 +352,27 @@ def _leaves(node: DictConfig, prefix: str = ""):
             yield full, value
 
 
+def check_range(
+    key: str, value: Any, kind: str, low: float, high: float, incl_low: bool = True, incl_high: bool = True
+) -> None:
+    """A :class:`ConfigError` naming ``key`` unless ``value`` is a finite number (an integer for
+    kind "int") between ``low`` and ``high``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind == "int" and not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())))
+    ):
+        raise ConfigError(key, f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number, got {value!r}")
+    lo_ok = value >= low if incl_low else value > low
+    hi_ok = value <= high if incl_high else value < high
+    if not lo_ok or not hi_ok:
+        lo = f"{'>=' if incl_low else '>'} {low:g}"
+        rng = lo if high == math.inf else f"{lo} and {'<=' if incl_high else '<'} {high:.10g}"
+        raise ConfigError(key, f"must be {rng}, got {value!r}")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
@@ -322,27 +380,15 @@ def validate_config(cfg: DictConfig) -> None:
         if OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False) is not None:
             raise ConfigError(key, hint)
     for key, value in _leaves(cfg):
-        if key in CHOICE_RULES and value not in CHOICE_RULES[key]:
-            raise ConfigError(key, f"must be one of {' | '.join(CHOICE_RULES[key])}, got {value!r}")
-        for pattern, kind, low, high, incl in RANGE_RULES:
+        if key in CHOICE_RULES and value is not None and value not in CHOICE_RULES[key]:
+            choices = " | ".join(dict.fromkeys(map(str, CHOICE_RULES[key])))
+            raise ConfigError(key, f"must be one of {choices}, got {value!r}")
+        for pattern, kind, low, high, incl, *rest in RANGE_RULES:
             if not (key == pattern or ("*" in pattern and fnmatch.fnmatchcase(key, pattern))):
                 continue
             if value is None:
                 break
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or (kind == "int" and not isinstance(value, int))
-            ):
-                if kind == "int" and isinstance(value, float) and value.is_integer():
-                    pass
-                else:
-                    raise ConfigError(key, f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-            lo_ok = value >= low if incl else value > low
-            if not lo_ok or value > high:
-                lo = f"{'>=' if incl else '>'} {low:g}"
-                rng = lo if high == math.inf else f"{lo} and <= {high:.10g}"
-                raise ConfigError(key, f"must be {rng}, got {value!r}")
+            check_range(key, value, kind, low, high, incl, rest[0] if rest else True)
             break
     from bertlab.utils.startup_checks import check_consistency
 
