@@ -270,8 +270,10 @@ def test_generation_overrides_reach_the_classifier_and_the_evaluation(capsys):
         "trainer.accelerator=cpu encoder.num_layers=1" in lines[1]
     )
     evaluate = next(line for line in lines if "bertlab.evaluate" in line)
-    assert evaluate.endswith("+data.overfit_texts=null hydra.run.dir=g/overfit_heldout trainer.accelerator=cpu")
-    assert "bertlab.evaluate takes no threads=2 encoder.num_layers=1" in out.err
+    assert evaluate.endswith(
+        "+data.overfit_texts=null hydra.run.dir=g/overfit_heldout threads=2 trainer.accelerator=cpu"
+    )
+    assert "bertlab.evaluate takes no encoder.num_layers=1" in out.err  # threads: evaluate takes it
     assert lines[-1] == f"# then the table -> {ROOT / 'g' / 'results.md'}"
 
 
@@ -291,8 +293,15 @@ def test_evaluate_takes_the_keys_of_its_config():
             "seed=3",
         ]
     )
-    assert taken == ["trainer.devices=1", "+trainer.x=1", "logger=csv", "paths.log_dir=/x", "hydra.run.dir=d"]
-    assert left == ["threads=1", "data.max_len=64", "optimizer.lr=1e-3", "seed=3"]
+    assert taken == [
+        "trainer.devices=1",
+        "+trainer.x=1",
+        "logger=csv",
+        "paths.log_dir=/x",
+        "hydra.run.dir=d",
+        "threads=1",
+    ]
+    assert left == ["data.max_len=64", "optimizer.lr=1e-3", "seed=3"]
 
 
 @pytest.mark.parametrize("name", ["albert", "albert_triples", "ner", "ner_pd", "orthogonality", "pretrain"])
