@@ -122,3 +122,24 @@ def test_evaluate_refuses_a_training_run_folder(finished_run):
     res = _cli("bertlab.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={finished_run}")
     assert "holds a training run" in _one_error_line(res)
     assert _digest(finished_run) == before
+
+
+def test_a_full_disk_is_one_line_naming_the_path_exit_2(tmp_path, monkeypatch, capsys):
+    """ENOSPC while a run writes its files: one line naming the path, exit 2 (was a 63-line traceback)."""
+    import errno
+
+    import bertlab.train as train_mod
+    from bertlab.utils.hydra_utils import exit_on_user_error
+
+    target = str(tmp_path / ".hydra" / "config.yaml")
+
+    def full(cfg, out_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", target)
+
+    monkeypatch.setattr(train_mod, "save_hydra_files", full)
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(train)(compose_cfg(tmp_path, TINY))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1
+    assert err[0].startswith("bertlab: error: No space left on device writing " + target)
+    assert "free some space" in err[0]

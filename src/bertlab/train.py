@@ -114,7 +114,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise
     except BaseException as err:
         user = find_user_error(err)
-        status.failed(str(user) if user is not None else one_line(err))
+        try:
+            status.failed(str(user) if user is not None else one_line(err))
+        except OSError:  # the status itself cannot be written (a full disk): the error line says why
+            log.warning("could not record the failure in %s", status.path)
         lock.release()
         raise
     status.done(test_checkpoint=metrics.get("test_checkpoint"))

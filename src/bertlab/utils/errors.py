@@ -36,3 +36,12 @@ class ConfigError(BertlabError, ValueError):
 
 class CheckpointError(BertlabError, FileNotFoundError):
     """A checkpoint or pretrained-model path that is missing or not a model."""
+
+
+class StorageFullError(BertlabError, OSError):
+    """The disk (or quota) is full while writing a run's files or an output."""
+
+    def __init__(self, path: str | None, detail: str):
+        self.path = path
+        where = f"writing {path}" if path else "writing the run's files"
+        super().__init__(f"{detail} {where}: free some space, or write elsewhere (paths.log_dir=..., output=...)")

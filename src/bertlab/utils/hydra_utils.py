@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import logging
@@ -14,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bertlab.utils.errors import BertlabError, ConfigError
+from bertlab.utils.errors import BertlabError, ConfigError, StorageFullError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def find_user_error(err: BaseException | None) -> BertlabError | None:
     while err is not None and id(err) not in seen:
         if isinstance(err, BertlabError):
             return err
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk: the user's to fix
+            return StorageFullError(err.filename, err.strerror or "no space left on device")
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
