@@ -162,7 +162,13 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=sys.argv.pop(1), config_name="train")
 def main(cfg):
-    # a tiny objective of the trial's parameters: no training
+    # a tiny objective of the trial's parameters: no training; the job's .hydra/ files written
+    # as bertlab.train writes them (Hydra itself does not: hydra.output_subdir is null)
+    from hydra.core.hydra_config import HydraConfig
+
+    from bertlab.train import save_hydra_files
+
+    save_hydra_files(cfg, HydraConfig.get().runtime.output_dir)
     return float(cfg.optimizer.lr) * float(cfg.optimizer.lr_multipliers.crf)
 
 

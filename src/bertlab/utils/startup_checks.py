@@ -30,12 +30,15 @@ now reads ``encoder.keep_layers=K``, and saying it the old way is one line namin
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["check_char_budget", "check_consistency", "check_overrides", "check_training_batches", "encoder_geometry"]
 
@@ -131,13 +134,31 @@ def _check_val_check_interval(value: Any) -> None:
         )
 
 
+def _known_callbacks() -> set[str]:
+    """The callback names of the shipped callback sets (conf/callbacks/*.yaml)."""
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "..", "conf", "callbacks")
+    names: set[str] = set()
+    if os.path.isdir(folder):
+        for f in os.listdir(folder):
+            if f.endswith(".yaml"):
+                node = OmegaConf.load(os.path.join(folder, f))
+                names.update(str(k) for k in node if k != "defaults") if isinstance(node, DictConfig) else None
+    return names
+
+
 def _check_callbacks(cfg: DictConfig) -> None:
     callbacks = _get(cfg, "callbacks")
     if not isinstance(callbacks, DictConfig):
         return
+    known = _known_callbacks()
     for name in callbacks:
         node = _get(cfg, f"callbacks.{name}")
         if isinstance(node, DictConfig) and "_target_" not in node:
+            if name in known:  # an experiment adjusting a callback of a set that this run left out (callbacks=none)
+                log.warning(
+                    "callbacks.%s adjusts a callback this config does not have (callbacks=none?): ignored", name
+                )
+                continue
             raise ConfigError(
                 f"callbacks.{name}",
                 f"has no _target_ (keys: {', '.join(map(str, node))}), so it is not a callback and would be "

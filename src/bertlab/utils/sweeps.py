@@ -119,11 +119,17 @@ def done_job_metrics(cfg: Any, overrides: Sequence[str] | None = None) -> dict[s
 
 # --------------------------------------------------------------------------------- the last line
 def job_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
-    """The job folders of a multirun folder (``<n>/.hydra``), in job-number order."""
+    """The job folders of a multirun folder, in job-number order: Hydra's numbered job folders
+    (``<n>``) and any folder with a ``.hydra/`` or a ``status.json`` (``.hydra/`` is written by
+    bertlab.train only once a job holds its folder: a job refused before that still counts)."""
     root = Path(sweep_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and (p.name.isdigit() or (p / ".hydra").is_dir() or (p / "status.json").is_file())
+    ]
     return sorted(found, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
 
 
