@@ -99,8 +99,14 @@ def slope(sizes, values) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
+ROUNDING = 1e-12  # a curve whose every value is below this (the orthogonal law) has no slope
+
+
 def draw_slopes(sizes, cells: list[list[float]]) -> list[float]:
-    """The log-log slope over n of each draw's curve (draw d = the d-th value of every cell)."""
+    """The log-log slope over n of each draw's curve (draw d = the d-th value of every cell);
+    NaN for a curve at rounding level (shown as "-")."""
+    if all(abs(v) < ROUNDING for c in cells for v in c):
+        return [float("nan")] * len(cells[0])
     return [slope(sizes, [c[d] for c in cells]) for d in range(len(cells[0]))]
 
 
@@ -167,7 +173,7 @@ def per_draw_table(sizes, shapes, show) -> str:
             sl = {s: draw_slopes(sizes, res[s][law]) for s in ("full", "diag", "offdiag")}
             for d in range(len(res["full"][law][0])):
                 vals = [format(res[s][law][i][d], ".4g") for s in ("full", "diag", "offdiag") for i in idx]
-                sls = [format(sl[s][d], "+.3f") for s in ("full", "diag", "offdiag")]
+                sls = [mean_std([sl[s][d]], "+.3f") for s in ("full", "diag", "offdiag")]
                 lines.append(f"| {shape} | {law} | {d + 1} | " + " | ".join(vals + sls) + " |")
     return "\n".join(lines) + "\n"
 
@@ -183,7 +189,8 @@ def report(sizes, ratio: int, draws: int, seed: int, square, tall, command: str)
         "Split: mean((W^T W - I)^2) = diag / n + offdiag * (n - 1) / n, with diag = "
         "mean((diag(W^T W) - 1)^2) and offdiag = the mean squared off-diagonal entry; largest "
         f"relative gap between the two sides over every cell and draw: {split_error(sizes, square):.1e} "
-        f"(square), {split_error(sizes, tall):.1e} (tall).\n",
+        f"(square), {split_error(sizes, tall):.1e} (tall). Slopes of curves at rounding level "
+        f"(every value below {ROUNDING:g}: the orthogonal law) are shown as -.\n",
         "## Slopes over n and the diagonal's share, per law\n",
         slope_table(sizes, shapes),
     ]

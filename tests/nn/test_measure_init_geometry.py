@@ -59,4 +59,5 @@ def test_main_writes_the_per_draw_table_atomically(tmp_path):
     for shape in ("square", "tall m=4n"):
         for draw in (1, 2):
             assert f"| {shape} | dual | {draw} |" in md
+    assert "| square | orthogonal | - | - | - | - |" in md  # rounding-level curves: no slope
     assert [p.name for p in out.iterdir()] == ["init_geometry.md"]  # no temporary file left, no PNG
