@@ -1,5 +1,6 @@
 """The CRF mechanism callback (issue 17): gradient norms of the transitions and the emission
-layer, averaged between validations, against a hand computation; CSV + PNG written."""
+layer, averaged between validations, and the validation emission margin (issue 29 §6), against
+a hand computation; CSV + PNG written."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bertlab.callbacks.crf_mechanism import CRFMechanism, grad_norm
+from bertlab.callbacks.crf_mechanism import CRFMechanism, emission_margin_sums, grad_norm
 from bertlab.nn.crf import CRF
 
 K, T, D = 4, 6, 8
@@ -27,6 +28,7 @@ class Toy(pl.LightningModule):
         self.head = CRF(K)
         self.last_metrics: dict = {}
         self.seen: list[tuple[float, float]] = []
+        self.val_emissions: list[list[torch.Tensor]] = []
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -39,8 +41,11 @@ class Toy(pl.LightningModule):
         e = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in self.emission.parameters()))
         self.seen.append((t, e))
 
+    def on_validation_epoch_start(self):
+        self.val_emissions.append([])
+
     def validation_step(self, batch, batch_idx):
-        pass
+        self.val_emissions[-1].append(self.emission(batch[0]).detach().clone())
 
     def on_validation_epoch_end(self):
         self.last_metrics["val"] = {"f1": 0.9, "f1_emissions_only": 0.85}
@@ -63,6 +68,14 @@ def test_grad_norm_of_parameters_without_gradients_is_none():
     assert grad_norm([p]) == 5.0
 
 
+def test_emission_margin_sums_by_hand_and_under_a_mask():
+    em = torch.tensor([[[1.0, 5.0, 2.0], [0.0, 0.0, 3.0], [7.0, 6.5, -1.0]]])  # shape: [1, 3, 3]
+    assert emission_margin_sums(em) == (15.0, 3.0 + 3.0 + 0.5, 3)
+    assert emission_margin_sums(em, torch.tensor([[True, False, True]])) == (12.0, 3.5, 2)
+    # a mask of another shape (no per-token mask) counts every token
+    assert emission_margin_sums(em, torch.ones(2, dtype=torch.bool))[2] == 3
+
+
 def test_mechanism_means_between_validations_match_hand_computation(tmp_path):
     model = Toy()
     cb = CRFMechanism(str(tmp_path / "mech"))
@@ -83,6 +96,11 @@ def test_mechanism_means_between_validations_match_hand_computation(tmp_path):
         assert math.isclose(row["transition_grad_norm"], sum(t for t, _ in part) / 4, rel_tol=1e-6)
         assert math.isclose(row["emission_grad_norm"], sum(e for _, e in part) / 4, rel_tol=1e-6)
         assert math.isclose(row["transitions_add"], 0.05, rel_tol=1e-6)
+        # this validation's emissions (1 batch of 2 x T tokens, no mask): top and top - second
+        top2 = torch.cat(model.val_emissions[i]).topk(2, dim=-1).values
+        assert math.isclose(row["emission_top"], float(top2[..., 0].mean()), rel_tol=1e-5)
+        assert math.isclose(row["emission_margin"], float((top2[..., 0] - top2[..., 1]).mean()), rel_tol=1e-5)
+    assert cb._hook is None  # the hook lives during validation only
     # the last validation's values are logged
     assert math.isclose(
         float(trainer.callback_metrics["mechanism/transition_grad_norm"]),
@@ -92,4 +110,5 @@ def test_mechanism_means_between_validations_match_hand_computation(tmp_path):
     with open(tmp_path / "mech" / "mechanism.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [4, 8]
+    assert math.isclose(float(rows[-1]["emission_margin"]), cb.rows[-1]["emission_margin"], rel_tol=1e-9)
     assert (tmp_path / "mech" / "mechanism.png").stat().st_size > 0

@@ -47,11 +47,14 @@ def test_rows_run_as_one_sweep_and_the_table_is_written(tmp_path, monkeypatch):
     assert (out / "mechanism_transitions_add.png").stat().st_size > 0
 
 
-def _mech_run(root, name, seed, grads, adds):
+def _mech_run(root, name, seed, grads, adds, margins=None):
     run = root / f"{name}_{seed}"
     (run / "mechanism").mkdir(parents=True)
     lines = ["step,transition_grad_norm,emission_grad_norm,val_f1,val_f1_emissions_only,transitions_add"]
     lines += [f"{10 * (i + 1)},{g},0.5,0.8,{0.8 - a},{a}" for i, (g, a) in enumerate(zip(grads, adds))]
+    if margins is not None:  # a run with the emission margin (top, top - second) per validation
+        lines[0] += ",emission_top,emission_margin"
+        lines[1:] = [f"{line},{t},{m}" for line, (t, m) in zip(lines[1:], margins)]
     (run / "mechanism" / "mechanism.csv").write_text("\n".join(lines) + "\n")
     return {"row": name, "path": run, "ok": True}
 
@@ -60,8 +63,8 @@ def test_mechanism_report_pairs_each_seeds_first_and_last_validation(tmp_path):
     from bertlab.reproduce.crf import mechanism_report
 
     rows = [
-        _mech_run(tmp_path, "CRF x1", 1, [1.0, 0.5, 0.1], [0.0, 0.01, 0.02]),
-        _mech_run(tmp_path, "CRF x1", 2, [2.0, 0.5, 0.2], [0.0, 0.03, 0.04]),
+        _mech_run(tmp_path, "CRF x1", 1, [1.0, 0.5, 0.1], [0.0, 0.01, 0.02], [(1, 0.5), (2, 1), (6, 3)]),
+        _mech_run(tmp_path, "CRF x1", 2, [2.0, 0.5, 0.2], [0.0, 0.03, 0.04], [(2, 1.5), (2, 1), (8, 4)]),
         _mech_run(tmp_path, "CRF x10", 1, [1.0, 1.0, 1.0], [0.0, 0.1, 0.2]),
         _mech_run(tmp_path, "CRF x10", 2, [1.0, 2.0, 1.0], [0.0, 0.1, 0.2]),
         {"row": "Softmax", "path": tmp_path / "none", "ok": True},  # no mechanism CSV: left out
@@ -76,5 +79,6 @@ def test_mechanism_report_pairs_each_seeds_first_and_last_validation(tmp_path):
     assert x1[7].startswith("-1.000 ± 0.000") and x1[7].endswith("holds)")  # fell 10x on both seeds
     x10 = [c.strip() for c in lines["CRF x10"]]
     assert x10[7].startswith("+0.000 ± 0.000")
+    assert x1[8] == "1.50 / 1.00 -> 7.00 / 3.50" and x10[8] == "-"  # emission top / margin; not measured
     assert (tmp_path / "out" / "mechanism_transition_grad.png").stat().st_size > 0
     assert mechanism_report([rows[-1]], tmp_path / "out2") == ""

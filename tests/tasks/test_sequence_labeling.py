@@ -37,10 +37,11 @@ def test_emissions_only_f1_is_the_argmax_decode_and_the_mechanism_records_it(mak
     assert {"f1_emissions_only", "precision_emissions_only", "recall_emissions_only"} <= set(val)
     # the same number by hand: argmax of the emissions of the final weights (the last step was validated)
     model.eval()
-    preds = {}
+    preds, top2 = {}, []
     with torch.no_grad():
         for batch in dm.val_dataloader():
             em = model.emissions(batch)
+            top2.append(em.topk(2, dim=-1).values[batch["attention_mask"].bool()])  # the real tokens only
             for i, a, m in zip(batch["index"].tolist(), em.argmax(-1), batch["attention_mask"]):
                 preds[i] = a[m].tolist()
     by_hand, _ = score_tagging(dm, "val", preds)
@@ -52,6 +53,10 @@ def test_emissions_only_f1_is_the_argmax_decode_and_the_mechanism_records_it(mak
     last = rows[-1]
     assert float(last["transitions_add"]) == pytest.approx(val["f1"] - val["f1_emissions_only"])
     assert float(last["transition_grad_norm"]) > 0 and float(last["emission_grad_norm"]) > 0
+    # the emission margin (post 1): mean top score and mean top - second over the masked tokens
+    top2 = torch.cat(top2)
+    assert float(last["emission_top"]) == pytest.approx(float(top2[:, 0].mean()), rel=1e-5)
+    assert float(last["emission_margin"]) == pytest.approx(float((top2[:, 0] - top2[:, 1]).mean()), rel=1e-5)
 
 
 def test_softmax_head_has_no_emissions_only_score(make_cfg):

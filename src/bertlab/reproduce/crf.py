@@ -195,11 +195,13 @@ def mechanism_report(rows: list[dict], out_dir: Path) -> str:
         "",
         "Mechanism (post 1): gradient norms are means over the optimizer steps since the previous validation; "
         "'transitions add' = CRF-decoded val F1 - emissions-only (argmax) val F1. Values are means over the "
-        "row's seeds; the last column pairs each seed's own first and last validation (SE, verdict).",
+        "row's seeds; the Δ column pairs each seed's own first and last validation (SE, verdict). Emission "
+        "top / margin: the validation tokens' mean top emission score / mean top minus second score "
+        "(post 1: 6-8 / at least 3 once the emissions fit; - for runs older than it).",
         "",
         "| row | seeds | validations (steps) | transition grad norm, first -> last | emission grad norm, first -> last "
-        "| transitions add (F1), first -> last | " + cols.header + " |",
-        "|---|---|---|---|---|---|---|",
+        "| transitions add (F1), first -> last | " + cols.header + " | emission top / margin, first -> last |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     steps_of: dict[str, list[int]] = {}
     trans_of: dict[str, list[float]] = {}
@@ -209,7 +211,13 @@ def mechanism_report(rows: list[dict], out_dir: Path) -> str:
         steps_of[name] = [int(runs[0][i]["step"] or 0) for i in range(n)]
         series = {
             k: [_mean([m[i].get(k) for m in runs]) for i in range(n)]
-            for k in ("transition_grad_norm", "emission_grad_norm", "transitions_add")
+            for k in (
+                "transition_grad_norm",
+                "emission_grad_norm",
+                "transitions_add",
+                "emission_top",
+                "emission_margin",
+            )
         }
         trans_of[name] = [float("nan") if v is None else v for v in series["transition_grad_norm"]]
         add_of[name] = [float("nan") if v is None else v for v in series["transitions_add"]]
@@ -224,7 +232,8 @@ def mechanism_report(rows: list[dict], out_dir: Path) -> str:
             dcell += f" ({ss.paired_verdict(dlogs, 1.0, '+.3f')})"
         out.append(
             f"| {name} | {len(runs)} | {n} ({', '.join(map(str, steps_of[name]))}) | {_first_last(series['transition_grad_norm'], _sci)} "
-            f"| {_first_last(series['emission_grad_norm'], _sci)} | {_first_last(series['transitions_add'], num)} | {dcell} |"
+            f"| {_first_last(series['emission_grad_norm'], _sci)} | {_first_last(series['transitions_add'], num)} | {dcell} "
+            f"| {_margin_cell(series['emission_top'], series['emission_margin'])} |"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     for fname, data, title, ylabel, logy in (
@@ -253,6 +262,13 @@ def mechanism_report(rows: list[dict], out_dir: Path) -> str:
 
 def _first_last(values: list[float | None], fmt) -> str:
     return f"{fmt(values[0])} -> {fmt(values[-1])}"
+
+
+def _margin_cell(top: list[float | None], margin: list[float | None]) -> str:
+    """ "top / margin -> top / margin" (first and last validation), "-" when not measured."""
+    if top[0] is None or top[-1] is None:
+        return "-"
+    return f"{top[0]:.2f} / {num(margin[0], 2)} -> {top[-1]:.2f} / {num(margin[-1], 2)}"
 
 
 def _sci(x: float | None) -> str:
