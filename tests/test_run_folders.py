@@ -143,3 +143,23 @@ def test_a_full_disk_is_one_line_naming_the_path_exit_2(tmp_path, monkeypatch, c
     assert exit_info.value.code == 2 and len(err) == 1
     assert err[0].startswith("bertlab: error: No space left on device writing " + target)
     assert "free some space" in err[0]
+
+
+def test_a_new_run_never_trains_over_a_folder_that_holds_one(finished_run):
+    """No ckpt_path into a finished run's folder (hydra.run.dir=<run>, or a relaunched multirun
+    on the same sweep dir): refused naming the folder, nothing written (was: exit 0, the run and
+    its checkpoints silently replaced)."""
+    before = _digest(finished_run)
+    with pytest.raises(ConfigError, match="holds a run .status done"):
+        train(compose_cfg(finished_run, [*TINY, "seed=5"]))
+    assert _digest(finished_run) == before
+
+
+def test_a_checkpoint_of_another_folder_resumes_into_a_new_one_with_the_same_config(finished_run, tmp_path):
+    """The keys derived from the run folder (checkpoint dirpath, output dirs) may differ: only
+    real config changes refuse such a resume."""
+    ckpt = str(next((finished_run / "checkpoints").glob("*.ckpt")))
+    metrics, _ = train(compose_cfg(tmp_path / "new", [*TINY, f"ckpt_path={ckpt}", "trainer.max_epochs=2"]))
+    assert metrics["resumed_from"] == ckpt and "test" in metrics
+    with pytest.raises(ConfigError, match="optimizer.lr"):
+        train(compose_cfg(tmp_path / "other", [*TINY, f"ckpt_path={ckpt}", "optimizer.lr=0.5"]))

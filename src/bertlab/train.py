@@ -44,7 +44,14 @@ from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
 from bertlab.callbacks.run_config import RunConfigInCheckpoint
 from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.nn.encoders import resolve_vocab_file
-from bertlab.runs import LAST, check_resume_checkpoint, checkpoint_dir, read_checkpoint, resolve_resume_path
+from bertlab.runs import (
+    LAST,
+    check_resume_checkpoint,
+    checkpoint_dir,
+    find_last_checkpoint,
+    read_checkpoint,
+    resolve_resume_path,
+)
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text
 from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
@@ -61,7 +68,7 @@ from bertlab.utils.hydra_utils import (
     validate_config,
 )
 from bertlab.utils.run_lock import RunLock, precheck_run_dir
-from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line
+from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line, read_status
 from bertlab.utils.startup_checks import check_training_batches
 from bertlab.utils.summary import print_summary
 from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher
@@ -137,6 +144,7 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
                 f"ckpt_path=last: no complete checkpoint in {checkpoint_dir(out_dir)} to resume "
                 "(to start a new run, leave ckpt_path out)"
             )
+        refuse_a_folder_holding_a_run(out_dir)
         return None
     check_resume_checkpoint(ckpt_path, cfg.model._target_)
     if cfg.get("train", True):
@@ -154,6 +162,21 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
             )
     log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
     return ckpt_path
+
+
+def refuse_a_folder_holding_a_run(out_dir: str) -> None:
+    """A new run (no ``ckpt_path``) never trains over a folder that holds a run: a finished,
+    interrupted or killed one, or any sound checkpoint (a failed run without checkpoints may be
+    started again)."""
+    status = read_status(out_dir).get("status")
+    last = find_last_checkpoint(out_dir) if os.path.isdir(checkpoint_dir(out_dir)) else None
+    if status in ("done", "interrupted", "killed") or last is not None:
+        what = f"status {status}" + (f", checkpoint {os.path.basename(last)}" if last else "")
+        raise ConfigError(
+            "hydra.run.dir",
+            f"{out_dir} holds a run ({what}): resume it with ckpt_path=last, or give a new folder "
+            "(a new run never overwrites one)",
+        )
 
 
 #: the keys that make a resume of a finished run train on (more epochs, steps or time)

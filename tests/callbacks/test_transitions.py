@@ -72,3 +72,35 @@ def test_the_best_checkpoints_matrix_is_kept_apart(tmp_path):
         trainer.callback_metrics["val/f1"] = torch.tensor(loss)
         cb.on_validation_end(trainer, module)
     assert cb.best_step == 60
+
+
+def test_the_best_matrix_survives_a_resume(tmp_path):
+    """The best step and score are checkpoint state: after a resume a worse validation does not
+    replace best.csv (was: the first validation after a resume counted as the best)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from bertlab.callbacks.transitions import TransitionHeatmap
+
+    def trainer(step, f1):
+        return SimpleNamespace(
+            sanity_checking=False,
+            is_global_zero=True,
+            global_step=step,
+            checkpoint_callback=SimpleNamespace(monitor="val/f1", mode="max"),
+            callback_metrics={"val/f1": torch.tensor(f1)},
+            datamodule=SimpleNamespace(tag_names=["s", "b"]),
+        )
+
+    module = SimpleNamespace(head=SimpleNamespace(transitions=torch.eye(2)))
+    first = TransitionHeatmap(str(tmp_path))
+    first.on_validation_end(trainer(2, 0.5), module)
+    assert first.best_step == 2
+    resumed = TransitionHeatmap(str(tmp_path))
+    resumed.load_state_dict(first.state_dict())
+    module.head.transitions = torch.zeros(2, 2)
+    later = trainer(6, 0.3)
+    resumed.on_validation_end(later, module)
+    assert resumed.best_step == 2 and "transitions/best_step" not in later.callback_metrics
+    assert "1.000000" in (tmp_path / "best.csv").read_text()  # still the step-2 matrix

@@ -7,18 +7,24 @@ far by the checkpoint's own rule (mode max/min, a strict improvement replaces it
 the latest); an improvement writes ``best.csv`` (and ``best.png``) and sets
 ``transitions/best_step`` in the trainer's ``callback_metrics`` (so the run's metrics.json
 names the step), next to ``step<N>.csv`` of the last step. Tables should read ``best.csv``.
+The best step and score are saved in checkpoints, so a resumed run keeps the best matrix of
+the whole run (was: the first validation after a resume counted as the best). Files are
+written atomically.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 from bertlab.reporting.plots import heatmap_png, send_figure
+from bertlab.utils.atomic import atomic_write_text
 
 
 class TransitionHeatmap(pl.Callback):
@@ -29,6 +35,12 @@ class TransitionHeatmap(pl.Callback):
         self.written: list[str] = []
         self.best_step: int | None = None
         self.best_score: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_step": self.best_step, "best_score": self.best_score}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_step, self.best_score = state.get("best_step"), state.get("best_score")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The matrix before training (step 0): the reference for how far training moved it."""
@@ -71,11 +83,12 @@ class TransitionHeatmap(pl.Callback):
             names = [str(i) for i in range(mat.shape[0])]
         os.makedirs(self.output_dir, exist_ok=True)
         stem = os.path.join(self.output_dir, stem_name or f"step{trainer.global_step:07d}")
-        with open(stem + ".csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["from\\to", *names])
-            for name, row in zip(names, mat):
-                w.writerow([name, *(f"{x:.6f}" for x in row)])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["from\\to", *names])
+        for name, row in zip(names, mat):
+            w.writerow([name, *(f"{x:.6f}" for x in row)])
+        atomic_write_text(stem + ".csv", buf.getvalue())
         title = f"{type(head).__name__} transitions (from rows, to columns), step {trainer.global_step}"
         if stem_name:
             title += f" ({stem_name} checkpoint)"

@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 
 from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.errors import ConfigError
-from bertlab.utils.run_status import is_finished
+from bertlab.utils.run_status import is_finished, read_status
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ def done_job_metrics(cfg: Any, overrides: Sequence[str] | None = None) -> dict[s
         log.info("skip_done: %s is done (status.json): its stored metrics, no training", out)
         print(f"bertlab: skip_done: {out} is done: not trained again", file=sys.stderr, flush=True)
         return metrics
+    if read_status(out).get("status") in ("done", "interrupted", "killed"):
+        return None  # a folder that holds a run keeps its record (train refuses or resumes it)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, {"overrides": [str(o) for o in overrides]})
     return None
