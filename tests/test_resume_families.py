@@ -171,3 +171,6 @@ def test_resume_after_any_checkpoint_equals_the_uninterrupted_run(family, tmp_pa
         assert [s for s, _ in resumed] == list(range(step + 1, 11)), f"{family} {name}: steps {resumed}"
         assert resumed == ref_steps[step:], f"{family} {name}: per-step losses differ"
         assert _quality(metrics) == _quality(ref_metrics), f"{family} {name}: final metrics differ"
+        # the run's clocks cover the whole run, not the part after the resume
+        assert [v["step"] for v in metrics["validation_clock"]] == [v["step"] for v in ref_metrics["validation_clock"]]
+        assert len(metrics["train_epoch_seconds"]) == len(ref_metrics["train_epoch_seconds"])

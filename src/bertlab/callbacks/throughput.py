@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -80,6 +81,30 @@ class TokenThroughput(pl.Callback):
         self._epoch_seconds = 0.0
         #: seconds of training batches per finished epoch
         self.epoch_seconds: list[float] = []
+        self._fit_offset = 0.0  # fit seconds before a resume (checkpoint state)
+
+    def _fit_elapsed(self) -> float:
+        return (time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0) + self._fit_offset
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counts and clocks so far: a resumed run reports the whole run's, not the last part's."""
+        return {
+            "tokens": self.tokens,
+            "padded_tokens": self.padded_tokens,
+            "seconds": self.seconds,
+            "validation_clock": [list(v) for v in self.validation_clock],
+            "epoch_seconds": list(self.epoch_seconds),
+            "current_epoch_seconds": self._epoch_seconds,
+            "fit_seconds": self._fit_elapsed(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tokens, self.padded_tokens = int(state["tokens"]), int(state["padded_tokens"])
+        self.seconds = float(state["seconds"])
+        self.validation_clock = [(int(a), float(b)) for a, b in state.get("validation_clock", [])]
+        self.epoch_seconds = [float(x) for x in state.get("epoch_seconds", [])]
+        self._epoch_seconds = float(state.get("current_epoch_seconds", 0.0))
+        self._fit_offset = float(state.get("fit_seconds", 0.0))
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_t0 = time.perf_counter()
@@ -89,7 +114,7 @@ class TokenThroughput(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or self._fit_t0 is None or trainer.state.fn != "fit":
             return
-        elapsed = time.perf_counter() - self._fit_t0
+        elapsed = self._fit_elapsed()
         self.validation_clock.append((trainer.global_step, elapsed))
         pl_module.log("time/fit_seconds", elapsed, on_step=False, on_epoch=True)
 
