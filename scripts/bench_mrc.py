@@ -12,14 +12,17 @@ an untrained model rarely says [SEP] early, which is the autoregressive worst ca
 
 ``--seq2seq-ckpt`` adds post 6's comparison: the UniLM seq2seq reader
 (experiment=mrc_seq2seq; ``fresh`` = an untrained default one) decoding the SAME questions
-with ``greedy`` and ``beam`` (``--beam-size``, default the checkpoint's), each with the
-key/value cache (bertlab's default: every new answer token runs the encoder at one position)
-and without it (``*_nocache``: every step re-runs the encoder over source + answer so far, as
-bert4keras' AutoRegressiveDecoder does in the post's seq2seq example, i.e. the post's
-comparison), whole questions per batch with the same eval_batch_size, same threads, and the
-ratios of the MLM one-pass reader's questions/s to each. Every decoder is timed ``--repeats``
-times (the median is reported); ``encoder_calls_per_question`` counts the encoder's forward
-passes.
+with ``joint`` (the post's decoder: one answer per question, all its passages decoded
+together, a question at a time; ``--joint-topk``, default the checkpoint's, the post's 1; needs
+a model trained passage first, else it is skipped), and per passage with ``greedy`` and
+``beam`` (``--beam-size``, default the checkpoint's), each with the key/value cache (bertlab's
+default: every new answer token runs the encoder at one position) and without it
+(``*_nocache``: every step re-runs the encoder over source + answer so far, as bert4keras'
+AutoRegressiveDecoder does in the post's seq2seq example; ``seq2seq_joint_nocache`` is the
+post's setting, its ~6x), whole questions per batch with the same eval_batch_size, same threads,
+and the ratios of the MLM one-pass reader's questions/s to each. Every decoder is timed
+``--repeats`` times (the median is reported); ``encoder_calls_per_question`` counts the
+encoder's forward passes; ``acc`` / ``final`` are each decoder's scores on these questions.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="also write the JSON result here (for python -m bertlab.reproduce mrc)")
     ap.add_argument("--seq2seq-ckpt", default=None, help="a mrc_seq2seq checkpoint, or 'fresh' (untrained)")
     ap.add_argument("--beam-size", type=int, default=None, help="seq2seq beam (default: the checkpoint's)")
+    ap.add_argument("--joint-topk", type=int, default=None, help="joint decoder's beam (default: the checkpoint's)")
     ap.add_argument("--repeats", type=int, default=3, help="time each decoder this many times, report the median")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -130,15 +134,20 @@ def main(argv: list[str] | None = None) -> int:
         s2s_dm.hparams.eval_batch_size = dm.hparams.eval_batch_size  # the same whole-question batches
         s2s_batches = list(s2s_dm.test_dataloader())
         beam = args.beam_size or int(s2s.hparams.beam_size)
+        topk = args.joint_topk or int(s2s.hparams.get("joint_topk", 1))
         mlm = result["constrained"]["questions_per_s"]
         for suffix, cache in (("", True), ("_nocache", False)):
-            greedy, beamed = f"seq2seq_greedy{suffix}", f"seq2seq_beam{suffix}"
-            result[greedy] = time_decoder(s2s, s2s_dm, s2s_batches, "greedy", args.repeats, use_cache=cache)
-            result[beamed] = time_decoder(
-                s2s, s2s_dm, s2s_batches, "beam", args.repeats, beam_size=beam, use_cache=cache
-            )
-            result[beamed]["beam_size"] = beam
-            for name in (greedy, beamed):
+            runs = {}
+            if s2s.hparams.get("source_order") == "passage_first":
+                runs["joint"] = {"joint_topk": topk}
+            runs.update(greedy={}, beam={"beam_size": beam})
+            for decoding, options in runs.items():
+                name = f"seq2seq_{decoding}{suffix}"
+                result[name] = time_decoder(
+                    s2s, s2s_dm, s2s_batches, decoding, args.repeats, use_cache=cache, **options
+                )
+                if decoding != "greedy":
+                    result[name]["beam_size"] = next(iter(options.values()))
                 result[f"speedup_mlm_vs_{name}"] = mlm / result[name]["questions_per_s"]
     print(json.dumps(result, indent=2))
     if args.out:

@@ -1,5 +1,6 @@
-"""scripts/bench_mrc.py: the MLM reader's decoders and the seq2seq reader's, cached and not, on
-the same questions in one run (fresh tiny models; no timing assertions)."""
+"""scripts/bench_mrc.py: the MLM reader's decoders and the seq2seq reader's (joint, the post's, and
+per passage), cached and not, on the same questions in one run (fresh tiny models; no timing
+assertions)."""
 
 import importlib.util
 import json
@@ -26,13 +27,14 @@ def test_both_readers_cached_and_uncached_on_the_same_questions(tmp_path):
     r = json.loads(out.read_text())
     assert r["questions"] == 2 and r["passages"] >= 2
     mlm = r["constrained"]["questions_per_s"]
-    decoders = ["seq2seq_greedy", "seq2seq_beam", "seq2seq_greedy_nocache", "seq2seq_beam_nocache"]
+    decoders = [f"seq2seq_{m}{c}" for m in ("joint", "greedy", "beam") for c in ("", "_nocache")]
     for name in decoders:
         assert r[f"speedup_mlm_vs_{name}"] == pytest.approx(mlm / r[name]["questions_per_s"])
     for name in ("seq2seq_beam", "seq2seq_beam_nocache"):
         assert r[name]["beam_size"] == 4
+    assert r["seq2seq_joint_nocache"]["beam_size"] == 1  # the post's decoder: topk 1, no cache
     # the cache changes the cost of a step, never the answer: same tokens -> same scores
-    for mode in ("greedy", "beam"):
+    for mode in ("joint", "greedy", "beam"):
         cached, uncached = r[f"seq2seq_{mode}"], r[f"seq2seq_{mode}_nocache"]
         for key in ("final", "mean_answer_tokens", "encoder_calls_per_question"):
             assert cached[key] == pytest.approx(uncached[key]), (mode, key)

@@ -13,7 +13,9 @@ then the prefix), and:
   every passage's p_j) only if prefix + token is an n-gram of ANY live passage, or it is the
   end token; every other probability becomes 0 (not renormalised);
 - the passages are combined per token by ``sum_j p_j^2 / (sum_j p_j + 1)``;
-- the step score is ``log(combined + 1e-6)``, added to the prefix's score; the ``topk``
+- the step score is ``log(combined + 1e-6)`` (so a masked token scores log(1e-6), not -inf, as
+  in the example: a model whose allowed tokens all combine below 1e-6, i.e. an untrained one,
+  can pick a masked token), added to the prefix's score; the ``topk``
   highest (prefix, token) pairs are kept (``topk`` = the beam size, 1 in the example's
   ``answer``); when the best of them ends with the end token it is the answer; otherwise the
   finished ones are dropped and the beam shrinks by as many; after ``max_len`` steps the best

@@ -32,8 +32,11 @@ as a run of the passage, and [SEP], keep their probability (:mod:`bertlab.decodi
 not renormalised). A passage's score is ``exp(mean token log-probability)`` of its answer (the
 geometric mean of the chosen probabilities, in (0, 1] like the MLM reader's mean probability),
 and the task combines the passages of a question with the MLM reader's vote
-(``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). The post's example
-evaluates with ``topk=1`` (greedy); ``beam`` with ``beam_size: 4`` is the beam-search setting.
+(``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). These two
+are bertlab's per-passage variants, not the post's decoder (``joint``, the default of
+``experiment=mrc_seq2seq``); the joint answer's score is the exp of its mean step score.
+The joint decoder takes a question at a time (as the example's ``answer``), the per-passage
+ones a whole evaluation batch of questions at once.
 
 Evaluation, prediction and the optimiser are the MLM reader's (this class subclasses it).
 """
@@ -58,7 +61,7 @@ from bertlab.tasks.mlm_reading_comprehension import MlmReadingComprehensionModul
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
-DECODINGS = ("joint", "greedy", "beam")
+DECODINGS = ("joint", "greedy", "beam")  # joint: the post's; greedy/beam: per passage, then the vote
 
 
 class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
