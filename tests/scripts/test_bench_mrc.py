@@ -40,3 +40,16 @@ def test_both_readers_cached_and_uncached_on_the_same_questions(tmp_path):
             assert cached[key] == pytest.approx(uncached[key]), (mode, key)
     # the one-pass MLM reader runs the encoder once per batch of passages
     assert r["constrained"]["encoder_calls_per_question"] <= 1.0
+
+
+@pytest.mark.slow
+def test_decoders_option_times_only_the_named_ones(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["--questions", "1", "--repeats", "1", "--threads", "1", "--seq2seq-ckpt", "fresh", "--out", str(out)]
+    args += ["--override", "data.max_answer_len=4", "--override", "encoder.num_layers=1"]
+    args += ["--decoders", "seq2seq_joint_nocache"]
+    assert _load().main(args) == 0
+    r = json.loads(out.read_text())
+    timed = {k for k, v in r.items() if isinstance(v, dict)}
+    assert timed == {"constrained", "seq2seq_joint_nocache"}  # the MLM base always runs
+    assert set(k for k in r if k.startswith("speedup")) == {"speedup_mlm_vs_seq2seq_joint_nocache"}
