@@ -53,3 +53,5 @@ def test_decoders_option_times_only_the_named_ones(tmp_path):
     timed = {k for k, v in r.items() if isinstance(v, dict)}
     assert timed == {"constrained", "seq2seq_joint_nocache"}  # the MLM base always runs
     assert set(k for k in r if k.startswith("speedup")) == {"speedup_mlm_vs_seq2seq_joint_nocache"}
+    cpu = r["seq2seq_joint_nocache"]["cpu_seconds"] / r["constrained"]["cpu_seconds"]
+    assert r["cpu_speedup_mlm_vs_seq2seq_joint_nocache"] == pytest.approx(cpu)
