@@ -223,7 +223,9 @@ def test_head_runs_on_target_positions_only(tiny_model):
 
 def test_fast_dev_run(make_cfg):
     metrics, objs = train(make_cfg(["experiment=mrc_seq2seq", "debug=fdr", *TINY]))
-    assert "train/loss" in metrics and objs["model"].hparams.decoding == "greedy"
+    model = objs["model"]
+    assert "train/loss" in metrics and model.hparams.decoding == "joint"
+    assert model.hparams.source_order == "passage_first" == objs["datamodule"].source_order
 
 
 def test_fast_dev_run_native_format_with_beam(make_cfg):
@@ -240,6 +242,59 @@ def test_bad_options_are_config_errors():
         Seq2SeqReadingComprehensionModule(encoder={}, optimizer={}, decoding="sampling")
     with pytest.raises(ConfigError, match="model.beam_size"):
         Seq2SeqReadingComprehensionModule(encoder={}, optimizer={}, decoding="beam", beam_size=0)
+
+
+def test_source_order_is_the_same_for_training_and_decoding(tiny_model):
+    """experiment=mrc_seq2seq reads [CLS] passage [SEP] question [SEP] (the post's order) in its
+    training rows and its evaluation rows alike; question_first is the other layout."""
+    model, dm = tiny_model
+    dm.setup("fit")
+    cls, sep = dm.tokenizer.cls_id, dm.tokenizer.sep_id
+    q = dm.encoded["val"][0]
+    p = q.passages[0]
+    expect = [cls] + p.ids + [sep] + q.question_ids + [sep]
+    assert dm.features["val"][0]["input_ids"] == expect and dm.features["val"][0]["source_len"] == len(expect)
+    tq = dm.encoded["train"][0]
+    row = dm.train_dataloader().dataset[0]
+    drawn = next(x for x in tq.passages if row["passage"] == x.ids)
+    assert row["input_ids"] == [cls] + drawn.ids + [sep] + tq.question_ids + [sep] + drawn.answer_ids
+    dm.source_order = "question_first"
+    try:
+        assert dm.build_feature(q.question_ids, p, False, 0)["input_ids"] == [cls] + q.question_ids + [sep] + p.ids + [
+            sep
+        ]
+    finally:
+        dm.source_order = "passage_first"
+    assert model.hparams.source_order == "passage_first"
+
+
+def test_joint_decoding_cached_equals_uncached_and_answers_whole_questions(tiny_model):
+    model, dm = tiny_model
+    batch = _eval_batch(dm, n=20)
+    q = batch["question"].tolist()
+    assert len(set(q)) >= 3 and any(q.count(x) > 1 for x in q)  # several questions of several passages
+    with_cache = model.decode_batch(batch, "joint", use_cache=True)
+    without = model.decode_batch(batch, "joint", use_cache=False)
+    assert [a.tokens for a in with_cache] == [a.tokens for a in without]
+    assert [a.score for a in with_cache] == pytest.approx([a.score for a in without], rel=1e-4)
+    for qi in set(q):  # one answer per question: every passage that got one got the same
+        got = {tuple(a.tokens) for a, x in zip(with_cache, q) if x == qi and a.tokens}
+        assert len(got) <= 1
+    assert any(a.tokens for a in with_cache)
+    with pytest.raises(ValueError, match="question"):
+        model.decode_batch({k: v for k, v in batch.items() if k != "question"}, "joint")
+
+
+def test_joint_decoding_needs_the_passage_first_order():
+    from bertlab.tasks.seq2seq_reading_comprehension import Seq2SeqReadingComprehensionModule
+    from bertlab.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="source_order: passage_first"):
+        Seq2SeqReadingComprehensionModule(encoder={}, optimizer={}, decoding="joint", source_order="question_first")
+    with pytest.raises(ConfigError, match="data.source_order"):
+        from bertlab.data.mrc_seq2seq_datamodule import MrcSeq2SeqDataModule
+
+        MrcSeq2SeqDataModule(vocab_file="v", files=["f"], source_order="answer_first")
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Reading comprehension by UniLM seq2seq: post 6's comparison model next to the MLM reader.
 
-The encoder reads ``[CLS] question [SEP] passage [SEP]`` (segment 0) and generates the answer
+The encoder reads ``[CLS] question [SEP] passage [SEP]`` (segment 0; ``data.source_order:
+passage_first``: ``[CLS] passage [SEP] question [SEP]``, the post's order) and generates the answer
 after it (segment 1) under the UniLM mask (:mod:`bertlab.nn.unilm`: bidirectional inside the
 source, causal inside the target, the target sees the whole source); [SEP] ends the answer,
 and an answer that is just [SEP] means "no answer in this passage". The LM head is the
@@ -8,7 +9,18 @@ encoder's MLM head (a loaded checkpoint keeps its trained head; trimmed vocab as
 reader), run ONLY at the target positions (their hidden states are gathered before the
 head); the loss is the mean cross-entropy over those positions.
 
-Decoding (``decoding``), per passage, with the generation machinery of
+Decoding (``decoding``):
+
+- ``joint`` (post 6's decoder, :mod:`bertlab.decoding.joint`; needs ``source_order:
+  passage_first``): ONE answer per question, all its passages decoded together: each step every
+  live passage's next-token distribution (one batch), step 0 drops the passages whose argmax is
+  [SEP] ("no answer"), the extractive mask allows a continuation of an n-gram of any live
+  passage, the passages combine by ``sum(p^2) / (sum(p) + 1)`` and a beam of ``joint_topk``
+  (the example's ``topk``, 1) keeps the best accumulated ``log(combined + 1e-6)``. The answer
+  goes to every live passage whose text holds it (so the vote returns it); ``use_cache: false``
+  re-runs the encoder over source + answer at every step, as the post's decoder does;
+
+and per passage (then the vote below), with the generation machinery of
 :mod:`bertlab.decoding.sampling` and a key/value cache (``use_cache``):
 
 - ``greedy``: batched over the passages, each step the most probable allowed token;
@@ -20,8 +32,11 @@ as a run of the passage, and [SEP], keep their probability (:mod:`bertlab.decodi
 not renormalised). A passage's score is ``exp(mean token log-probability)`` of its answer (the
 geometric mean of the chosen probabilities, in (0, 1] like the MLM reader's mean probability),
 and the task combines the passages of a question with the MLM reader's vote
-(``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). The post's example
-evaluates with ``topk=1`` (greedy); ``beam`` with ``beam_size: 4`` is the beam-search setting.
+(``sum(v^2) / (sum(v) + 1)`` per distinct answer; empty answers do not vote). These two
+are bertlab's per-passage variants, not the post's decoder (``joint``, the default of
+``experiment=mrc_seq2seq``); the joint answer's score is the exp of its mean step score.
+The joint decoder takes a question at a time (as the example's ``answer``), the per-passage
+ones a whole evaluation batch of questions at once.
 
 Evaluation, prediction and the optimiser are the MLM reader's (this class subclasses it).
 """
@@ -38,6 +53,7 @@ from torch import Tensor
 
 from bertlab.data.mrc_datamodule import IGNORE
 from bertlab.decoding.constrained import PassageAnswer, find_run
+from bertlab.decoding.joint import joint_decode, mean_score
 from bertlab.decoding.sampling import beam_search, sample
 from bertlab.decoding.substring import PassageNgrams, constrain_logprobs
 from bertlab.nn.unilm import unilm_attention_mask
@@ -45,7 +61,7 @@ from bertlab.tasks.mlm_reading_comprehension import MlmReadingComprehensionModul
 from bertlab.utils.config import to_plain
 from bertlab.utils.errors import ConfigError
 
-DECODINGS = ("greedy", "beam")
+DECODINGS = ("joint", "greedy", "beam")  # joint: the post's; greedy/beam: per passage, then the vote
 
 
 class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
@@ -63,11 +79,19 @@ class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
         use_cache: bool = True,
         special_ids: Mapping[str, int] | None = None,
         vocab_keep_ids: list[int] | None = None,
+        joint_topk: int = 1,
+        source_order: str = "question_first",
     ):
         if decoding not in DECODINGS:
             raise ConfigError("model.decoding", f"must be one of {list(DECODINGS)}, got {decoding!r}")
-        if int(beam_size) < 1:
-            raise ConfigError("model.beam_size", f"must be >= 1, got {beam_size}")
+        for key, value in (("beam_size", beam_size), ("joint_topk", joint_topk)):
+            if int(value) < 1:
+                raise ConfigError(f"model.{key}", f"must be >= 1, got {value}")
+        if decoding == "joint" and source_order != "passage_first":
+            raise ConfigError(
+                "model.decoding",
+                f"joint (the post's decoder) needs data.source_order: passage_first, got {source_order!r}",
+            )
         super().__init__(encoder, optimizer, scheduler, max_answer_len, sep_id, mask_id, "constrained", vocab_keep_ids)
         self.save_hyperparameters(
             {
@@ -83,6 +107,8 @@ class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
                 "use_cache": bool(use_cache),
                 "special_ids": to_plain(special_ids),
                 "vocab_keep_ids": to_plain(vocab_keep_ids),
+                "joint_topk": int(joint_topk),
+                "source_order": source_order,
             }
         )
 
@@ -153,11 +179,13 @@ class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
         self, batch: Mapping[str, Any], decoding: str | None = None, **options: Any
     ) -> list[PassageAnswer]:
         """One answer per row (passage) of an evaluation batch. ``options`` override
-        ``beam_size``, ``constrained`` and ``use_cache`` for this call."""
-        hp = {**self.hparams, **options}
+        ``beam_size``, ``joint_topk``, ``constrained`` and ``use_cache`` for this call."""
+        hp = {"joint_topk": 1, "source_order": "question_first", **self.hparams, **options}
         decoding = decoding or hp["decoding"]
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {list(DECODINGS)}, got {decoding!r}")
+        if decoding == "joint" and hp["source_order"] != "passage_first":
+            raise ValueError(f"joint decoding needs a model trained passage first, this one is {hp['source_order']}")
         ids, valid = batch["input_ids"], batch["attention_mask"].bool()
         sep = self.hparams.sep_id
         passages = batch["passages"]
@@ -170,6 +198,8 @@ class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
             raise ValueError(
                 f"a source of {int(src_len.max())} tokens leaves no room for an answer ({max_pos} positions)"
             )
+        if decoding == "joint":
+            return self._decode_joint(batch, src_len, max_len, hp)
         constraints = [PassageNgrams(p, sep) for p in passages] if hp["constrained"] else None
         special = self.hparams.special_ids or {}
         banned = [] if hp["constrained"] else [special[k] for k in ("pad", "cls", "mask") if k in special]
@@ -221,3 +251,77 @@ class Seq2SeqReadingComprehensionModule(MlmReadingComprehensionModule):
             score = math.exp(mean_logp) if toks else 0.0
             answers.append(PassageAnswer(list(toks), [score], find_run(passage, toks)))
         return answers
+
+    def _decode_joint(
+        self, batch: Mapping[str, Any], src_len: Tensor, max_len: int, hp: Mapping[str, Any]
+    ) -> list[PassageAnswer]:
+        """Post 6's decoder (:func:`bertlab.decoding.joint.joint_decode`), one question at a time
+        (the rows of equal ``batch["question"]``)."""
+        question = batch.get("question")
+        if question is None:
+            raise ValueError("joint decoding needs the batch's 'question' (MrcSeq2SeqDataModule evaluation batches)")
+        ids, valid, passages = batch["input_ids"], batch["attention_mask"].bool(), batch["passages"]
+        answers = [PassageAnswer([], []) for _ in passages]
+        q = question.tolist()
+        starts = [i for i in range(len(q)) if i == 0 or q[i] != q[i - 1]] + [len(q)]
+        was_training = self.training
+        self.eval()
+        try:
+            for lo, hi in zip(starts, starts[1:]):
+                rows = list(range(lo, hi))
+                found = self._joint_question(
+                    ids[lo:hi], valid[lo:hi], src_len[lo:hi], [passages[r] for r in rows], max_len, hp
+                )
+                if not found.tokens:
+                    continue
+                live = [lo + j for j in found.live]
+                runs = {r: find_run(passages[r], found.tokens) for r in live}
+                holders = [r for r in live if runs[r] >= 0] or live
+                for r in holders:
+                    answers[r] = PassageAnswer(list(found.tokens), [mean_score(found)], runs[r])
+        finally:
+            self.train(was_training)
+        return answers
+
+    def _joint_question(self, ids: Tensor, valid: Tensor, src_len: Tensor, passages, max_len: int, hp):
+        """The joint answer of one question's rows, the model behind ``next_probs``: row (j, b) =
+        live passage j's source + prefix b; with the cache, rows are reordered like the beam."""
+        width = int(src_len.max())
+        ids, valid = ids[:, :width], valid[:, :width]
+        dev = ids.device
+        mem: dict[str, Any] = {
+            "state": {
+                "rows": torch.arange(ids.size(0), device=dev),
+                "prompt_len": width,
+                "source_len": src_len.to(dev),
+                "source_valid": valid,
+                "constraints": None,
+                "use_cache": bool(hp["use_cache"]),
+                "cache": None,
+                "seen": 0,
+            },
+            "live": list(range(ids.size(0))),
+            "k": 1,
+        }
+
+        def next_probs(live: list[int], prefixes: list[list[int]], parents: list[int] | None) -> Tensor:
+            state = mem["state"]
+            if parents is not None:
+                pos = {j: i for i, j in enumerate(mem["live"])}
+                index = [pos[j] * mem["k"] + b for j in live for b in parents]
+                state = self._select(state, torch.as_tensor(index, device=dev))
+            n, t = len(live) * len(prefixes), len(prefixes[0])
+            answer = torch.as_tensor([p for _ in live for p in prefixes], dtype=torch.long, device=dev)
+            tokens = torch.cat([ids[state["rows"]], answer.reshape(n, t)], 1)
+            logp, mem["state"] = self._step(tokens, state)
+            mem["live"], mem["k"] = live, len(prefixes)
+            return logp.exp().view(len(live), len(prefixes), -1)
+
+        return joint_decode(
+            next_probs,
+            passages,
+            self.hparams.sep_id,
+            max_len,
+            topk=int(hp["joint_topk"]),
+            extractive=bool(hp["constrained"]),
+        )
