@@ -85,12 +85,12 @@ def test_history_of_a_twice_killed_run_equals_the_uninterrupted_run(tmp_path):
     for i, step in enumerate(KILLS):
         killed = _run(
             run_dir,
-            *(["ckpt_path=last"] if i else []),
+            *(["ckpt_path=last", "resume.also_may_change=[callbacks.kill]"] if i else []),
             "+callbacks.kill._target_=tests.test_resume.KillAtStep",
             f"+callbacks.kill.step={step}",
         )
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = _run(run_dir, "ckpt_path=last")
+    resumed = _run(run_dir, "ckpt_path=last", "resume.also_may_change=[callbacks.kill]")
     t.join()
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert ref_result["proc"].returncode == 0, ref_result["proc"].stderr[-3000:]

@@ -167,7 +167,10 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
 def refuse_a_folder_holding_a_run(out_dir: str) -> None:
     """A new run (no ``ckpt_path``) never trains over a folder that holds a run: a finished,
     interrupted or killed one, or any sound checkpoint (a failed run without checkpoints may be
-    started again)."""
+    started again). A folder with Lightning's ``hpc_ckpt_*.ckpt`` is a requeued SLURM job, which
+    Lightning resumes itself."""
+    if any(f.startswith("hpc_ckpt_") and f.endswith(".ckpt") for f in os.listdir(out_dir)):
+        return  # a SLURM requeue: Lightning resumes from its own hpc checkpoint (docs/cluster.md)
     status = read_status(out_dir).get("status")
     last = find_last_checkpoint(out_dir) if os.path.isdir(checkpoint_dir(out_dir)) else None
     if status in ("done", "interrupted", "killed") or last is not None:

@@ -318,6 +318,6 @@ def test_a_run_log_states_what_was_loaded(bert4, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "LOAD REPORT" not in res.stderr and "\x1b[" not in res.stderr
-    log = (run / "debug.log").read_text(encoding="utf-8")
+    log = next(run.glob("*.log")).read_text(encoding="utf-8")  # the job log, <task_name>.log
     assert f"encoder.pretrained={bert4} (local directory): model type bert, 4 of 4 layers kept, hidden size 32" in log
     assert "after trimming" in log and "weights: 0 missing, 5 unexpected" in log
