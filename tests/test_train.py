@@ -206,18 +206,23 @@ def test_a_failing_job_of_a_multirun_does_not_stop_the_others(tmp_path):
 def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path):
     """train() writes status.json running -> done, metrics.json last; a failing run says failed
     with the one-line reason and leaves no metrics.json (even one from an earlier attempt)."""
+    from tests.conftest import compose_cfg
+
     from bertlab.utils.errors import DataError
     from bertlab.utils.run_status import is_finished, read_status
 
     cfg = make_cfg(["experiment=cws_crf", "debug=fdr", *TINY])
     train(cfg)
     assert read_status(tmp_path)["status"] == "done" and is_finished(tmp_path)
-    cfg = make_cfg(["experiment=cws_crf", "debug=fdr", *TINY, f"data.test_gold_file={tmp_path}/missing.txt"])
+    other = tmp_path / "other"  # a folder with a stale metrics.json of an earlier attempt (no run in it)
+    other.mkdir()
+    (other / "metrics.json").write_text("{}", encoding="utf-8")
+    cfg = compose_cfg(other, ["experiment=cws_crf", "debug=fdr", *TINY, f"data.test_gold_file={tmp_path}/missing.txt"])
     with pytest.raises(DataError):
         train(cfg)
-    status = read_status(tmp_path)
+    status = read_status(other)
     assert status["status"] == "failed" and status["error"] == f"{tmp_path}/missing.txt: file not found"
-    assert not (tmp_path / "metrics.json").exists() and not is_finished(tmp_path)
+    assert not (other / "metrics.json").exists() and not is_finished(other)
 
 
 @pytest.mark.slow

@@ -67,9 +67,12 @@ def test_fast_dev_run_of_the_experiments(make_cfg, tiny_albert, experiment, unsh
         assert dict(cfg.scheduler.schedule) == {1000: 1.0, 2000: 0.1}
 
 
-def test_fast_dev_run_with_init_and_each_regulariser(make_cfg):
-    for kind in ("som", "soft", "biggan"):
-        cfg = make_cfg(
+def test_fast_dev_run_with_init_and_each_regulariser(tmp_path):
+    from tests.conftest import compose_cfg
+
+    for kind in ("som", "soft", "biggan"):  # one run folder each: a new run never trains over another
+        cfg = compose_cfg(
+            tmp_path / kind,
             [
                 "experiment=sentiment_cls",
                 *TINY_BERT,
@@ -78,7 +81,7 @@ def test_fast_dev_run_with_init_and_each_regulariser(make_cfg):
                 f"model.orthogonality.kind={kind}",
                 "model.orthogonality.weight=0.01",
                 "model.orthogonality.patterns=[*.intermediate.dense,classifier]",
-            ]
+            ],
         )
         metrics, objs = train(cfg)
         assert metrics["train/orthogonality"] > 0, kind
