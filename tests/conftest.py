@@ -75,15 +75,20 @@ def make_cfg(tmp_path):
     GlobalHydra.instance().clear()
 
 
+#: the tiny encoder of the end-to-end tests (1 layer of width 32)
+TINY_ENCODER = [
+    "encoder.num_layers=1",
+    "encoder.hidden_size=32",
+    "encoder.num_attention_heads=2",
+    "encoder.intermediate_size=64",
+]
+
 #: a tiny CWS+CRF run (1 layer of width 32, a few steps on a slice of the data, the trimmed
 #: corpus vocabulary): real checkpoints for tests/test_checkpoint_verify.py and tests/test_export.py
 TINY_CWS_RUN = [
     "experiment=cws_crf",
     "debug=default",
-    "encoder.num_layers=1",
-    "encoder.hidden_size=32",
-    "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64",
+    *TINY_ENCODER,
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=1",
     "trainer.limit_test_batches=1",

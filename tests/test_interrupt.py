@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-from tests.conftest import compose_cfg
+from tests.conftest import TINY_ENCODER, compose_cfg
 from tests.test_resume_families import _steps
 
 from bertlab.callbacks.interrupt import RunInterrupted
@@ -25,10 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=cws_crf",
     "debug=default",
-    "encoder.num_layers=1",
-    "encoder.hidden_size=32",
-    "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64",
+    *TINY_ENCODER,
     "data.max_train_chars=4000",
     "data.max_eval_sentences=8",
     "data.batch_size=4",

@@ -19,19 +19,13 @@ from typing import Any
 
 import pytest
 import pytorch_lightning as pl
-from tests.conftest import compose_cfg
+from tests.conftest import TINY_ENCODER, compose_cfg
 
 from bertlab.utils import checkpoint_io
 
-ENCODER = [
-    "encoder.num_layers=1",
-    "encoder.hidden_size=32",
-    "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64",
-]
 COMMON = [
     "debug=default",
-    *ENCODER,
+    *TINY_ENCODER,
     "threads=1",
     "logger=csv",
     "callbacks.rich_progress_bar=null",

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import compose_cfg
+from tests.conftest import TINY_ENCODER, compose_cfg
 
 from bertlab.train import config_changes, train
 from bertlab.utils.errors import CheckpointError, ConfigError
@@ -27,10 +27,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_TH
 TINY = [
     "experiment=cws_crf",
     "debug=default",
-    "encoder.num_layers=1",
-    "encoder.hidden_size=32",
-    "encoder.num_attention_heads=2",
-    "encoder.intermediate_size=64",
+    *TINY_ENCODER,
     "data.max_train_chars=3000",
     "data.max_eval_sentences=8",
     "trainer.limit_train_batches=2",

@@ -213,9 +213,10 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
     return ckpt_path
 
 
-def check_resume_checkpoint(path: str, model_target: str) -> None:
-    """Refuse to resume a run from a checkpoint of another task (another LightningModule)."""
-    ckpt = read_checkpoint(path)
+def check_resume_checkpoint(path: str, model_target: str, ckpt: dict[str, Any] | None = None) -> None:
+    """Refuse to resume a run from a checkpoint of another task (another LightningModule);
+    ``ckpt``: the checkpoint already read (read_checkpoint) by the caller."""
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     saved = ckpt[CKPT_KEY].get("config", {}).get("model", {}).get("_target_")
     if saved and saved != model_target:
         raise CheckpointError(

@@ -98,11 +98,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     os.makedirs(out_dir, exist_ok=True)
     lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
     try:
-        ckpt_path = resume_point(cfg, out_dir)
+        ckpt_path, saved_cfg = resume_point(cfg, out_dir)
     except BaseException:
         lock.release()  # a refused resume leaves the folder as it was (its status included)
         raise
-    if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir) and not _trains_longer(cfg, ckpt_path):
+    if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir) and not _trains_longer(cfg, saved_cfg):
         lock.release()
         log.info("%s already finished (status.json done): nothing to resume", out_dir)
         with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
@@ -132,8 +132,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, objects
 
 
-def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
-    """The checkpoint this run resumes (or tests) from, None for a fresh run; raises a
+def resume_point(cfg: DictConfig, out_dir: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The checkpoint this run resumes (or tests) from and its stored run config (read once),
+    ``(None, None)`` for a fresh run; raises a
     one-line error, before anything is written, for a resume that cannot be right:
     ``ckpt_path=last`` with no checkpoint, a checkpoint of another task, or one whose run
     config differs from this one outside ``resume.may_change`` (+ ``resume.also_may_change``)."""
@@ -145,10 +146,12 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
                 "(to start a new run, leave ckpt_path out)"
             )
         refuse_a_folder_holding_a_run(out_dir)
-        return None
-    check_resume_checkpoint(ckpt_path, cfg.model._target_)
+        return None, None
+    ckpt = read_checkpoint(ckpt_path)
+    check_resume_checkpoint(ckpt_path, cfg.model._target_, ckpt)
+    saved = ckpt[RUN_CONFIG_KEY].get("config", {})
+    del ckpt  # weights and optimizer states: Lightning loads them itself
     if cfg.get("train", True):
-        saved = read_checkpoint(ckpt_path)[RUN_CONFIG_KEY].get("config", {})
         resume_cfg = cfg.get("resume") or {}
         allowed = [*resume_cfg.get("may_change", []), *resume_cfg.get("also_may_change", [])]
         changed = config_changes(saved, to_plain(cfg), allowed)
@@ -161,7 +164,7 @@ def resume_point(cfg: DictConfig, out_dir: str) -> str | None:
                 f"resume.may_change keys (add one with 'resume.also_may_change=[key]', or start a new run)",
             )
     log.info("%s from %s", "resuming" if cfg.get("train", True) else "testing", ckpt_path)
-    return ckpt_path
+    return ckpt_path, saved
 
 
 def refuse_a_folder_holding_a_run(out_dir: str) -> None:
@@ -186,10 +189,9 @@ def refuse_a_folder_holding_a_run(out_dir: str) -> None:
 LONGER = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")
 
 
-def _trains_longer(cfg: DictConfig, ckpt_path: str | None) -> bool:
-    if ckpt_path is None or not cfg.get("train", True):
+def _trains_longer(cfg: DictConfig, saved: dict[str, Any] | None) -> bool:
+    if saved is None or not cfg.get("train", True):
         return False
-    saved = read_checkpoint(ckpt_path)[RUN_CONFIG_KEY].get("config", {})
     return any(key in LONGER for key, _, _ in config_changes(saved, to_plain(cfg), []))
 
 
