@@ -36,13 +36,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.contracts import NeedsRunConfig, ReportsRunMetrics
 from bertlab.callbacks.interrupt import RunInterrupted
-from bertlab.callbacks.loggers import ResumeHistory
-from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
-from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
-from bertlab.callbacks.run_config import RunConfigInCheckpoint
-from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.runs import (
     LAST,
@@ -248,20 +244,16 @@ def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[s
         torch.set_num_threads(int(cfg.threads))
 
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    datamodule.setup("fit")  # reads the data: the model is built from what it found (model_kwargs)
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
     if cfg.get("train", True):  # a run that would train nothing stops here, before the Trainer (one line)
         check_training_batches(cfg, datamodule.train_dataloader(), getattr(datamodule, "stats", None))
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
-    callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
-    if not any(isinstance(c, ResumeState) for c in callbacks):
-        callbacks.append(ResumeState(seed=cfg.get("seed")))
-    if not any(isinstance(c, ResumeHistory) for c in callbacks):  # also with callbacks=none: no duplicated rows
-        callbacks.append(ResumeHistory())
-    if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):  # every task, every run
-        callbacks.append(
-            NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20))
-        )
+    callbacks = instantiate_list(cfg.get("callbacks"), "callback")  # every one declared in conf/callbacks/
+    for cb in callbacks:
+        if isinstance(cb, NeedsRunConfig):  # the run config in every checkpoint (RunConfigInCheckpoint)
+            cb.set_run_config(cfg)
     loggers = instantiate_list(cfg.get("logger"), "logger")
     extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
@@ -292,15 +284,9 @@ def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[s
         if outputs is not None and trainer.is_global_zero:
             metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
 
-    throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
-    if throughput is not None:
-        metrics["train_tokens_per_s"] = throughput.tokens_per_s
-        metrics["train_padding_fraction"] = throughput.padding_fraction
-        metrics["train_epoch_seconds"] = throughput.epoch_seconds
-        metrics["validation_clock"] = [{"step": st, "fit_seconds": sec} for st, sec in throughput.validation_clock]
-    guard = next(c for c in callbacks if isinstance(c, NonFiniteLossGuard))
-    if guard.mode == "skip":
-        metrics["nonfinite_loss_skipped"] = guard.skipped
+    for cb in callbacks:  # TokenThroughput (tokens/s, clocks), NonFiniteLossGuard (skipped steps) ...
+        if isinstance(cb, ReportsRunMetrics):
+            metrics.update(cb.run_metrics())
     metrics["test_checkpoint"] = test_ckpt
     if ckpt_path is not None and cfg.get("train", True):
         metrics["resumed_from"] = ckpt_path
