@@ -145,6 +145,23 @@ def test_a_toy_task_from_the_recipe_trains_and_tests(tmp_path):
     assert dm.save_outputs("test", model.last_outputs["test"], str(tmp_path)) == []  # the declared default
 
 
+def test_a_task_gets_its_own_family_of_evaluation_data():
+    from types import SimpleNamespace
+
+    from bertlab.data.tagging import TaggingEvalData
+
+    dm = ToyDataModule(VOCAB)
+    with pytest.raises(RuntimeError, match=r"before setup\('fit'\)"):  # model_kwargs never reads the data itself
+        dm.model_kwargs()
+    dm.setup("fit")
+    optimizer = {"_target_": "torch.optim.Adam", "lr": 1e-3, "lr_multipliers": {}}
+    model = ToyTask(TINY_ENCODER, optimizer, {"type": "constant"}, **dm.model_kwargs())
+    model._trainer = SimpleNamespace(datamodule=dm)  # what a Trainer gives the task
+    assert model.eval_data("val", ToyEvalData).labels == [y for _, y in dm.records["val"]]
+    with pytest.raises(TypeError, match="ToyTask scores TaggingEvalData; ToyDataModule.eval_data gives ToyEvalData"):
+        model.eval_data("val", TaggingEvalData)
+
+
 # --------------------------------------------------------------------------- the recipe's toy task
 TOY = ROOT / "tests" / "toy_task"
 DOC = ROOT / "docs" / "architecture.md"
