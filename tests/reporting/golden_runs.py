@@ -11,6 +11,8 @@ when it did not), ``transitions/*.csv`` and ``mechanism/mechanism.csv`` for the 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -664,3 +666,14 @@ TABLES: dict[str, tuple[Any, list[str], str]] = {
     "report": (multirun_report, ["report", "{d}"], "report.md"),
     "report_optuna": (optuna_report, ["report", "{d}"], "report.md"),
 }
+
+
+def run_command(argv: list[str], folder: Path) -> int:
+    """Run a command of :data:`TABLES` on the fixture in ``folder`` (output swallowed); its exit status."""
+    argv = [a.format(d=folder) for a in argv]
+    if argv[0] == "report":
+        from bertlab.report import main
+    else:
+        from bertlab.reproduce.__main__ import main
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return main(argv[1:])

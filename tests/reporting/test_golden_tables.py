@@ -9,8 +9,6 @@ A deliberate change of a table regenerates the files: ``python tests/reporting/t
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from golden_runs import TABLES  # noqa: E402
+from golden_runs import TABLES, run_command  # noqa: E402
 
 GOLDEN = HERE / "golden"
 
@@ -32,13 +30,7 @@ def render(name: str, folder: Path) -> tuple[str, int, list[str]]:
     folder.mkdir(parents=True, exist_ok=True)
     build(folder)
     before = {p for p in folder.rglob("*") if p.is_file()}
-    argv = [a.format(d=folder) for a in argv]
-    if argv[0] == "report":
-        from bertlab.report import main
-    else:
-        from bertlab.reproduce.__main__ import main
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(argv[1:])
+    rc = run_command(argv, folder)
     md = (folder / table).read_text(encoding="utf-8").replace(str(folder), "<DIR>")
     new = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p not in before)
     return md, rc, new
