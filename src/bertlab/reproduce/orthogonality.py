@@ -9,19 +9,10 @@ feed-forward and attention-output kernels of both layers) for these arms, one mu
 * ``soft`` (||W^T W - I||^2) and ``biggan`` (off-diagonal only) at one weight each.
 
 The weights are chosen so that the term is ~0.1-0.3 (SOM 1e-8, soft 1e-4, biggan 1e-3) or
-~10x that (SOM 1e-7) of the cross-entropy at the start (see the experiment's header). Table:
-epoch-1 / best valid accuracy, test accuracy of the best checkpoint, the kernels' mean
-``mean((W^T W - I)^2)`` at the end (post 3's statistic, from the KernelGeometry callback) and
-training seconds per epoch; mean +- std over seeds, then one row per run
-(:mod:`bertlab.reporting.orthogonality`).
-
-Post 3's statistic mixes column norms and angles, so the table also carries its two parts as
-fitting ended (``geometry/final_*`` of metrics.json, see
-:mod:`bertlab.callbacks.kernel_geometry`): the diagonal part mean((diag(G) - 1)^2), the
-off-diagonal part as the mean squared cosine between the distinct vectors of the smaller Gram
-side (columns of W^T W; rows for a wide kernel), and the mean squared cosine between the output
-filters (rows of W, what SOM acts on) at the end and at step 0, each regulariser's change of the
-angles paired with the unregularised run of the same seed.
+~10x that (SOM 1e-7) of the cross-entropy at the start (see the experiment's header). The table
+(:mod:`bertlab.reporting.orthogonality`): accuracies, post 3's kernel statistic and its parts
+(diagonal, off-diagonal angles, filter angles), each regulariser paired with the unregularised
+run of the same seed; mean +- std over seeds, then one row per run.
 
     python -m bertlab.reproduce orthogonality [--out FILE] [--multirun DIR] [--seeds 1,2,3] [-- key=value ...]
 """
