@@ -173,6 +173,32 @@ def test_start_up_check_of_a_vocab_that_is_not_the_checkpoints(make_cfg, tmp_pat
         validate_config(make_cfg(["experiment=cws_crf", f"encoder.pretrained={model}"]))
 
 
+def test_start_up_check_of_the_vocab_file_of_a_checkpoint_without_vocab_txt_also_when_trimming(make_cfg, tmp_path):
+    """``data.trim_vocab`` keeps rows of the checkpoint's embedding by their ids in
+    ``encoder.vocab_file``: that file must be the checkpoint's vocab whether or not it is trimmed."""
+    from bertlab.utils.hydra_utils import validate_config
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(
+        json.dumps({"model_type": "bert", "vocab_size": 5, "max_position_embeddings": 512})
+    )
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n")
+    for trim in ("none", "corpus"):
+        cfg = make_cfg(
+            [
+                "experiment=cws_crf",
+                f"encoder.pretrained={model}",
+                f"encoder.vocab_file={vocab}",
+                f"data.trim_vocab={trim}",
+            ]
+        )
+        with pytest.raises(ConfigError, match="has 3 tokens but the checkpoint .* has 5 embedding rows") as err:
+            validate_config(cfg)
+        assert err.value.key == "encoder.vocab_file"
+
+
 def test_every_experiment_passes_the_start_up_check(make_cfg):
     from bertlab.utils.hydra_utils import validate_config
 

@@ -31,7 +31,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, TypeVar
 
 import hydra
@@ -41,13 +41,15 @@ from bertlab.data.io import open_binary, open_text_lines
 from bertlab.runs import load_run, predict_texts
 from bertlab.utils.atomic import atomic_write
 from bertlab.utils.checkout import warn_if_other_checkout
-from bertlab.utils.cli_checks import MRC_MODULE, check_output_file, predict_expected_task
+from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError, DataError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root, set_threads
 
 CONFIG_DIR = os.path.join(repo_root(), "conf")
 T = TypeVar("T")
 
+#: part of the module path of every reading-comprehension task (the MLM reader and the seq2seq reader)
+MRC_MODULE = "reading_comprehension"
 #: task=... -> a substring of the checkpoint's LightningModule path
 TASK_MODULES = {"cws": "sequence_labeling", "ner": "sequence_labeling", "mrc": MRC_MODULE}
 #: input lines predicted (and held in memory) at a time: memory does not grow with the input
@@ -158,6 +160,19 @@ def predict_stream(
             progress.advance(len(chunk))
 
 
+def predict_expected_task(task: str | None, inputs: Sequence[Any]) -> str | None:
+    """The ``expect_task`` for ``load_run``: the one ``task=`` names, and for question records
+    (``question=`` / ``passages=``) a reading-comprehension checkpoint, so a word-segmentation
+    checkpoint given a question stops with one line (exit status 2) instead of a traceback."""
+    expect = TASK_MODULES.get(task, task) if task else None
+    records = any(isinstance(x, dict) for x in inputs)
+    if records and expect is not None and expect != MRC_MODULE:
+        raise ConfigError("question", f"question=/passages= need a reading-comprehension checkpoint, not task={task}")
+    if records:
+        return MRC_MODULE
+    return expect
+
+
 def predict(cfg: DictConfig) -> int:
     """Predict every input and write the JSON lines to ``output=`` (atomically: streamed into a
     temporary file in the same folder, renamed when complete, so a failure or a full disk
@@ -166,9 +181,7 @@ def predict(cfg: DictConfig) -> int:
     set_threads(cfg)
     inputs, total = _inputs(cfg)
     first = inputs[:1] if isinstance(inputs, list) else []  # question records come from question=, not files
-    model, datamodule, _ = load_run(
-        cfg.ckpt_path, expect_task=predict_expected_task(cfg.get("task"), first, TASK_MODULES)
-    )
+    model, datamodule, _ = load_run(cfg.ckpt_path, expect_task=predict_expected_task(cfg.get("task"), first))
     progress = Progress(total)
     count = 0
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from bertlab.utils.errors import BertlabError, DataError
 from bertlab.utils.hydra_utils import repo_root
+from bertlab.utils.processes import child_env
 
 ROOT = Path(repo_root())
 TRAIN = ("-m", "bertlab.train")
@@ -179,14 +180,6 @@ def evaluate(*args: str | Deferred, overrides: Sequence[str] = ()) -> Command:
     return Command(["python", "-m", "bertlab.evaluate", *args, *taken])
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-    }
-
-
 def run(rep: Reproduction, args: argparse.Namespace, overrides: list[str]) -> int:
     """Print (``args.dry_run``) or run the reproduction's commands, then write its table."""
     only_report = any(getattr(args, k, None) for k in rep.report_only)
@@ -213,7 +206,7 @@ def run(rep: Reproduction, args: argparse.Namespace, overrides: list[str]) -> in
             print(f"bertlab: error: {err}", file=sys.stderr, flush=True)
             return 2
         print("running:", shlex.join(argv), flush=True)
-        rc = subprocess.run(argv, cwd=ROOT, env=_env()).returncode
+        rc = subprocess.run(argv, cwd=ROOT, env=child_env()).returncode
         if rc != 0:
             if not c.keep_going:
                 print(f"bertlab: error: exit status {rc} of: {shlex.join(argv)}", file=sys.stderr, flush=True)
