@@ -32,7 +32,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import hydra
 from omegaconf import DictConfig
@@ -44,6 +44,10 @@ from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError, DataError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root, set_threads
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 CONFIG_DIR = os.path.join(repo_root(), "conf")
 T = TypeVar("T")
@@ -118,7 +122,8 @@ class Progress:
 
     def __init__(self, total: int | None, stream: IO[str] | None = None):
         self.total, self.done, self.stream = total, 0, stream or sys.stderr
-        self._bar = self._task = None
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None
         self._next_tenth = 1
         if total is not None and total > 1 and self.stream.isatty():
             from rich.console import Console
@@ -133,7 +138,7 @@ class Progress:
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # set together
             self._bar.update(self._task, completed=self.done)
             return
         if not self.total or self.total <= 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -54,7 +54,7 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
 
 def curves_png(
     steps: Sequence[int] | dict[str, Sequence[int]],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     path: str,
     title: str = "",
     ylabel: str = "",

@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,7 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
                 continue
             plain.append(f"{ov.get_key_element()}={first}")
         else:
+            assert ov.input_line is not None  # set for every override parsed from a command line
             plain.append(ov.input_line)
     GlobalHydra.instance().clear()
     try:
@@ -341,12 +342,12 @@ def data_rules(cfg: DictConfig) -> tuple[ValueRule, ...]:
     )
 
 
-def _leaves(node: DictConfig, prefix: str = ""):
-    for key in node.keys():
+def _leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key in map(str, node.keys()):
         full = f"{prefix}{key}"
         if full == "hydra":
             continue
-        value = OmegaConf.select(node, str(key), default=None, throw_on_resolution_failure=False)
+        value = OmegaConf.select(node, key, default=None, throw_on_resolution_failure=False)
         if isinstance(value, DictConfig):
             yield from _leaves(value, full + ".")
         else:

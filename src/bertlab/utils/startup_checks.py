@@ -151,7 +151,7 @@ def _check_callbacks(cfg: DictConfig) -> None:
     if not isinstance(callbacks, DictConfig):
         return
     known = _known_callbacks()
-    for name in callbacks:
+    for name in map(str, callbacks):
         node = _get(cfg, f"callbacks.{name}")
         if isinstance(node, DictConfig) and "_target_" not in node:
             if name in known:  # an experiment adjusting a callback of a set that this run left out (callbacks=none)
