@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.parsing import AttributeDict
 
 from bertlab.data.tokenization import CharTokenizer
 from bertlab.data.vocab import MODES
@@ -50,6 +51,8 @@ class CharDataModule(pl.LightningDataModule):
         ValueRule("max_eval_sentences", "int", 1),
         ValueRule("trim_vocab", "choice", choices=MODES),
     )
+    #: the constructor's arguments (``save_hyperparameters``), read as attributes
+    hparams: AttributeDict
 
     def __init__(self) -> None:
         super().__init__()
