@@ -164,7 +164,8 @@ def evaluate_overrides(
         if isinstance(entry, dict):
             keys |= {str(k).removeprefix("optional ").split("@")[0] for k in entry}
     keys -= _NOT_FOR_EVALUATE
-    taken, left = [], []
+    taken: list[str] = []
+    left: list[str] = []
     for o in overrides:
         top = str(o).lstrip("+~").split("=", 1)[0].split(".")[0].split("/")[0]
         (taken if top in keys else left).append(str(o))
