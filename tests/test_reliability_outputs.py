@@ -143,6 +143,19 @@ def test_evaluate_refuses_a_run_folder_that_is_a_file(make_cfg, tmp_path):
         evaluate(cfg)
 
 
+def test_evaluate_checks_a_data_override_by_the_rules_of_the_runs_datamodule(failed_objective_run, tmp_path):
+    """evaluate's ``+data.key=value`` lands on the checkpoint's data config: the DataModule's value
+    rules (VALUE_RULES) refuse a bad value in one line, exit 2, no run folder left."""
+    out = tmp_path / "eval"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "bertlab.evaluate", f"ckpt_path={_ckpt(failed_objective_run)}", "+data.batch_size=-3"]
+    res = subprocess.run([*cmd, f"hydra.run.dir={out}"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert errors == ["bertlab: error: config key 'data.batch_size': must be >= 1, got -3"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "key", "text"),
     [

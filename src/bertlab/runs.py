@@ -38,6 +38,7 @@ from bertlab.callbacks.run_config import CKPT_KEY
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.utils.atomic import is_temp_file
 from bertlab.utils.errors import CheckpointError
+from bertlab.utils.hydra_utils import check_values, data_rules
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -260,8 +261,9 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
     target = cfg.model._target_
     if expect_task and expect_task not in target:
         raise CheckpointError(f"ckpt_path: {path} is a {target.rsplit('.', 1)[-1]} checkpoint, not a {expect_task} one")
-    if data_overrides:
+    if data_overrides:  # e.g. evaluate's +data.key=value: checked by the rules of the run's DataModule
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
+        check_values(cfg.data, data_rules(cfg), prefix="data.")
     model_cls = cast("type[pl.LightningModule]", get_class(target))
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):

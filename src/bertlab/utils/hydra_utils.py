@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -354,17 +354,22 @@ def _leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield full, value
 
 
+def check_values(node: DictConfig, rules: Sequence[ValueRule], prefix: str = "") -> None:
+    """A :class:`ConfigError` for the first key of ``node`` (named ``<prefix><key>``) whose value
+    breaks the first of ``rules`` that matches the key."""
+    for key, value in _leaves(node, prefix):
+        rule = next((r for r in rules if r.matches(key)), None)
+        if rule is not None and value is not None:
+            rule.check(key, value)
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
     for key, hint in MOVED_KEYS.items():
         if OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False) is not None:
             raise ConfigError(key, hint)
-    rules = data_rules(cfg) + VALUE_RULES
-    for key, value in _leaves(cfg):
-        rule = next((r for r in rules if r.matches(key)), None)
-        if rule is not None and value is not None:
-            rule.check(key, value)
+    check_values(cfg, data_rules(cfg) + VALUE_RULES)
     from bertlab.utils.startup_checks import check_consistency
 
     check_consistency(cfg)
