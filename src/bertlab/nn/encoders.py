@@ -357,7 +357,7 @@ def build_encoder(
     vocab_size: int | None = None,
     with_mlm_head: bool = False,
     keep_ids: list[int] | None = None,
-):
+) -> tuple[PreTrainedModel, nn.Module | None]:
     """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
 
     cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
@@ -429,7 +429,9 @@ def build_encoder(
     return _finish(encoder, head, cfg)
 
 
-def _finish(encoder: nn.Module, head: nn.Module | None, cfg: Mapping[str, Any]):
+def _finish(
+    encoder: PreTrainedModel, head: nn.Module | None, cfg: Mapping[str, Any]
+) -> tuple[PreTrainedModel, nn.Module | None]:
     """Last steps shared by fresh and loaded encoders: ALBERT unsharing
     (``encoder.albert_unshared``: one independent copy of the shared block per layer) and
     train mode (``from_pretrained`` returns eval-mode modules, which would keep dropout off
