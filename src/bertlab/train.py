@@ -68,7 +68,7 @@ from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line, read_status
 from bertlab.utils.startup_checks import check_training_batches
 from bertlab.utils.summary import print_summary
-from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher
+from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher, record_job_overrides
 from bertlab.utils.wandb_utils import wandb_run_finished
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     into ``cfg.paths.output_dir``."""
     start = time.time()
     out_dir = cfg.paths.output_dir
-    validate_config(cfg)
     with no_folder_on_refusal(out_dir):  # a refused start leaves no folder (Hydra made an empty one)
+        validate_config(cfg)
         datamodule, model = prepare(cfg)  # the data read and checked: limits that depend on it refused here
         os.makedirs(out_dir, exist_ok=True)
         lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
@@ -115,6 +115,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     open_job_log()  # the start-up's log records, held until now, go to <run folder>/<task_name>.log
     try:
         save_hydra_files(cfg, out_dir)
+        record_job_overrides(cfg)  # a multirun job's overrides, for a relaunch with skip_done
         stale = os.path.join(out_dir, "metrics.json")
         if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
             os.remove(stale)
@@ -357,21 +358,28 @@ def run_job(cfg: DictConfig) -> float | None:
         if user is None:
             log.exception("job failed")  # the traceback goes to the job's log file
         reason = str(user) if user is not None else one_line(err)
-        record_refused_job(cfg.paths.output_dir, reason, cfg.get("task_name"))
+        record_refused_job(cfg, reason)
         msg = f"{cfg.paths.output_dir}: {reason}"
         print(f"bertlab: error: job failed: {msg}", file=sys.stderr, flush=True)
         FAILED_JOBS.append(msg)
         return float("nan")
 
 
-def record_refused_job(out_dir: str, reason: str, task_name: str | None) -> None:
+def record_refused_job(cfg: DictConfig, reason: str) -> None:
     """A job of a multirun refused before it took its folder (which is then removed) is recorded
-    as failed in a new folder of its own, so that the sweep's report lists it with its reason; a
-    folder that exists (an earlier run's) is never written."""
-    if os.path.exists(out_dir):
+    as failed in a new folder of its own (its ``.hydra/`` files, overrides and ``status.json``),
+    so that the sweep's report lists it with its reason; a folder that holds anything (an
+    earlier run's) is never written."""
+    out_dir = cfg.paths.output_dir
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
         return
-    os.makedirs(out_dir)
-    RunStatus(out_dir, task_name=task_name).failed(reason)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        save_hydra_files(cfg, out_dir)
+        record_job_overrides(cfg)
+        RunStatus(out_dir, task_name=cfg.get("task_name")).failed(reason)
+    except OSError as err:  # the record is a courtesy: the sweep goes on (its stderr line says why)
+        log.warning("could not record the refused job in %s: %s", out_dir, err)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

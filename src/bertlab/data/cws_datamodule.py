@@ -23,6 +23,7 @@ from bertlab.data.cws import (
 from bertlab.data.io import read_word_list
 from bertlab.data.tagging import CharTaggingDataModule, Splits
 from bertlab.utils.errors import DataError
+from bertlab.utils.value_rules import ValueRule
 
 S_TAG = 0  # [CLS] and [SEP] carry the "single" tag, as in the posts
 
@@ -30,6 +31,7 @@ S_TAG = 0  # [CLS] and [SEP] carry the "single" tag, as in the posts
 class CwsDataModule(CharTaggingDataModule):
     tag_names: tuple[str, ...] = TAGS
     boundary_tag = S_TAG
+    VALUE_RULES = (*CharTaggingDataModule.VALUE_RULES, ValueRule("val_every", "int", 1))
 
     def __init__(
         self,
