@@ -29,15 +29,19 @@ per-sample predictions mix :class:`bertlab.tasks.evaluation.EvalCollector` in fi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.parsing import AttributeDict
 from torch import nn
 
 from bertlab.data.base import CharDataModule
 from bertlab.nn.encoders import build_encoder
 from bertlab.optim import configure_optimizers
 from bertlab.utils.config import to_plain
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 E = TypeVar("E")
 
@@ -50,6 +54,8 @@ class BertlabTask(pl.LightningModule):
     monitor: ClassVar[str] = ""
     #: whether a larger (``max``) or a smaller (``min``) :attr:`monitor` is better
     monitor_mode: ClassVar[str] = "max"
+    #: the constructor's arguments (``save_hyperparameters``), read as attributes
+    hparams: AttributeDict
 
     def __init__(self, **hparams: Any):
         super().__init__()
@@ -59,7 +65,13 @@ class BertlabTask(pl.LightningModule):
         #: split -> the task's outputs of its latest evaluation (DataModule.save_outputs)
         self.last_outputs: dict[str, Any] = {}
 
-    def build_encoder(self, with_mlm_head: bool = False) -> tuple[nn.Module, nn.Module | None]:
+    @overload
+    def build_encoder(self, with_mlm_head: Literal[False] = ...) -> tuple[PreTrainedModel, None]: ...
+
+    @overload
+    def build_encoder(self, with_mlm_head: Literal[True]) -> tuple[PreTrainedModel, nn.Module]: ...
+
+    def build_encoder(self, with_mlm_head: bool = False) -> tuple[PreTrainedModel, nn.Module | None]:
         """(encoder, MLM head or None) from ``hparams.encoder`` over the kept vocabulary ids."""
         return build_encoder(self.hparams.encoder, keep_ids=self.hparams.vocab_keep_ids, with_mlm_head=with_mlm_head)
 

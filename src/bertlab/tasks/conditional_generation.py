@@ -287,9 +287,9 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
         special = self.hparams.special_ids
         if not special:
             raise ValueError("this model has no special token ids (train it through bertlab.train)")
-        for lab in labels:
-            if not 0 <= int(lab) < self.hparams.num_labels:
-                raise ValueError(f"unknown label {lab!r}: use 0..{self.hparams.num_labels - 1}")
+        for label in labels:
+            if not 0 <= int(label) < self.hparams.num_labels:
+                raise ValueError(f"unknown label {label!r}: use 0..{self.hparams.num_labels - 1}")
         max_pos = self.encoder.config.max_position_embeddings
         max_len = min(int(max_len), max_pos - 1)
         was_training = self.training

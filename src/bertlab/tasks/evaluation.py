@@ -39,9 +39,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bertlab.utils.distributed import gather_objects, merge_by_index, rank_and_world
+
+if TYPE_CHECKING:  # the mixin is mixed into a LightningModule (a BertlabTask): type-check it as one
+    from pytorch_lightning import LightningModule as _Module
+else:
+    _Module = object
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,12 @@ class EvalSharding:
         return batch_idx % world == rank
 
 
-class EvalCollector(EvalSharding):
+class EvalCollector(EvalSharding, _Module):
     """Mixin for a LightningModule: see the module docstring."""
+
+    #: split -> metrics / outputs of its latest evaluation (set by :class:`bertlab.tasks.base.BertlabTask`)
+    last_metrics: dict[str, dict[str, Any]]
+    last_outputs: dict[str, Any]
 
     @property
     def eval_prog_bar(self) -> str | None:
@@ -162,7 +171,7 @@ class EvalCollector(EvalSharding):
 
     def _eval_end(self, split: str) -> None:
         preds, step_seconds, wall_seconds = self._eval_gather(split)  # every rank, always: a collective
-        dm = self.trainer.datamodule if self._trainer is not None else None
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None  # set by Lightning
         if dm is None or not preds:
             return
         metrics, outputs = self.eval_score(split, preds)

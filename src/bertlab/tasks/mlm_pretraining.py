@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,9 @@ from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalSharding
 from bertlab.utils.distributed import sum_across_ranks
 from bertlab.utils.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
             self.train_seconds += time.time() - self._t_fit
             self._t_fit = None
         loader = self._final_loader(None)
-        if loader is not None and not self.trainer.fast_dev_run:
+        if loader is not None and not getattr(self.trainer, "fast_dev_run", False):  # set by Lightning, undeclared
             self._final_validation(loader)
         if self.hparams.export_on_fit_end and self.trainer.is_global_zero:
             out = self.hparams.export_dir or os.path.join(
@@ -232,7 +235,7 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
         self.history = list(state.get("history", []))
 
     # --------------------------------------------------------------- export
-    def hf_model(self) -> torch.nn.Module:
+    def hf_model(self) -> PreTrainedModel:
         """A fresh ``*ForMaskedLM`` holding a copy of this encoder + MLM head (fp32)."""
         _, _, mlm_cls, base_attr, head_attr = _model_classes(self.model_type)
         config = copy.deepcopy(self.encoder.config)

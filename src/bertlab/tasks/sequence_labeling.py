@@ -19,7 +19,7 @@ from torch import nn
 from bertlab.data.tagging import TaggingEvalData
 from bertlab.metrics.entities import entities_from_tags, entity_scores
 from bertlab.metrics.segmentation import segmentation_scores
-from bertlab.nn.heads import build_tagging_head
+from bertlab.nn.heads import TaggingHead, build_tagging_head
 from bertlab.tasks.base import BertlabTask
 from bertlab.tasks.evaluation import EvalCollector, entity_cell, join_words
 
@@ -59,7 +59,7 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         self.add_module(self.head_name, head_module)
 
     @property
-    def head(self) -> nn.Module:
+    def head(self) -> TaggingHead:
         return getattr(self, self.head_name)
 
     def emissions(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
