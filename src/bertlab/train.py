@@ -35,6 +35,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bertlab.callbacks.contracts import NeedsRunConfig, ReportsRunMetrics
 from bertlab.callbacks.interrupt import RunInterrupted
@@ -48,6 +49,7 @@ from bertlab.runs import (
     read_checkpoint,
     resolve_resume_path,
 )
+from bertlab.tasks.base import BertlabTask
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text
 from bertlab.utils.checkout import warn_if_other_checkout
 from bertlab.utils.checkpoint_io import AtomicCheckpointIO
@@ -235,7 +237,7 @@ def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
 
     folder = os.path.join(out_dir, ".hydra")
     os.makedirs(folder, exist_ok=True)
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    task = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
     files = {"config.yaml": OmegaConf.to_yaml(task)}
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
@@ -245,7 +247,7 @@ def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
         atomic_write_text(os.path.join(folder, name), text)
 
 
-def prepare(cfg: DictConfig) -> tuple[Any, pl.LightningModule]:
+def prepare(cfg: DictConfig) -> tuple[Any, BertlabTask]:
     """Seed, threads, the DataModule (its data read and checked) and the model: everything a run
     needs before it owns its folder, so that a limit that depends on the data (a character
     budget that selects nothing, a validation interval longer than an epoch, no usable training
@@ -263,7 +265,7 @@ def prepare(cfg: DictConfig) -> tuple[Any, pl.LightningModule]:
 
 
 def _train(
-    cfg: DictConfig, out_dir: str, ckpt_path: str | None, datamodule: Any, model: pl.LightningModule, start: float
+    cfg: DictConfig, out_dir: str, ckpt_path: str | None, datamodule: Any, model: BertlabTask, start: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
@@ -287,7 +289,7 @@ def _train(
     test_ckpt = None
     if cfg.get("test", True):
         ckpt_cb = trainer.checkpoint_callback
-        best = ckpt_cb.best_model_path if ckpt_cb else ""
+        best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) else ""  # Lightning's only one
         if cfg.get("train", True):
             test_ckpt = best if best and os.path.isfile(best) else None
         else:

@@ -149,7 +149,7 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
                 raise
             train = None  # evaluating a corpus without a training split: acc_unseen is unknown
         self.train_texts = None if train is None else frozenset(t for t, _ in train)
-        if not need_train:
+        if not need_train or train is None:  # (None only when it is not needed)
             train = []
         if hp.max_train_examples:
             train = self.subset(train, int(hp.max_train_examples), hp.subset_seed)
@@ -172,7 +172,7 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
             self.stats.update(
                 train_tokens=sum(len(f["input_ids"]) for f in feats), train_truncated=sum(f["truncated"] for f in feats)
             )
-        self.stats["vocab_size"] = len(self.tokenizer)
+        self.stats["vocab_size"] = len(self.ensure_tokenizer())
         log.info("classification data: %s", self.stats)
 
     def _encode(self, text: str, index: int) -> dict[str, Any]:

@@ -190,12 +190,12 @@ class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
             self.features[split] = self._encode(self.texts[split], self.labels[split])
             self.stats[f"{split}_chunks"] = len(self.features[split])
             self.stats[f"{split}_tokens"] = sum(len(f["input_ids"]) for f in self.features[split])
-        self.stats["vocab_size"] = len(self.tokenizer)
+        self.stats["vocab_size"] = len(self.ensure_tokenizer())
         log.info("GenerationDataModule: %s", self.stats)
 
     def _encode(self, texts: list[str], labels: list[int]) -> list[dict[str, Any]]:
         assert self.tokenizer is not None
-        feats = []
+        feats: list[dict[str, Any]] = []
         for text, label in zip(texts, labels):
             ids = self.tokenizer.encode(text).ids
             if len(ids) > self.hparams.max_len:  # cannot happen for chunks of max_len - 2 chars

@@ -241,6 +241,7 @@ class MixedBatchSampler(ResumablePosition, Sampler[list[int]]):
         singles = iter(self.buckets.batches()) if self.buckets is not None else iter(())
         for i in range(len(self)):
             if self.fraction > 0 and self.is_packed_step(i, self.fraction):
+                assert packed is not None  # packed steps only with packed sequences (checked in __init__)
                 yield next(packed)
             else:
                 batch = next(singles, None)
@@ -371,7 +372,8 @@ class MlmDataModule(CharDataModule):
             hp.sources,
         )
         self.stats.update({f"corpus_{k}": v for k, v in corpus.stats().items()})
-        train, val = [], []
+        train: list[CorpusText] = []
+        val: list[CorpusText] = []
         for item in corpus.texts:
             (val if _in_heldout(item.text, hp.val_fraction) else train).append(item)
         for cap in (hp.max_val_texts, hp.max_eval_sentences):
@@ -380,7 +382,8 @@ class MlmDataModule(CharDataModule):
         if hp.max_train_texts is not None or hp.max_train_chars is not None:
             order = list(range(len(train)))
             random.Random(hp.seed).shuffle(order)
-            keep, chars = [], 0
+            keep: list[int] = []
+            chars = 0
             for i in order[: hp.max_train_texts]:
                 chars += len(train[i].text)
                 if hp.max_train_chars is not None and chars > hp.max_train_chars and keep:
@@ -395,6 +398,7 @@ class MlmDataModule(CharDataModule):
         """Token ids (no [CLS]/[SEP]) and word ids of the pieces of one text that fit max_len."""
         assert self.tokenizer is not None
         n = self.hparams.max_len - 2
+        parts: list[tuple[str, list[str] | None]]
         if item.words is not None:
             parts = [(("".join(p)), p) for p in split_words(list(item.words), n)]
         else:
@@ -479,7 +483,10 @@ class MlmDataModule(CharDataModule):
         )
         collate = _MaskingCollate(self.tokenizer.pad_id, self.masker, hp.seed, sampler)
         return ResumableDataLoader(
-            self.features["train"], batch_sampler=sampler, collate_fn=collate, num_workers=hp.num_workers
+            self.features["train"],  # type: ignore[arg-type]  # a list is a map-style dataset; torch declares Dataset
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=hp.num_workers,
         )
 
     def eval_data(self, split: str) -> PretrainingEvalData:
@@ -491,4 +498,5 @@ class MlmDataModule(CharDataModule):
         assert self.tokenizer is not None
         feats = self.features["val"]
         sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.eval_batch_size, shuffle=False)
-        return DataLoader(feats, batch_sampler=sampler, collate_fn=partial(mlm_collate, pad_id=self.tokenizer.pad_id))
+        collate = partial(mlm_collate, pad_id=self.tokenizer.pad_id)
+        return DataLoader(feats, batch_sampler=sampler, collate_fn=collate)  # type: ignore[arg-type]  # a list is a map-style dataset; torch declares Dataset

@@ -206,7 +206,8 @@ class MrcDataModule(CharDataModule):
         if hp.max_train_questions or hp.max_train_chars:
             order = list(range(len(train)))
             random.Random(hp.seed).shuffle(order)
-            keep, chars = [], 0
+            keep: list[int] = []
+            chars = 0
             for i in order:
                 if hp.max_train_questions and len(keep) >= hp.max_train_questions:
                     break
@@ -238,7 +239,7 @@ class MrcDataModule(CharDataModule):
         self.stats = {
             **dict(self._counts),
             **{f"{s}_questions_used": len(self.questions[s]) for s in SPLITS},
-            "vocab_size": len(self.tokenizer),
+            "vocab_size": len(self.ensure_tokenizer()),
         }
         log.info("MRC data: %s", self.stats)
         if self._counts["passages_truncated"]:
@@ -254,7 +255,7 @@ class MrcDataModule(CharDataModule):
 
     def _make_tokenizer(self, training_chars: Iterable[str] = ()) -> None:
         self.build_tokenizer(training_chars)
-        if "[MASK]" not in self.tokenizer.vocab:
+        if "[MASK]" not in self.ensure_tokenizer().vocab:
             raise DataError(self.hparams.vocab_file, None, "vocab lacks the special token [MASK]")
 
     @property
@@ -297,8 +298,8 @@ class MrcDataModule(CharDataModule):
             # the example: the first gold whose parts all lie in passage[:max_p_len - 2] (max_p_len =
             # max_passage_len + 1), its spaces written as ","; answer_rule passage: the passage's own answer
             seen = p.text[: self.hparams.max_passage_len - 1]
-            cands = golds if self.hparams.answer_rule == "first_found" else [p.answer] if p.answer else []
-            for g in cands:
+            texts = golds if self.hparams.answer_rule == "first_found" else [p.answer] if p.answer else []
+            for g in texts:
                 if answer_parts_in(g, seen):
                     return self._ids(parts_target(g))[0]
             return []
@@ -328,7 +329,8 @@ class MrcDataModule(CharDataModule):
         return feat
 
     def _eval_features(self, encoded: list[EncodedQuestion]) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
-        refs, feats = [], []
+        refs: list[tuple[int, int]] = []
+        feats: list[dict[str, Any]] = []
         for qi, q in enumerate(encoded):
             for pj, p in enumerate(q.passages):
                 feats.append(self.build_feature(q.question_ids, p, with_target=False, index=len(feats)))
@@ -388,7 +390,7 @@ class MrcDataModule(CharDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
-            self.features[split],
+            self.features[split],  # type: ignore[arg-type]  # a list is a map-style dataset; torch declares Dataset
             batch_sampler=self._question_batches(split),
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,

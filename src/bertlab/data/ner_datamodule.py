@@ -61,14 +61,8 @@ class NerDataModule(CharTaggingDataModule):
             raise ConfigError("data.types", str(err)) from err
         self.label_id = {t: i for i, t in enumerate(self.labels)}
         self.scheme = scheme
-
-    @property
-    def entity_scheme(self) -> str:
-        return self.scheme
-
-    @property
-    def tag_names(self) -> list[str]:
-        return self.labels
+        self.entity_scheme = scheme
+        self.tag_names = self.labels
 
     def read_splits(self) -> Splits:
         hp = self.hparams

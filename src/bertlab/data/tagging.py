@@ -140,7 +140,9 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
             self.stats.update(
                 train_features=len(self.features["train"]),
                 train_tokens=sum(len(f["input_ids"]) for f in self.features["train"]),
-                train_unk_tokens=sum(f["input_ids"].count(self.tokenizer.unk_id) for f in self.features["train"]),
+                train_unk_tokens=sum(
+                    f["input_ids"].count(self.ensure_tokenizer().unk_id) for f in self.features["train"]
+                ),
             )
         for split, (texts, gold) in splits.evals.items():
             if hp.max_eval_sentences:
@@ -148,7 +150,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
             self.texts[split], self.gold[split] = list(texts), list(gold)
             self.pieces[split], self.features[split] = self._eval_features(self.texts[split])
             self.stats[f"{split}_features"] = len(self.features[split])
-        self.stats["vocab_size"] = len(self.tokenizer)
+        self.stats["vocab_size"] = len(self.ensure_tokenizer())
         log.info("%s data: %s", type(self).__name__, self.stats)
 
     @staticmethod
@@ -168,7 +170,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
 
     def _train_features(self, sents: list[tuple[str, list[int]]]) -> list[dict[str, Any]]:
         assert self.tokenizer is not None
-        feats = []
+        feats: list[dict[str, Any]] = []
         for text, tags in sents:
             for piece, piece_tags in self.split_train(text, tags, self.hparams.max_len - 2):
                 enc = self.tokenizer.encode(piece)
@@ -182,7 +184,8 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
 
     def _eval_features(self, texts: list[str]) -> tuple[list[Piece], list[dict[str, Any]]]:
         assert self.tokenizer is not None
-        pieces, feats = [], []
+        pieces: list[Any] = []
+        feats: list[dict[str, Any]] = []
         for s, text in enumerate(texts):
             start = 0
             for chunk in split_text(text, self.hparams.max_len - 2) if text else []:

@@ -303,7 +303,7 @@ class TripleDataModule(CharDataModule):
             self._check_not_found(split, ev_stats)
             stats.update({f"{split}_{k}": v for k, v in ev_stats.items()})
         stats["num_predicates"] = len(self.predicates)
-        stats["vocab_size"] = len(self.tokenizer)
+        stats["vocab_size"] = len(self.ensure_tokenizer())
         self.stats = dict(stats)
         log.info("%s data: %s", type(self).__name__, self.stats)
         for split in ("train", "val", "test"):
@@ -407,7 +407,10 @@ class TripleDataModule(CharDataModule):
             epoch_fn=self._epoch,
         )
         return ResumableDataLoader(
-            feats, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers
+            feats,  # type: ignore[arg-type]  # a list is a map-style dataset; torch declares Dataset
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.hparams.num_workers,
         )
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -416,7 +419,7 @@ class TripleDataModule(CharDataModule):
         sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.eval_batch_size, shuffle=False)
         pad = self.tokenizer.pad_id
         return DataLoader(
-            [{"input_ids": f["input_ids"], "index": f["index"]} for f in feats],
+            [{"input_ids": f["input_ids"], "index": f["index"]} for f in feats],  # type: ignore[arg-type]  # a list is a map-style dataset; torch declares Dataset
             batch_sampler=sampler,
             collate_fn=partial(pad_collate, pad_id=pad),
             num_workers=self.hparams.num_workers,
@@ -486,9 +489,10 @@ class TripleDataModule(CharDataModule):
 
     def format_prediction(self, text: str, triples: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"text": text, "spo_list": triples}
-        ids = self.tokenizer.encode(text).ids if self.tokenizer is not None else []
-        if len(ids) > self.hparams.max_len:
-            out["truncated_at_char"] = self.tokenizer.encode(text).offsets[self.hparams.max_len - 2] + 1
+        tok = self.tokenizer
+        ids = tok.encode(text).ids if tok is not None else []
+        if tok is not None and len(ids) > self.hparams.max_len:
+            out["truncated_at_char"] = tok.encode(text).offsets[self.hparams.max_len - 2] + 1
         return out
 
     def save_outputs(self, split: str, outputs: list[Mapping[str, Any]], out_dir: str) -> list[str]:
