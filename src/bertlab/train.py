@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import suppress
 from typing import Any
 
 import hydra
@@ -247,11 +248,40 @@ def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
         atomic_write_text(os.path.join(folder, name), text)
 
 
+#: callbacks no run may go without (what each guards): a config that drops one is refused
+REQUIRED_CALLBACKS = {
+    "bertlab.callbacks.resume_state.ResumeState": "exact resumes (data position, random states)",
+    "bertlab.callbacks.loggers.ResumeHistory": "the logged history continued, not duplicated, on a resume",
+    "bertlab.callbacks.run_config.RunConfigInCheckpoint": "the run config in every checkpoint (resume checks)",
+    "bertlab.callbacks.nonfinite_loss.NonFiniteLossGuard": "a NaN/inf training loss stops or skips, never trains on",
+}
+
+
+def check_required_callbacks(cfg: DictConfig) -> None:
+    """One line, before anything runs, when ``callbacks`` lacks one of :data:`REQUIRED_CALLBACKS`
+    (e.g. ``callbacks.resume_state=null``): a run without it could end with a wrong result."""
+    declared = []
+    for entry in (cfg.get("callbacks") or {}).values():
+        target = entry.get("_target_") if isinstance(entry, DictConfig) else None
+        if target:
+            with suppress(Exception):  # a target that cannot be imported fails at instantiation, with its own line
+                declared.append(hydra.utils.get_class(str(target)))
+    for path, why in REQUIRED_CALLBACKS.items():
+        needed = hydra.utils.get_class(path)
+        if not any(issubclass(cls, needed) for cls in declared):
+            raise ConfigError(
+                "callbacks",
+                f"{path} is missing from the callbacks ({why}); every run needs it: keep it in the callbacks config",
+            )
+
+
 def prepare(cfg: DictConfig) -> tuple[Any, BertlabTask]:
     """Seed, threads, the DataModule (its data read and checked) and the model: everything a run
     needs before it owns its folder, so that a limit that depends on the data (a character
     budget that selects nothing, a validation interval longer than an epoch, no usable training
     example) is refused before a run folder exists. Writes nothing."""
+    if cfg.get("train", True):
+        check_required_callbacks(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
