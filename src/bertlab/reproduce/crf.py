@@ -13,6 +13,13 @@ it):
 
     python -m bertlab.reproduce crf [--rows crf1,crf2,...] [--out DIR] [-- overrides ...]
     python -m bertlab.reproduce crf --report-only DIR     # table of an existing sweep
+    python -m bertlab.reproduce crf --encoder pretrained [-- overrides ...]
+
+``--encoder pretrained``: the first layer is layer 1 of the small BERT pretrained here
+(``encoder=bert_small_pretrained``; the experiment keeps 1 of its 4 layers), and the table also
+pairs every run with the fresh-layer run of the same row and seed (``--fresh``: a sweep folder,
+or the per-run table of a table this reproduction wrote, by default
+docs/crf_layer1/crf_layer1_3seeds.md): pretrained minus fresh per seed, mean ± std, SE, verdict.
 
 The post's numbers (BERT-base layer 1, test F1 epoch 1 / best): CRF-1 0.914 / 0.925,
 CRF-2 0.929 / 0.930, CRF-3 0.673 / 0.747, Softmax 0.899 / 0.907.
@@ -48,6 +55,8 @@ ROWS = ("crf1", "crf2", "crf3", "softmax", "memm")
 POST = {"CRF-1": (0.914, 0.925), "CRF-2": (0.929, 0.930), "CRF-3": (0.673, 0.747), "Softmax": (0.899, 0.907)}
 TABLE = "crf_layer1.md"
 SEEDS = "1,2,3"
+#: --encoder: the overrides of each first layer (the experiment keeps layer 1: encoder.keep_layers=1)
+ENCODERS = {"fresh": (), "pretrained": ("encoder=bert_small_pretrained",)}
 #: the seed summary: every row paired with the baseline row's run of the same seed
 SUMMARY = [
     ss.Column("val F1 epoch 1", "val_epoch1", 1.0, ".4f"),
@@ -89,6 +98,7 @@ def job_row(job: JobResult) -> dict:
         # test_every_epoch=true logs the epoch number counted from 1
         "test_epoch1": next((v for e, v in test_epochs if e == 1), None),
         "seed": cfg.get("seed"),
+        "pretrained": (cfg.get("encoder") or {}).get("pretrained"),
         "seconds": m.get("wall_seconds"),
         "steps": steps,
         "ok": job.ok,
@@ -150,7 +160,7 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path) -> str:
+def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path, seconds: float | None = None) -> str:
     """Rows x seeds through the shared seed-sweep table: mean ± std per row, every row's test F1
     paired with the ``baseline`` row's run of the same seed (SE and verdict)."""
     runs = [
@@ -159,7 +169,7 @@ def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path) -
     ss.add_paired_deltas(runs, baseline, "test_f1")
     cols = [ss.Column(c.header.format(base=baseline), c.key, c.scale, c.fmt) for c in SUMMARY]
     order = list(dict.fromkeys(r["row"] for r in rows))
-    return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order)
+    return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order, seconds=seconds)
 
 
 def read_mechanism(run_dir: Path) -> list[dict[str, float | None]]:
@@ -275,17 +285,128 @@ def _sci(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+#: the columns paired between a pretrained and a fresh first layer (values as the tables print them)
+PAIRED = [c for c in SUMMARY if c.key in ("val_epoch1", "val_best", "test_epoch1", "test_f1")]
+#: where the fresh-layer runs of the docs are (the 3-seed table of docs/results.md §3)
+FRESH = "docs/crf_layer1/crf_layer1_3seeds.md"
+
+
+def read_runs_table(path: Path) -> list[dict]:
+    """The runs of a table this reproduction wrote (its seed summary's per-run table,
+    ``| job | arm | seed | ...``): ``row``, ``seed``, ``ok`` and the :data:`PAIRED` values, as
+    printed (None for ``-``)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| job | arm | seed |")), None)
+    if start is None:
+        raise DataError(str(path), None, "no per-run table ('| job | arm | seed | ...'): not a crf_layer1 table")
+    header = [c.strip() for c in lines[start].strip().strip("|").split("|")]
+    missing = [c.header for c in PAIRED if c.header not in header]
+    if missing or "status" not in header:
+        raise DataError(str(path), start + 1, f"the per-run table has no column {(missing or ['status'])[0]!r}")
+    runs = []
+    for n, line in enumerate(lines[start + 2 :], start + 3):
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != len(header):
+            raise DataError(str(path), n, f"{len(cells)} cells, the header has {len(header)}")
+        cell = dict(zip(header, cells))
+        run = {"row": cell["arm"], "seed": cell["seed"], "ok": cell["status"] == "ok"}
+        for c in PAIRED:
+            try:
+                run[c.key] = None if cell[c.header] == "-" else float(cell[c.header])
+            except ValueError:
+                raise DataError(str(path), n, f"{c.header}: not a number: {cell[c.header]!r}") from None
+        runs.append(run)
+    if not runs:
+        raise DataError(str(path), start + 1, "the per-run table has no rows")
+    return runs
+
+
+def load_fresh(source: Path) -> list[dict]:
+    """The fresh-layer runs to pair with: a sweep folder of this reproduction (every run's config
+    must have no ``encoder.pretrained``) or a table it wrote (:func:`read_runs_table`)."""
+    if source.is_dir():
+        if not (source / "multirun.yaml").is_file():
+            raise DataError(str(source / "multirun.yaml"), None, "no such file: not a sweep folder (--fresh)")
+        rows = [job_row(j) for j in load_multirun(source)[1]]
+        loaded = [r for r in rows if r.get("pretrained")]
+        if loaded:
+            raise DataError(
+                str(loaded[0]["path"] / ".hydra" / "config.yaml"),
+                None,
+                f"encoder.pretrained={loaded[0]['pretrained']}: --fresh must be a sweep with a fresh first layer",
+            )
+        return rows
+    if not source.is_file():
+        raise DataError(str(source), None, "no such file or folder (--fresh: the fresh-layer sweep or its table)")
+    return read_runs_table(source)
+
+
+def _printed(value: float | None, col: ss.Column) -> float | None:
+    """The value as the per-run tables print it (differences are taken from printed values)."""
+    return None if value is None else float(format(value, col.fmt))
+
+
+def paired_report(rows: list[dict], fresh: list[dict], fresh_source: str) -> str:
+    """Pretrained minus fresh first layer, paired by row and seed: per row and column the fresh
+    and pretrained mean ± std, the per-seed differences (of the printed values) and their
+    mean ± std with SE and verdict. Rows or seeds without both runs finished are left out
+    (named under the table)."""
+    fresh_of = {(r["row"], str(r["seed"])): r for r in fresh if r.get("ok")}
+    out = [
+        "",
+        f"Pretrained minus fresh first layer, paired by row and seed (fresh runs: `{fresh_source}`); "
+        "per-seed differences of the printed per-run values; mean ± std, SE = std/√n, holds only beyond 2 SE:",
+        "",
+        "| row | column | seeds | fresh | pretrained | pretrained - fresh per seed | mean ± std (SE, verdict) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    unpaired = []
+    for name in dict.fromkeys(r["row"] for r in rows):
+        runs = sorted((r for r in rows if r["row"] == name and r.get("ok")), key=lambda r: str(r["seed"]).zfill(9))
+        pairs = [(r, fresh_of[(name, str(r["seed"]))]) for r in runs if (name, str(r["seed"])) in fresh_of]
+        unpaired += [f"{name} seed {r['seed']}" for r in runs if (name, str(r["seed"])) not in fresh_of]
+        if not pairs:
+            continue
+        seeds = "/".join(str(p["seed"]) for p, _ in pairs)
+        for col in PAIRED:
+            both = [(_printed(p.get(col.key), col), _printed(f.get(col.key), col)) for p, f in pairs]
+            both = [(a, b) for a, b in both if a is not None and b is not None]
+            if not both:
+                continue
+            deltas = [a - b for a, b in both]
+            cell = ss.mean_std(deltas, 1.0, "+.4f")
+            if len(deltas) > 1:
+                cell += f" ({ss.paired_verdict(deltas, 1.0, '+.4f')})"
+            out.append(
+                f"| {name} | {col.header} | {seeds} | {ss.mean_std([b for _, b in both], 1.0, col.fmt)} "
+                f"| {ss.mean_std([a for a, _ in both], 1.0, col.fmt)} | {' / '.join(f'{d:+.4f}' for d in deltas)} "
+                f"| {cell} |"
+            )
+    if len(out) == 5:
+        raise DataError(fresh_source, None, "no run of this sweep has a fresh-layer run of the same row and seed")
+    if unpaired:
+        out += ["", "Not paired (no finished fresh run of that row and seed): " + ", ".join(unpaired) + "."]
+    return "\n".join(out) + "\n"
+
+
 def write_report(
     sweep_dir: Path,
     table: str = TABLE,
     baseline: str = "CRF-1",
     title: str = "CRF layer-1 table",
     label_by_multiplier: bool = False,
+    fresh: Path | None = None,
+    seconds: float | None = None,
 ) -> int:
     """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it: the seed summary
     (paired with ``baseline``), every run with its transitions, then the mechanism
     (:func:`mechanism_report`, PNGs into the sweep folder). ``label_by_multiplier``: name every
-    row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier)."""
+    row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier). ``fresh``: the
+    sweep's first layer is pretrained (every run's config says so); pair it with these
+    fresh-layer runs (:func:`paired_report`, between the seed summary and the per-run table).
+    ``seconds``: the sweep's wall time (stated under the title; None when only tabulating)."""
     if not (sweep_dir / "multirun.yaml").is_file():
         raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
     _, jobs = load_multirun(sweep_dir)
@@ -294,12 +415,28 @@ def write_report(
         for r in rows:
             mult = (r["head_lr"] / r["lr"]) if r.get("head_lr") else 1.0
             r["row"] = f"{r['head'].upper()} x{mult:g}"
-    md = seed_summary(rows, baseline, title, sweep_dir) + "\n" + render(rows, sweep_dir)
+    md = seed_summary(rows, baseline, title, sweep_dir, seconds)
+    if fresh is not None:
+        fresh_runs = [r for r in rows if not r.get("pretrained")]
+        if fresh_runs:
+            raise DataError(
+                str(fresh_runs[0]["path"] / ".hydra" / "config.yaml"),
+                None,
+                "encoder.pretrained is not set: not a pretrained-first-layer sweep (--encoder pretrained)",
+            )
+        md += paired_report(rows, load_fresh(fresh), _shown(fresh))
+    md += "\n" + render(rows, sweep_dir)
     md += mechanism_report(rows, sweep_dir)
     write_table(sweep_dir / table, md)
     sys.stdout.write(md)
     print(f"wrote {sweep_dir / table}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as the tables name it: from the repository root when under it."""
+    full = path.resolve()
+    return str(full.relative_to(ROOT.resolve())) if full.is_relative_to(ROOT.resolve()) else str(path)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -311,6 +448,21 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="sweep folder (default: logs/crf_layer1/<time>)",
     )
     ap.add_argument("--report-only", default=None, metavar="DIR", help="only tabulate an existing sweep folder")
+    ap.add_argument(
+        "--encoder",
+        choices=tuple(ENCODERS),
+        default="fresh",
+        help="the first layer: fresh (random init, the default) or pretrained (layer 1 of the small BERT "
+        "pretrained here, data/pretrained/bert_small); pretrained also pairs every run with the fresh "
+        "run of the same row and seed (--fresh)",
+    )
+    ap.add_argument(
+        "--fresh",
+        default=FRESH,
+        metavar="PATH",
+        help=f"--encoder pretrained: the fresh-layer runs to pair with, a sweep folder or a table of this "
+        f"reproduction (default {FRESH})",
+    )
 
 
 def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
@@ -324,6 +476,7 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
         train(
             "-m",
             sweep,
+            *ENCODERS[getattr(args, "encoder", "fresh")],
             f"seed={args.seeds}",
             "test_every_epoch=true",  # the post's "test F1 after epoch 1" column
             f"hydra.sweep.dir={ROOT / args.out}",
@@ -334,12 +487,18 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
 
 
 def report(args: argparse.Namespace) -> int:
-    return write_report(Path(args.report_only) if args.report_only else ROOT / args.out)
+    sweep = Path(args.report_only) if args.report_only else ROOT / args.out
+    seconds = getattr(args, "wall_seconds", None)  # set by the runner after running the sweep
+    if getattr(args, "encoder", "fresh") == "pretrained":
+        fresh = Path(args.fresh) if Path(args.fresh).is_absolute() else ROOT / args.fresh
+        return write_report(sweep, title="CRF layer-1 table, pretrained first layer", fresh=fresh, seconds=seconds)
+    return write_report(sweep, seconds=seconds)
 
 
 REPRODUCTION = Reproduction(
     name="crf",
-    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM x 3 seeds (<= 5 min a run).",
+    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM x 3 seeds (<= 5 min a run); "
+    "--encoder pretrained: with layer 1 of the small pretrained BERT, paired with the fresh-layer runs.",
     table="logs/crf_layer1/<time>/crf_layer1.md (--out DIR: DIR/crf_layer1.md)",
     plan=plan,
     report=report,
