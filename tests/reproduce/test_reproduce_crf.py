@@ -3,6 +3,7 @@
 import pytest
 
 from bertlab.reproduce.__main__ import main
+from bertlab.utils.errors import DataError
 
 
 @pytest.mark.slow
@@ -207,3 +208,63 @@ def test_pretrained_first_layer_sweep_is_paired_with_the_fresh_runs(tmp_path, ca
     capsys.readouterr()
     assert main([*args[:-1], str(pre), "--report-only", str(pre)]) == 2
     assert "--fresh must be a sweep with a fresh first layer" in capsys.readouterr().err
+
+
+def _fake_sweep(folder, runs):
+    """A finished sweep folder as the table reads it: (row label, head, seed, test F1) per job."""
+    import json
+
+    import yaml
+
+    (folder).mkdir(parents=True)
+    (folder / "multirun.yaml").write_text("hydra: {overrides: {task: []}}\n", encoding="utf-8")
+    for i, (row, head, seed, f1) in enumerate(runs):
+        job = folder / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / "csv").mkdir()
+        cfg = {
+            "row": row,
+            "seed": seed,
+            "head": {"type": head},
+            "optimizer": {"lr": 1e-3, "lr_multipliers": {}},
+            "encoder": {"pretrained": "data/pretrained/bert_small"},
+        }
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        (job / "metrics.json").write_text(json.dumps({"test": {"f1": f1}, "wall_seconds": 100.0}), encoding="utf-8")
+        (job / "csv" / "metrics.csv").write_text(
+            f"epoch,step,val/f1,test_epoch/epoch,test_epoch/f1\n0,10,{f1 - 0.1},,\n0,10,,1,{f1 - 0.2}\n",
+            encoding="utf-8",
+        )
+
+
+def test_a_folder_of_sweeps_is_one_table_each_row_by_seed(tmp_path, capsys):
+    """Rows run as separate sweeps (e.g. a partial sweep, then the remaining rows) tabulate
+    together: each row's runs by seed, jobs named by their sweep, paired with the fresh runs."""
+    from bertlab.reproduce.crf import write_report
+
+    _fake_sweep(tmp_path / "all" / "s1", [("CRF-1", "crf", 1, 0.91), ("CRF-1", "crf", 2, 0.92)])
+    _fake_sweep(tmp_path / "all" / "s2", [("Softmax", "softmax", 1, 0.86), ("CRF-1", "crf", 3, 0.90)])
+    fresh = tmp_path / "fresh.md"
+    fresh.write_text(
+        "| job | arm | seed | val F1 epoch 1 | val F1 best | test F1 after epoch 1 | test F1 (best val ckpt) "
+        "| status |\n|---|---|---|---|---|---|---|---|\n"
+        + "".join(
+            f"| {i} | {row} | {seed} | 0.5 | 0.8 | 0.7 | {f1} | ok |\n"
+            for i, (row, seed, f1) in enumerate([("CRF-1", 1, 0.90), ("CRF-1", 2, 0.90), ("CRF-1", 3, 0.90)])
+        ),
+        encoding="utf-8",
+    )
+    assert write_report(tmp_path / "all", fresh=fresh) == 0
+    md = (tmp_path / "all" / "crf_layer1.md").read_text(encoding="utf-8")
+    per_run = [line.split("|")[1:4] for line in md.splitlines() if line.startswith("| s")]
+    assert [[c.strip() for c in cells] for cells in per_run] == [
+        ["s1/0", "CRF-1", "1"],
+        ["s1/1", "CRF-1", "2"],
+        ["s2/1", "CRF-1", "3"],
+        ["s2/0", "Softmax", "1"],
+    ]
+    paired = next(line for line in md.splitlines() if line.startswith("| CRF-1 | test F1 (best val ckpt) |"))
+    assert "| 1/2/3 |" in paired and "+0.0100 / +0.0200 / +0.0000" in paired
+    assert "Softmax seed 1" in md.split("Not paired")[1]  # no fresh Softmax run in the table
+    with pytest.raises(DataError, match="the sweep did not start"):
+        write_report(tmp_path / "none")

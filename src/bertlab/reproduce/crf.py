@@ -164,7 +164,8 @@ def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path, s
     """Rows x seeds through the shared seed-sweep table: mean ± std per row, every row's test F1
     paired with the ``baseline`` row's run of the same seed (SE and verdict)."""
     runs = [
-        {**r, "arm": r["row"], "job": r["path"].name, "failed": None if r["ok"] else "no metrics.json"} for r in rows
+        {**r, "arm": r["row"], "job": r.get("job", r["path"].name), "failed": None if r["ok"] else "no metrics.json"}
+        for r in rows
     ]
     ss.add_paired_deltas(runs, baseline, "test_f1")
     cols = [ss.Column(c.header.format(base=baseline), c.key, c.scale, c.fmt) for c in SUMMARY]
@@ -400,21 +401,28 @@ def write_report(
     fresh: Path | None = None,
     seconds: float | None = None,
 ) -> int:
-    """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it: the seed summary
+    """Tabulate the sweep folder (or a folder of sweep folders) into ``<sweep_dir>/<table>`` and
+    print it: the seed summary
     (paired with ``baseline``), every run with its transitions, then the mechanism
     (:func:`mechanism_report`, PNGs into the sweep folder). ``label_by_multiplier``: name every
     row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier). ``fresh``: the
     sweep's first layer is pretrained (every run's config says so); pair it with these
     fresh-layer runs (:func:`paired_report`, between the seed summary and the per-run table).
     ``seconds``: the sweep's wall time (stated under the title; None when only tabulating)."""
-    if not (sweep_dir / "multirun.yaml").is_file():
+    one = (sweep_dir / "multirun.yaml").is_file()
+    if not one and not (sweep_dir.is_dir() and any(p.is_file() for p in sweep_dir.glob("*/multirun.yaml"))):
         raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
-    _, jobs = load_multirun(sweep_dir)
+    jobs = ss.load_jobs(sweep_dir)  # one sweep, or every sweep folder directly inside (e.g. rows run apart)
     rows = [job_row(j) for j in jobs]
     if label_by_multiplier:
         for r in rows:
             mult = (r["head_lr"] / r["lr"]) if r.get("head_lr") else 1.0
             r["row"] = f"{r['head'].upper()} x{mult:g}"
+    if not one:  # several sweeps: each row's runs together, by seed; jobs named by their sweep
+        first = {name: i for i, name in enumerate(dict.fromkeys(r["row"] for r in rows))}
+        rows.sort(key=lambda r: (first[r["row"]], str(r.get("seed")).zfill(9)))
+        for r in rows:
+            r["job"] = r["path"].relative_to(sweep_dir).as_posix()
     md = seed_summary(rows, baseline, title, sweep_dir, seconds)
     if fresh is not None:
         fresh_runs = [r for r in rows if not r.get("pretrained")]
