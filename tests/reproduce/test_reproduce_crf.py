@@ -61,7 +61,7 @@ def _mech_run(root, name, seed, grads, adds, margins=None):
 
 
 def test_mechanism_report_pairs_each_seeds_first_and_last_validation(tmp_path):
-    from bertlab.reproduce.crf import mechanism_report
+    from bertlab.reporting.crf import mechanism_report
 
     rows = [
         _mech_run(tmp_path, "CRF x1", 1, [1.0, 0.5, 0.1], [0.0, 0.01, 0.02], [(1, 0.5), (2, 1), (6, 3)]),
@@ -99,8 +99,9 @@ def test_pretrained_plan_loads_the_small_bert_and_fresh_stays_as_it_was(capsys):
 def test_the_docs_fresh_table_reads_back_as_its_runs():
     from pathlib import Path
 
+    from bertlab.reporting.crf import read_runs_table
     from bertlab.reproduce.base import ROOT
-    from bertlab.reproduce.crf import FRESH, read_runs_table
+    from bertlab.reproduce.crf import FRESH
 
     runs = read_runs_table(ROOT / FRESH)
     assert len(runs) == 15 and all(r["ok"] for r in runs)
@@ -119,7 +120,7 @@ def test_the_docs_fresh_table_reads_back_as_its_runs():
 
 
 def test_a_broken_runs_table_names_its_file_and_line(tmp_path):
-    from bertlab.reproduce.crf import read_runs_table
+    from bertlab.reporting.crf import read_runs_table
     from bertlab.utils.errors import DataError
 
     head = (
@@ -148,7 +149,7 @@ def _run(row, seed, test_f1, test_epoch1=0.5, ok=True):
 
 
 def test_paired_report_takes_pretrained_minus_fresh_per_seed():
-    from bertlab.reproduce.crf import paired_report
+    from bertlab.reporting.crf import paired_report
 
     fresh = [_run("CRF-1", "1", 0.90), _run("CRF-1", "2", 0.89), _run("CRF-1", "3", 0.90), _run("Softmax", "1", 0.85)]
     pretrained = [
@@ -240,7 +241,7 @@ def _fake_sweep(folder, runs):
 def test_a_folder_of_sweeps_is_one_table_each_row_by_seed(tmp_path, capsys):
     """Rows run as separate sweeps (e.g. a partial sweep, then the remaining rows) tabulate
     together: each row's runs by seed, jobs named by their sweep, paired with the fresh runs."""
-    from bertlab.reproduce.crf import write_report
+    from bertlab.reporting.crf import write_report
 
     _fake_sweep(tmp_path / "all" / "s1", [("CRF-1", "crf", 1, 0.91), ("CRF-1", "crf", 2, 0.92)])
     _fake_sweep(tmp_path / "all" / "s2", [("Softmax", "softmax", 1, 0.86), ("CRF-1", "crf", 3, 0.90)])
@@ -254,7 +255,7 @@ def test_a_folder_of_sweeps_is_one_table_each_row_by_seed(tmp_path, capsys):
         ),
         encoding="utf-8",
     )
-    assert write_report(tmp_path / "all", fresh=fresh) == 0
+    assert write_report(tmp_path / "all", "crf_layer1.md", fresh=fresh) == 0
     md = (tmp_path / "all" / "crf_layer1.md").read_text(encoding="utf-8")
     per_run = [line.split("|")[1:4] for line in md.splitlines() if line.startswith("| s")]
     assert [[c.strip() for c in cells] for cells in per_run] == [
@@ -267,4 +268,4 @@ def test_a_folder_of_sweeps_is_one_table_each_row_by_seed(tmp_path, capsys):
     assert "| 1/2/3 |" in paired and "+0.0100 / +0.0200 / +0.0000" in paired
     assert "Softmax seed 1" in md.split("Not paired")[1]  # no fresh Softmax run in the table
     with pytest.raises(DataError, match="the sweep did not start"):
-        write_report(tmp_path / "none")
+        write_report(tmp_path / "none", "crf_layer1.md")

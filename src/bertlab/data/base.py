@@ -18,22 +18,41 @@ A DataModule reads, tokenises and batches; it never computes metrics (those live
   predict from raw texts (MLM pretraining) keeps the defaults, which say so.
 
 A subclass calls ``super().__init__()`` and ``self.save_hyperparameters(logger=False)`` in its
-constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab``.
+constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab``. It declares
+the value rules of its keys in ``VALUE_RULES`` (:class:`bertlab.utils.value_rules.ValueRule`,
+keys relative to ``data``; checked before a run starts): a subclass adds its own to the base's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.parsing import AttributeDict
 
 from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.vocab import MODES
 from bertlab.data.vocab import trim_vocab as trimmed_ids
+from bertlab.utils.value_rules import ValueRule
 
 
 class CharDataModule(pl.LightningDataModule):
     """See the module docstring."""
+
+    #: the values the keys every DataModule may take can have (a missing key is not checked)
+    VALUE_RULES: ClassVar[tuple[ValueRule, ...]] = (
+        ValueRule("batch_size", "int", 1),
+        ValueRule("eval_batch_size", "int", 1),
+        ValueRule("max_len", "int", 3),
+        ValueRule("num_workers", "int", 0),
+        ValueRule("pool_batches", "int", 1),
+        ValueRule("max_train_chars", "int", 1),
+        ValueRule("max_eval_sentences", "int", 1),
+        ValueRule("trim_vocab", "choice", choices=MODES),
+    )
+    #: the constructor's arguments (``save_hyperparameters``), read as attributes
+    hparams: AttributeDict
 
     def __init__(self) -> None:
         super().__init__()

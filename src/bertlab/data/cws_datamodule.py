@@ -15,6 +15,7 @@ from bertlab.data.cws import TAGS, load_cws_splits, read_raw_lines, split_words,
 from bertlab.data.io import read_word_list
 from bertlab.data.tagging import CharTaggingDataModule, Splits
 from bertlab.utils.errors import DataError
+from bertlab.utils.value_rules import ValueRule
 
 S_TAG = 0  # [CLS] and [SEP] carry the "single" tag, as in the posts
 
@@ -41,6 +42,7 @@ def words_from_tags(text: str, char_tags: Sequence[int | None]) -> list[str]:
 class CwsDataModule(CharTaggingDataModule):
     tag_names: tuple[str, ...] = TAGS
     boundary_tag = S_TAG
+    VALUE_RULES = (*CharTaggingDataModule.VALUE_RULES, ValueRule("val_every", "int", 1))
 
     def __init__(
         self,
