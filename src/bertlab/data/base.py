@@ -10,7 +10,12 @@ A DataModule reads, tokenises and batches; it never computes metrics (those live
   run rebuilt from its checkpoint: :func:`bertlab.runs.load_run` sets the model's ids), and
   builds the :class:`~bertlab.data.tokenization.CharTokenizer`;
 * :meth:`CharDataModule.model_kwargs`: what the task must know about the data (always the
-  kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``);
+  kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``), read
+  from data already set up: the caller runs ``setup("fit")`` first (``bertlab.train`` does);
+* :meth:`CharDataModule.eval_data`: what the task's scoring reads about a split, as one typed
+  object per task family (``TaggingEvalData``, ``ClassificationEvalData``, ``ReadingEvalData``,
+  ``TriplesEvalData``, ``GenerationEvalData``; declared next to the family's DataModule), so a
+  task never reads a DataModule's attributes directly;
 * the prediction interface: :meth:`set_predict_texts` (raw inputs for
   ``predict_dataloader``), :meth:`decode` (a split's ``{sample index: prediction}`` -> one
   output per input), :meth:`format_prediction` (an input and its output -> a JSON-ready
@@ -86,9 +91,17 @@ class CharDataModule(pl.LightningDataModule):
         return self.tokenizer
 
     def model_kwargs(self) -> dict[str, Any]:
-        """What the task must know about the data (reads the data: ``setup("fit")`` first)."""
-        self.setup("fit")
+        """What the task must know about the data, once ``setup("fit")`` has read it (an error
+        before: the kept vocabulary ids come from the training data)."""
+        if self.tokenizer is None:
+            raise RuntimeError(f"{type(self).__name__}.model_kwargs() before setup('fit'): read the data first")
         return {"vocab_keep_ids": self.keep_ids}
+
+    def eval_data(self, split: str) -> object:
+        """What scoring ``split`` reads (after ``setup``): the task family's typed object, e.g.
+        :class:`bertlab.data.tagging.TaggingEvalData`; a task checks its type
+        (:meth:`bertlab.tasks.base.BertlabTask.eval_data`)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no evaluation data")
 
     # ------------------------------------------------------------------ prediction interface
     def set_predict_texts(self, inputs: Sequence[Any]) -> None:

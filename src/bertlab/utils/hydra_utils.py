@@ -32,6 +32,26 @@ def _best_precision(accelerator: str = "gpu") -> str:
     return best_precision(accelerator)
 
 
+def task_attribute(target: str, attr: str) -> str:
+    """A class attribute the task ``target`` (``model._target_``) declares: its monitor metric
+    (``monitor``, e.g. ``val/f1``) or that metric's mode (``monitor_mode``: max | min). A task
+    that declares none is a :class:`ConfigError` naming ``model._target_``."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except Exception as err:  # noqa: BLE001  an import error of the task's module, or a bad name
+        raise ConfigError("model._target_", f"cannot import {target!r}: {err}") from err
+    value = getattr(cls, attr, None)
+    if not value:
+        raise ConfigError(
+            "model._target_",
+            f"{target} declares no {attr!r}: a task names the validation metric that selects its best "
+            "checkpoint (class attributes monitor = 'val/<metric>', monitor_mode = 'max' or 'min')",
+        )
+    return str(value)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", repo_root)
@@ -42,6 +62,10 @@ def register_resolvers() -> None:
         )  # one value per process: submitit jobs must not re-resolve the sweep dir
     if not OmegaConf.has_resolver("best_precision"):  # ${best_precision:gpu}: bertlab/utils/precision.py
         OmegaConf.register_new_resolver("best_precision", _best_precision)
+    if not OmegaConf.has_resolver("task_monitor"):  # ${task_monitor:${model._target_}}: conf/train.yaml
+        OmegaConf.register_new_resolver("task_monitor", functools.partial(task_attribute, attr="monitor"))
+    if not OmegaConf.has_resolver("task_monitor_mode"):
+        OmegaConf.register_new_resolver("task_monitor_mode", functools.partial(task_attribute, attr="monitor_mode"))
 
 
 register_resolvers()
@@ -366,6 +390,8 @@ def check_values(node: DictConfig, rules: Sequence[ValueRule], prefix: str = "")
 def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
+    if "optimized_metric" in cfg:  # the task's monitor metric (conf/train.yaml): a task that declares none stops here
+        cfg.get("optimized_metric")
     for key, hint in MOVED_KEYS.items():
         if OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False) is not None:
             raise ConfigError(key, hint)
