@@ -11,7 +11,12 @@
   optimizer steps (under Adam a weight moves at most about lr per step), and how many of the 8
   moves a BMES tagging can never make score below zero;
 * the learned matrices of the first three rows with transitions side by side;
-* the mechanism (:func:`mechanism_report`) with its two PNGs next to the table.
+* the mechanism (:func:`mechanism_report`) with its two PNGs next to the table;
+* for a sweep whose first layer is pretrained, each run paired with the fresh-layer run of the
+  same row and seed (:func:`paired_report`; the fresh runs: a sweep folder or a table written
+  here, :func:`load_fresh`).
+
+A folder of sweep folders (rows or seeds run apart) tabulates as one table.
 
 A run's row is named by its experiment (:func:`row_label`).
 """
@@ -81,6 +86,7 @@ def job_row(job: Run) -> dict[str, Any]:
         # test_every_epoch=true logs the epoch number counted from 1
         "test_epoch1": next((v for e, v in test_epochs if e == 1), None),
         "seed": job.cfg("seed"),
+        "pretrained": job.cfg("encoder.pretrained"),
         "seconds": m.get("wall_seconds"),
         "steps": steps,
         "ok": job.ok,
@@ -146,16 +152,17 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path) -> str:
+def seed_summary(rows: list[dict], baseline: str, title: str, sweep_dir: Path, seconds: float | None = None) -> str:
     """Rows x seeds through the shared seed-sweep table: mean ± std per row, every row's test F1
     paired with the ``baseline`` row's run of the same seed (SE and verdict)."""
     runs = [
-        {**r, "arm": r["row"], "job": r["path"].name, "failed": None if r["ok"] else "no metrics.json"} for r in rows
+        {**r, "arm": r["row"], "job": r.get("job", r["path"].name), "failed": None if r["ok"] else "no metrics.json"}
+        for r in rows
     ]
     ss.add_paired_deltas(runs, baseline, "test_f1")
     cols = [ss.Column(c.header.format(base=baseline), c.key, c.scale, c.fmt) for c in SUMMARY]
     order = list(dict.fromkeys(r["row"] for r in rows))
-    return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order)
+    return ss.render(runs, cols, title=title, source=str(sweep_dir), arms=order, seconds=seconds)
 
 
 def read_mechanism(run_dir: Path) -> list[dict[str, float | None]]:
@@ -268,26 +275,157 @@ def _sci(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+#: the columns paired between a pretrained and a fresh first layer (values as the tables print them)
+PAIRED = [c for c in SUMMARY if c.key in ("val_epoch1", "val_best", "test_epoch1", "test_f1")]
+
+
+def read_runs_table(path: Path) -> list[dict]:
+    """The runs of a table :func:`write_report` wrote (its seed summary's per-run table,
+    ``| job | arm | seed | ...``): ``row``, ``seed``, ``ok`` and the :data:`PAIRED` values, as
+    printed (None for ``-``)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| job | arm | seed |")), None)
+    if start is None:
+        raise DataError(str(path), None, "no per-run table ('| job | arm | seed | ...'): not a crf_layer1 table")
+    header = [c.strip() for c in lines[start].strip().strip("|").split("|")]
+    missing = [c.header for c in PAIRED if c.header not in header]
+    if missing or "status" not in header:
+        raise DataError(str(path), start + 1, f"the per-run table has no column {(missing or ['status'])[0]!r}")
+    runs = []
+    for n, line in enumerate(lines[start + 2 :], start + 3):
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != len(header):
+            raise DataError(str(path), n, f"{len(cells)} cells, the header has {len(header)}")
+        cell = dict(zip(header, cells))
+        run = {"row": cell["arm"], "seed": cell["seed"], "ok": cell["status"] == "ok"}
+        for c in PAIRED:
+            try:
+                run[c.key] = None if cell[c.header] == "-" else float(cell[c.header])
+            except ValueError:
+                raise DataError(str(path), n, f"{c.header}: not a number: {cell[c.header]!r}") from None
+        runs.append(run)
+    if not runs:
+        raise DataError(str(path), start + 1, "the per-run table has no rows")
+    return runs
+
+
+def load_fresh(source: Path) -> list[dict]:
+    """The fresh-layer runs to pair with: a sweep folder (every run's config must have no
+    ``encoder.pretrained``) or a table :func:`write_report` wrote (:func:`read_runs_table`)."""
+    if source.is_dir():
+        if not (source / "multirun.yaml").is_file():
+            raise DataError(str(source / "multirun.yaml"), None, "no such file: not a sweep folder (--fresh)")
+        rows = [job_row(j) for j in load_multirun(source)[1]]
+        loaded = [r for r in rows if r.get("pretrained")]
+        if loaded:
+            raise DataError(
+                str(loaded[0]["path"] / ".hydra" / "config.yaml"),
+                None,
+                f"encoder.pretrained={loaded[0]['pretrained']}: --fresh must be a sweep with a fresh first layer",
+            )
+        return rows
+    if not source.is_file():
+        raise DataError(str(source), None, "no such file or folder (--fresh: the fresh-layer sweep or its table)")
+    return read_runs_table(source)
+
+
+def _printed(value: float | None, col: ss.Column) -> float | None:
+    """The value as the per-run tables print it (differences are taken from printed values)."""
+    return None if value is None else float(format(value, col.fmt))
+
+
+def paired_report(rows: list[dict], fresh: list[dict], fresh_source: str) -> str:
+    """Pretrained minus fresh first layer, paired by row and seed: per row and column the fresh
+    and pretrained mean ± std, the per-seed differences (of the printed values) and their
+    mean ± std with SE and verdict. Rows or seeds without both runs finished are left out
+    (named under the table)."""
+    fresh_of = {(r["row"], str(r["seed"])): r for r in fresh if r.get("ok")}
+    out = [
+        "",
+        f"Pretrained minus fresh first layer, paired by row and seed (fresh runs: `{fresh_source}`); "
+        "per-seed differences of the printed per-run values; mean ± std, SE = std/√n, holds only beyond 2 SE:",
+        "",
+        "| row | column | seeds | fresh | pretrained | pretrained - fresh per seed | mean ± std (SE, verdict) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    unpaired = []
+    for name in dict.fromkeys(r["row"] for r in rows):
+        runs = sorted((r for r in rows if r["row"] == name and r.get("ok")), key=lambda r: str(r["seed"]).zfill(9))
+        pairs = [(r, fresh_of[(name, str(r["seed"]))]) for r in runs if (name, str(r["seed"])) in fresh_of]
+        unpaired += [f"{name} seed {r['seed']}" for r in runs if (name, str(r["seed"])) not in fresh_of]
+        if not pairs:
+            continue
+        seeds = "/".join(str(p["seed"]) for p, _ in pairs)
+        for col in PAIRED:
+            both = [(_printed(p.get(col.key), col), _printed(f.get(col.key), col)) for p, f in pairs]
+            both = [(a, b) for a, b in both if a is not None and b is not None]
+            if not both:
+                continue
+            deltas = [a - b for a, b in both]
+            cell = ss.mean_std(deltas, 1.0, "+.4f")
+            if len(deltas) > 1:
+                cell += f" ({ss.paired_verdict(deltas, 1.0, '+.4f')})"
+            out.append(
+                f"| {name} | {col.header} | {seeds} | {ss.mean_std([b for _, b in both], 1.0, col.fmt)} "
+                f"| {ss.mean_std([a for a, _ in both], 1.0, col.fmt)} | {' / '.join(f'{d:+.4f}' for d in deltas)} "
+                f"| {cell} |"
+            )
+    if len(out) == 5:
+        raise DataError(fresh_source, None, "no run of this sweep has a fresh-layer run of the same row and seed")
+    if unpaired:
+        out += ["", "Not paired (no finished fresh run of that row and seed): " + ", ".join(unpaired) + "."]
+    return "\n".join(out) + "\n"
+
+
+def _shown(path: Path) -> str:
+    """A path as the tables name it: from the working directory when under it."""
+    full, here = path.resolve(), Path.cwd().resolve()
+    return str(full.relative_to(here)) if full.is_relative_to(here) else str(path)
+
+
 def write_report(
     sweep_dir: Path,
     table: str,
     baseline: str = "CRF-1",
     title: str = "CRF layer-1 table",
     label_by_multiplier: bool = False,
+    fresh: Path | None = None,
+    seconds: float | None = None,
 ) -> int:
-    """Tabulate the sweep folder into ``<sweep_dir>/<table>`` and print it: the seed summary
-    (paired with ``baseline``), every run with its transitions, then the mechanism
-    (:func:`mechanism_report`, PNGs into the sweep folder). ``label_by_multiplier``: name every
-    row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier)."""
-    if not (sweep_dir / "multirun.yaml").is_file():
+    """Tabulate the sweep folder (or a folder of sweep folders) into ``<sweep_dir>/<table>`` and
+    print it: the seed summary (paired with ``baseline``), every run with its transitions, then
+    the mechanism (:func:`mechanism_report`, PNGs into the sweep folder). ``label_by_multiplier``:
+    name every row "<HEAD> x<multiplier>" (a sweep of one row file over the multiplier).
+    ``fresh``: the sweep's first layer is pretrained (every run's config says so); pair it with
+    these fresh-layer runs (:func:`paired_report`, between the seed summary and the per-run
+    table). ``seconds``: the sweep's wall time (stated under the title; None when only tabulating)."""
+    one = (sweep_dir / "multirun.yaml").is_file()
+    if not one and not (sweep_dir.is_dir() and any(p.is_file() for p in sweep_dir.glob("*/multirun.yaml"))):
         raise DataError(str(sweep_dir / "multirun.yaml"), None, "no such file: the sweep did not start")
-    _, jobs = load_multirun(sweep_dir)
+    jobs = ss.load_jobs(sweep_dir)  # one sweep, or every sweep folder directly inside
     rows = [job_row(j) for j in jobs]
     if label_by_multiplier:
         for r in rows:
             mult = (r["head_lr"] / r["lr"]) if r.get("head_lr") else 1.0
             r["row"] = f"{r['head'].upper()} x{mult:g}"
-    md = seed_summary(rows, baseline, title, sweep_dir) + "\n" + render(rows, sweep_dir)
+    if not one:  # several sweeps: each row's runs together, by seed; jobs named by their sweep
+        first = {name: i for i, name in enumerate(dict.fromkeys(r["row"] for r in rows))}
+        rows.sort(key=lambda r: (first[r["row"]], str(r.get("seed")).zfill(9)))
+        for r in rows:
+            r["job"] = r["path"].relative_to(sweep_dir).as_posix()
+    md = seed_summary(rows, baseline, title, sweep_dir, seconds)
+    if fresh is not None:
+        fresh_runs = [r for r in rows if not r.get("pretrained")]
+        if fresh_runs:
+            raise DataError(
+                str(fresh_runs[0]["path"] / ".hydra" / "config.yaml"),
+                None,
+                "encoder.pretrained is not set: not a pretrained-first-layer sweep (--encoder pretrained)",
+            )
+        md += paired_report(rows, load_fresh(fresh), _shown(fresh))
+    md += "\n" + render(rows, sweep_dir)
     md += mechanism_report(rows, sweep_dir)
     write_table(sweep_dir / table, md)
     sys.stdout.write(md)

@@ -7,6 +7,14 @@ learned matrices and the mechanism (:mod:`bertlab.reporting.crf`).
 
     python -m bertlab.reproduce crf [--rows crf1,crf2,...] [--out DIR] [-- overrides ...]
     python -m bertlab.reproduce crf --report-only DIR     # table of an existing sweep
+    python -m bertlab.reproduce crf --encoder pretrained [-- overrides ...]
+
+``--encoder pretrained``: the first layer is layer 1 of the small BERT pretrained here
+(``encoder=bert_small_pretrained``; the experiment keeps 1 of its 4 layers), and the table also
+pairs every run with the fresh-layer run of the same row and seed (``--fresh``: a sweep folder,
+or the per-run table of a table this reproduction wrote, by default :data:`FRESH`): pretrained
+minus fresh per seed, mean ± std, SE, verdict (:func:`bertlab.reporting.crf.paired_report`).
+``--report-only`` also takes a folder of sweep folders (rows or seeds run apart).
 
 The post's numbers (BERT-base layer 1, test F1 epoch 1 / best): CRF-1 0.914 / 0.925,
 CRF-2 0.929 / 0.930, CRF-3 0.673 / 0.747, Softmax 0.899 / 0.907.
@@ -24,6 +32,10 @@ from bertlab.utils.errors import ConfigError
 ROWS = ("crf1", "crf2", "crf3", "softmax", "memm")
 TABLE = "crf_layer1.md"
 SEEDS = "1,2,3"
+#: --encoder: the overrides of each first layer (the experiment keeps layer 1: encoder.keep_layers=1)
+ENCODERS = {"fresh": (), "pretrained": ("encoder=bert_small_pretrained",)}
+#: where the fresh-layer runs of the docs are (the 3-seed table of docs/results.md §3)
+FRESH = "docs/crf_layer1/crf_layer1_3seeds.md"
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -34,7 +46,27 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         default=str(Path("logs") / "crf_layer1" / stamp()),
         help="sweep folder (default: logs/crf_layer1/<time>)",
     )
-    ap.add_argument("--report-only", default=None, metavar="DIR", help="only tabulate an existing sweep folder")
+    ap.add_argument(
+        "--report-only",
+        default=None,
+        metavar="DIR",
+        help="only tabulate an existing sweep folder (or a folder of sweep folders)",
+    )
+    ap.add_argument(
+        "--encoder",
+        choices=tuple(ENCODERS),
+        default="fresh",
+        help="the first layer: fresh (random init, the default) or pretrained (layer 1 of the small BERT "
+        "pretrained here, data/pretrained/bert_small); pretrained also pairs every run with the fresh "
+        "run of the same row and seed (--fresh)",
+    )
+    ap.add_argument(
+        "--fresh",
+        default=FRESH,
+        metavar="PATH",
+        help=f"--encoder pretrained: the fresh-layer runs to pair with, a sweep folder or a table of this "
+        f"reproduction (default {FRESH})",
+    )
 
 
 def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
@@ -48,6 +80,7 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
         train(
             "-m",
             sweep,
+            *ENCODERS[getattr(args, "encoder", "fresh")],
             f"seed={args.seeds}",
             "test_every_epoch=true",  # the post's "test F1 after epoch 1" column
             f"hydra.sweep.dir={ROOT / args.out}",
@@ -61,12 +94,23 @@ def sweep_dir(args: argparse.Namespace) -> Path:
     return Path(args.report_only) if args.report_only else ROOT / args.out
 
 
+def report(args: argparse.Namespace) -> int:
+    seconds = getattr(args, "wall_seconds", None)  # set by the runner after running the sweep
+    if getattr(args, "encoder", "fresh") == "pretrained":
+        fresh = Path(args.fresh) if Path(args.fresh).is_absolute() else ROOT / args.fresh
+        return tables.write_report(
+            sweep_dir(args), TABLE, title="CRF layer-1 table, pretrained first layer", fresh=fresh, seconds=seconds
+        )
+    return tables.write_report(sweep_dir(args), TABLE, seconds=seconds)
+
+
 REPRODUCTION = Reproduction(
     name="crf",
-    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM x 3 seeds (<= 5 min a run).",
+    description="CRF post (1): the layer-1 table, CRF x1/x10, CRF at lr 1e-2, softmax, MEMM x 3 seeds (<= 5 min a run); "
+    "--encoder pretrained: with layer 1 of the small pretrained BERT, paired with the fresh-layer runs.",
     table="logs/crf_layer1/<time>/crf_layer1.md (--out DIR: DIR/crf_layer1.md)",
     plan=plan,
-    report=lambda args: tables.write_report(sweep_dir(args), TABLE),
+    report=report,
     add_arguments=add_arguments,
     report_only=("report_only",),
     where=lambda args: sweep_dir(args) / TABLE,
