@@ -32,6 +32,13 @@ def _best_precision(accelerator: str = "gpu") -> str:
     return best_precision(accelerator)
 
 
+def default_tokenizer(pretrained: Any, offline: str = "char") -> str:
+    """``${default_tokenizer:${encoder.pretrained},<offline>}``: ``wordpiece`` (the tokenization a
+    pretrained BERT was trained on) whenever a checkpoint is loaded, else ``offline`` (a fresh
+    encoder: the data config's choice)."""
+    return "wordpiece" if pretrained not in (None, "", "null") else str(offline)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", repo_root)
@@ -40,6 +47,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(
             "pid", lambda: str(os.getpid()), use_cache=True
         )  # one value per process: submitit jobs must not re-resolve the sweep dir
+    if not OmegaConf.has_resolver("default_tokenizer"):  # data.tokenizer's default (conf/data/*.yaml)
+        OmegaConf.register_new_resolver("default_tokenizer", default_tokenizer)
     if not OmegaConf.has_resolver("best_precision"):  # ${best_precision:gpu}: bertlab/utils/precision.py
         OmegaConf.register_new_resolver("best_precision", _best_precision)
 
@@ -322,6 +331,7 @@ MOVED_KEYS: dict[str, str] = {
 CHOICE_RULES: dict[str, tuple[Any, ...]] = {
     "nonfinite_loss": ("stop", "skip"),
     "data.trim_vocab": ("none", "simplified", "corpus"),  # bertlab.data.vocab.MODES
+    "data.tokenizer": ("char", "wordpiece"),  # bertlab.data.tokenization.TOKENIZER_MODES
     # Lightning's precision inputs (lightning_fabric.connector._PRECISION_INPUT)
     "trainer.precision": (
         "32-true",
