@@ -329,8 +329,59 @@ def test_mrc_answers_are_token_spans_and_decode_back_to_text():
 def test_tokenizer_defaults_to_wordpiece_with_a_pretrained_encoder(make_cfg):
     cfg = make_cfg(["experiment=cws_crf"])
     assert cfg.data.tokenizer in ("char", "wordpiece")
-    assert make_cfg(["experiment=cws_crf", "encoder=bert_small_pretrained"]).data.tokenizer == "wordpiece"
-    assert make_cfg(["experiment=ner_crf", "encoder=bert_base"]).data.tokenizer == "wordpiece"
-    assert make_cfg(["experiment=ner_crf"]).data.tokenizer == "char"
+    assert make_cfg(["experiment=cws_crf", "encoder.pretrained=/some/bert-base-chinese"]).data.tokenizer == "wordpiece"
+    for exp in ("ner_crf", "triples", "mrc_mlm", "mrc_seq2seq"):
+        assert make_cfg([f"experiment={exp}", "encoder=bert_base"]).data.tokenizer == "wordpiece"
+        assert make_cfg([f"experiment={exp}"]).data.tokenizer == "char"
+    # the small models pretrained here saw one token per character
+    assert make_cfg(["experiment=cws_crf", "encoder=bert_small_pretrained"]).data.tokenizer == "char"
     chosen = make_cfg(["experiment=cws_crf", "encoder=bert_base", "data.tokenizer=char"])
     assert chosen.data.tokenizer == "char"
+
+
+def test_a_run_saved_before_the_key_resumes_as_char():
+    from bertlab.train import config_changes
+
+    saved = {"data": {"trim_vocab": "corpus"}}
+    assert config_changes(saved, {"data": {"trim_vocab": "corpus", "tokenizer": "char"}}, []) == []
+    assert config_changes(saved, {"data": {"trim_vocab": "corpus", "tokenizer": "wordpiece"}}, []) == [
+        ("data.tokenizer", None, "wordpiece")
+    ]
+
+
+def test_tokenizer_choice_is_validated(make_cfg):
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.hydra_utils import validate_config
+
+    with pytest.raises(ConfigError, match="config key 'data.tokenizer': must be one of char | wordpiece"):
+        validate_config(make_cfg(["experiment=cws_crf", "data.tokenizer=bpe"]))
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_tiny_wordpiece_cws_run_and_its_checkpoint_keep_the_tokenizer(tmp_path):
+    """Train a tiny CWS model on WordPiece; evaluate / predict from its checkpoint use WordPiece
+    (the run config inside), keep every input character, and refuse another tokenizer."""
+    from hydra.core.global_hydra import GlobalHydra
+    from tests.conftest import TINY_CWS_RUN, compose_cfg
+
+    from bertlab.runs import load_run, predict_texts
+    from bertlab.train import train
+    from bertlab.utils.errors import ConfigError
+
+    out = tmp_path / "run"
+    train(compose_cfg(out, [*TINY_CWS_RUN, "data.tokenizer=wordpiece"]))
+    GlobalHydra.instance().clear()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data_stats"]["train_word_boundaries_total"] > 0
+    ckpt = str(out / "checkpoints" / "last.ckpt")
+    model, dm, saved = load_run(ckpt)
+    assert saved.data.tokenizer == "wordpiece" and dm.ensure_tokenizer().mode == "wordpiece"
+    text = "1998年iPhone6s \x00发布了"
+    (rec,) = predict_texts(model, dm, [text])
+    words = [w["word"] for w in rec["words"]]
+    assert "".join(words) == "".join(text.split())
+    for w in rec["words"]:
+        assert text[w["start"] : w["end"]] == w["word"]
+    with pytest.raises(ConfigError, match="data.tokenizer"):
+        load_run(ckpt, {"tokenizer": "char"})

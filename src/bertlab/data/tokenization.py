@@ -64,17 +64,14 @@ class Encoding:
 
 
 @dataclass
-class CharTokenizer:
-    """Maps characters to ids of a BERT vocab file (one token a line)."""
-
-    mode = "char"
+class _Vocab:
+    """A BERT vocab file (one token a line), possibly trimmed, and its special ids."""
 
     vocab_file: str
     #: ids of the vocab file to keep, in their new order (a trimmed vocab); None = all
     keep_ids: list[int] | None = None
     vocab: dict[str, int] = field(init=False, repr=False)
     tokens: list[str] = field(init=False, repr=False)
-    _cache: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         full = load_vocab_tokens(self.vocab_file)
@@ -83,6 +80,7 @@ class CharTokenizer:
             if bad:
                 raise DataError(self.vocab_file, None, f"kept id {bad[0]} is outside this vocab of {len(full)} tokens")
         self.tokens = full if self.keep_ids is None else [full[i] for i in self.keep_ids]
+        # as transformers' load_vocab: a token listed twice keeps its last id
         self.vocab = {tok: i for i, tok in enumerate(self.tokens)}
         for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
             if special not in self.vocab:
@@ -111,6 +109,15 @@ class CharTokenizer:
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+
+@dataclass
+class CharTokenizer(_Vocab):
+    """Maps characters to ids of a BERT vocab file (one token a line)."""
+
+    mode = "char"
+
+    _cache: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def char_id(self, ch: str) -> int:
         """The vocab id of one character (see the module doc for the fallback order)."""
@@ -152,7 +159,7 @@ _WIDTH_FOLD = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
 
 
 @dataclass
-class WordPieceTokenizer:
+class WordPieceTokenizer(_Vocab):
     """BERT's WordPiece tokenization (lower-cased) of a vocab file, with character offsets.
 
     ``encode(text).ids`` equals ``BertTokenizerFast`` over the same vocab.txt with
@@ -168,29 +175,14 @@ class WordPieceTokenizer:
     plain ``BertTokenizerFast``.
     """
 
-    vocab_file: str
-    keep_ids: list[int] | None = None
     fold_width: bool = False
-    vocab: dict[str, int] = field(init=False, repr=False)
-    tokens: list[str] = field(init=False, repr=False)
     backend: Any = field(init=False, repr=False)
     _fold: Any = field(init=False, repr=False, default=None)
 
     mode = "wordpiece"
 
     def __post_init__(self) -> None:
-
-        full = load_vocab_tokens(self.vocab_file)
-        if self.keep_ids is not None:
-            bad = [i for i in self.keep_ids if not 0 <= i < len(full)]
-            if bad:
-                raise DataError(self.vocab_file, None, f"kept id {bad[0]} is outside this vocab of {len(full)} tokens")
-        self.tokens = full if self.keep_ids is None else [full[i] for i in self.keep_ids]
-        # as transformers' load_vocab: a token listed twice keeps its last id
-        self.vocab = {tok: i for i, tok in enumerate(self.tokens)}
-        for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
-            if special not in self.vocab:
-                raise DataError(self.vocab_file, None, f"vocab lacks the special token {special}")
+        super().__post_init__()
         self.backend = self.hf_tokenizer(fold_width=False)
         self._fold = str.maketrans(_WIDTH_FOLD) if self.fold_width else None
 
@@ -215,30 +207,6 @@ class WordPieceTokenizer:
             special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)],
         )
         return tok
-
-    def save_vocab(self, path: str) -> None:
-        """Write the (possibly trimmed) vocab, one token a line, loadable by HF tokenizers."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n".join(self.tokens) + "\n")
-
-    @property
-    def pad_id(self) -> int:
-        return self.vocab["[PAD]"]
-
-    @property
-    def unk_id(self) -> int:
-        return self.vocab["[UNK]"]
-
-    @property
-    def cls_id(self) -> int:
-        return self.vocab["[CLS]"]
-
-    @property
-    def sep_id(self) -> int:
-        return self.vocab["[SEP]"]
-
-    def __len__(self) -> int:
-        return len(self.vocab)
 
     def _prepare(self, text: str) -> str:
         return text.translate(self._fold) if self._fold is not None else text

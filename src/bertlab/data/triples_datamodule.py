@@ -1,7 +1,8 @@
 """DataModule for triple extraction (LIC2019 / DuIE; methods.md section 5).
 
 Reading: :mod:`bertlab.data.triples`. Tokenization: :class:`~bertlab.data.tokenization.CharTokenizer`
-(one token per non-space character, with its character offset into the text), texts cut
+(one token per non-space character, with its character offset into the text; or WordPiece,
+``data.tokenizer``, below), texts cut
 to ``max_len`` tokens ([CLS] + ``max_len - 2`` characters + [SEP]; cut texts are counted).
 
 Span location as in the post: the token ids of a subject (an object) are searched in the
@@ -84,7 +85,13 @@ def search(pattern: Sequence[int], sequence: Sequence[int]) -> int:
     return -1
 
 
-def encode_cut(tokenizer: Tokenizer, text: str, max_len: int) -> tuple[Encoding, list[int]]:
+def encode_cut(tokenizer: Tokenizer, text: str, max_len: int) -> tuple[list[int], list[int], list[int]]:
+    """(ids cut to ``max_len`` with [SEP] kept last, their char offsets, the full ids)."""
+    enc, full = encode_cut_spans(tokenizer, text, max_len)
+    return enc.ids, enc.offsets, full
+
+
+def encode_cut_spans(tokenizer: Tokenizer, text: str, max_len: int) -> tuple[Encoding, list[int]]:
     """(the encoding cut to ``max_len`` tokens with [SEP] kept last, the full ids)."""
     enc = tokenizer.encode(text)
     if len(enc.ids) <= max_len:
@@ -398,7 +405,7 @@ class TripleDataModule(CharDataModule):
         feats: list[dict[str, Any]] = []
         c: Counter = Counter(records=len(records))
         for r in records:
-            enc, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
+            enc, full = encode_cut_spans(self.tokenizer, r.text, self.hparams.max_len)
             ids = enc.ids
             c["texts_cut"] += len(full) > len(ids)
             missing: list[tuple[str, str, str]] = []
@@ -426,7 +433,7 @@ class TripleDataModule(CharDataModule):
         feats: list[dict[str, Any]] = []
         c: Counter = Counter(records=len(records))
         for i, r in enumerate(records):
-            enc, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
+            enc, full = encode_cut_spans(self.tokenizer, r.text, self.hparams.max_len)
             c["texts_cut"] += len(full) > len(enc.ids)
             if r.spo_list:
                 missing: list[tuple[str, str, str]] = []

@@ -32,11 +32,13 @@ def _best_precision(accelerator: str = "gpu") -> str:
     return best_precision(accelerator)
 
 
-def default_tokenizer(pretrained: Any, offline: str = "char") -> str:
-    """``${default_tokenizer:${encoder.pretrained},<offline>}``: ``wordpiece`` (the tokenization a
-    pretrained BERT was trained on) whenever a checkpoint is loaded, else ``offline`` (a fresh
-    encoder: the data config's choice)."""
-    return "wordpiece" if pretrained not in (None, "", "null") else str(offline)
+def default_tokenizer(pretrained: Any, offline: str = "char", pretrained_tokens: str = "wordpiece") -> str:
+    """``data.tokenizer``'s default (conf/data/*.yaml): with a checkpoint loaded
+    (``encoder.pretrained``), the tokens it was pretrained on (``pretrained_tokens``:
+    ``wordpiece`` for a Hugging Face BERT; ``encoder.pretrained_tokenizer`` of the encoder
+    config, ``char`` for the small models pretrained here), else ``offline`` (a fresh encoder:
+    the data config's choice)."""
+    return str(pretrained_tokens) if pretrained not in (None, "", "null") else str(offline)
 
 
 def register_resolvers() -> None:
