@@ -325,6 +325,25 @@ def test_mrc_answers_are_token_spans_and_decode_back_to_text():
     assert out[0][0]["answer"] == "iPhone手"
 
 
+# --------------------------------------------------------------------------- sentiment
+def test_sentiment_wordpiece_features():
+    from bertlab.data.classification_datamodule import ClassificationDataModule
+
+    dm = ClassificationDataModule(
+        path=str(DATA / "sentiment/sentiment.zip"),
+        vocab_file=VOCAB,
+        max_len=32,
+        max_train_examples=200,
+        max_eval_examples=20,
+        tokenizer="wordpiece",
+    )
+    dm.setup("fit")
+    tok = dm.tokenizer
+    assert tok.mode == "wordpiece"
+    f = dm._encode("iPhone6s的屏幕1998年很好", 0)
+    assert [tok.tokens[i] for i in f["input_ids"]][:4] == ["[CLS]", "iphone6", "##s", "的"]
+
+
 # --------------------------------------------------------------------------- config
 def test_tokenizer_defaults_to_wordpiece_with_a_pretrained_encoder(make_cfg):
     cfg = make_cfg(["experiment=cws_crf"])
@@ -335,6 +354,10 @@ def test_tokenizer_defaults_to_wordpiece_with_a_pretrained_encoder(make_cfg):
         assert make_cfg([f"experiment={exp}"]).data.tokenizer == "char"
     # the small models pretrained here saw one token per character
     assert make_cfg(["experiment=cws_crf", "encoder=bert_small_pretrained"]).data.tokenizer == "char"
+    assert make_cfg(["experiment=albert_unshared"]).data.tokenizer == "char"
+    assert make_cfg(["experiment=sentiment_cls"]).data.tokenizer == "char"
+    hf = ["experiment=sentiment_cls", "encoder.pretrained=/x", "encoder.pretrained_tokenizer=wordpiece"]
+    assert make_cfg(hf).data.tokenizer == "wordpiece"
     chosen = make_cfg(["experiment=cws_crf", "encoder=bert_base", "data.tokenizer=char"])
     assert chosen.data.tokenizer == "char"
 
