@@ -169,6 +169,20 @@ def test_tasks_import_no_cli_module():
     assert _violations("tasks", lambda m: m in cli or m.startswith(tuple(c + "." for c in cli))) == []
 
 
+def test_reproduce_plans_and_reporting_renders():
+    """reproduce/<post>.py declares runs, seeds and which table: it reads no run file and draws
+    nothing (no json / yaml / csv / matplotlib; ``base.py`` reads conf/eval.yaml for evaluate's
+    overrides); reporting/ renders, never imports reproduce/, and only reporting/plots.py
+    imports matplotlib (once, at module level, with the Agg backend)."""
+    readers = ("json", "yaml", "csv", "matplotlib", "omegaconf")
+    assert _violations("reproduce", lambda m: m.split(".")[0] in readers) == ["reproduce/base.py imports yaml"]
+    assert _violations("reporting", lambda m: m.startswith("bertlab.reproduce")) == []
+    assert _violations("reporting", lambda m: m.split(".")[0] == "matplotlib") == [
+        "reporting/plots.py imports matplotlib",
+        "reporting/plots.py imports matplotlib.pyplot",
+    ]
+
+
 #: the only metrics/ imports left in data/ (docs/architecture.md): tag-scheme grammar (tags -> spans)
 #: for reading NER files, and the answer matcher that picks a CMRC window's training answer
 DATA_USES_OF_METRICS = {

@@ -37,10 +37,10 @@ TINY = [
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    """Every file of a folder (but the job log, which records each attempt) and its hash."""
+    """Every file of a folder (the job log included: a refused attempt writes nothing) and its hash."""
     out = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix != ".log":
+        if path.is_file():
             out[str(path.relative_to(folder))] = hashlib.sha1(path.read_bytes()).hexdigest()
     return out
 

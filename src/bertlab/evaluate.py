@@ -26,6 +26,7 @@ from bertlab.utils.hydra_utils import (
     repo_root,
     set_threads,
 )
+from bertlab.utils.job_log import no_folder_on_refusal, open_job_log
 from bertlab.utils.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.time()
     out_dir = cfg.paths.output_dir
     data_files = [v for v in (to_plain(cfg.get("data")) or {}).values() if isinstance(v, str)]
-    check_output_dir(out_dir, [cfg.ckpt_path, *data_files], writes=["metrics.json", "predictions/"])
-    os.makedirs(out_dir, exist_ok=True)
-    set_threads(cfg)
-    model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
+    with no_folder_on_refusal(out_dir):  # a refused start leaves no folder (Hydra made an empty one)
+        check_output_dir(out_dir, [cfg.ckpt_path, *data_files], writes=["metrics.json", "predictions/"])
+        os.makedirs(out_dir, exist_ok=True)
+        set_threads(cfg)
+        model, datamodule, saved = load_run(cfg.ckpt_path, to_plain(cfg.get("data")) or None)
+    open_job_log()  # the checkpoint verified and the data read: the job log may be written now
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=instantiate_list(cfg.get("logger"), "logger") or False,

@@ -67,6 +67,7 @@ from bertlab.utils.hydra_utils import (
     repo_root,
     validate_config,
 )
+from bertlab.utils.job_log import no_folder_on_refusal, open_job_log
 from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line, read_status
 from bertlab.utils.startup_checks import check_training_batches
@@ -88,20 +89,26 @@ def _json_default(obj: Any) -> Any:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit and/or test as the config says; returns (metrics, objects).
 
-    Nothing in the run folder is written before its lock is held and a resume is known
+    The data is read and checked and the model built first (:func:`prepare`): a start refused
+    there, or by the lock or the resume check, leaves no run folder when Hydra made it empty for
+    this start, and writes nothing into an existing one (the job log included:
+    :mod:`bertlab.utils.job_log`). Nothing in the run folder is written before its lock is held and a resume is known
     valid (the checkpoint complete, of this task, its run config equal to this one outside
     ``resume.may_change``); then ``status.json`` (running, then done or failed), the
     ``.hydra/`` files and, only when everything else is done, ``metrics.json`` (atomically)
     into ``cfg.paths.output_dir``."""
+    start = time.time()
     out_dir = cfg.paths.output_dir
     validate_config(cfg)
-    os.makedirs(out_dir, exist_ok=True)
-    lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
-    try:
-        ckpt_path, saved_cfg = resume_point(cfg, out_dir)
-    except BaseException:
-        lock.release()  # a refused resume leaves the folder as it was (its status included)
-        raise
+    with no_folder_on_refusal(out_dir):  # a refused start leaves no folder (Hydra made an empty one)
+        datamodule, model = prepare(cfg)  # the data read and checked: limits that depend on it refused here
+        os.makedirs(out_dir, exist_ok=True)
+        lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
+        try:
+            ckpt_path, saved_cfg = resume_point(cfg, out_dir)
+        except BaseException:
+            lock.release()  # a refused resume leaves the folder as it was (its status included)
+            raise
     if str(cfg.get("ckpt_path")) == LAST and is_finished(out_dir) and not _trains_longer(cfg, saved_cfg):
         lock.release()
         log.info("%s already finished (status.json done): nothing to resume", out_dir)
@@ -109,12 +116,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             return json.load(f), {"cfg": cfg}
     status = RunStatus(out_dir, task_name=cfg.get("task_name"))
     status.running()
+    open_job_log()  # the start-up's log records, held until now, go to <run folder>/<task_name>.log
     try:
         save_hydra_files(cfg, out_dir)
         stale = os.path.join(out_dir, "metrics.json")
         if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
             os.remove(stale)
-        metrics, objects = _train(cfg, out_dir, ckpt_path)
+        metrics, objects = _train(cfg, out_dir, ckpt_path, datamodule, model, start)
     except RunInterrupted as err:
         status.interrupted(str(err), step=err.step, checkpoint=err.checkpoint)
         lock.release()
@@ -244,17 +252,25 @@ def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
         atomic_write_text(os.path.join(folder, name), text)
 
 
-def _train(cfg: DictConfig, out_dir: str, ckpt_path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    start = time.time()
+def prepare(cfg: DictConfig) -> tuple[Any, pl.LightningModule]:
+    """Seed, threads, the DataModule (its data read and checked) and the model: everything a run
+    needs before it owns its folder, so that a limit that depends on the data (a character
+    budget that selects nothing, a validation interval longer than an epoch, no usable training
+    example) is refused before a run folder exists. Writes nothing."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
     if cfg.get("train", True):  # a run that would train nothing stops here, before the Trainer (one line)
         check_training_batches(cfg, datamodule.train_dataloader(), getattr(datamodule, "stats", None))
+    return datamodule, model
+
+
+def _train(
+    cfg: DictConfig, out_dir: str, ckpt_path: str | None, datamodule: Any, model: pl.LightningModule, start: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
     callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
@@ -358,10 +374,22 @@ def run_job(cfg: DictConfig) -> float | None:
         user = find_user_error(err)
         if user is None:
             log.exception("job failed")  # the traceback goes to the job's log file
-        msg = f"{cfg.paths.output_dir}: {user if user is not None else one_line(err)}"
+        reason = str(user) if user is not None else one_line(err)
+        record_refused_job(cfg.paths.output_dir, reason, cfg.get("task_name"))
+        msg = f"{cfg.paths.output_dir}: {reason}"
         print(f"bertlab: error: job failed: {msg}", file=sys.stderr, flush=True)
         FAILED_JOBS.append(msg)
         return float("nan")
+
+
+def record_refused_job(out_dir: str, reason: str, task_name: str | None) -> None:
+    """A job of a multirun refused before it took its folder (which is then removed) is recorded
+    as failed in a new folder of its own, so that the sweep's report lists it with its reason; a
+    folder that exists (an earlier run's) is never written."""
+    if os.path.exists(out_dir):
+        return
+    os.makedirs(out_dir)
+    RunStatus(out_dir, task_name=task_name).failed(reason)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

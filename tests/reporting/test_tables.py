@@ -1,6 +1,4 @@
-"""reporting/tables.py: the shared loaders, the impossible tag moves and number formatting."""
-
-import json
+"""reporting/tables.py: the transition matrices, the impossible tag moves and number formatting."""
 
 import pytest
 
@@ -8,14 +6,11 @@ from bertlab.reporting.tables import (
     count_negative,
     esc,
     impossible_moves,
-    load_config,
-    load_metrics,
     num,
     read_matrix,
     reported_transitions,
     transition_files,
 )
-from bertlab.utils.errors import DataError
 
 
 def test_cws_impossible_moves_are_the_eight_of_the_crf_table():
@@ -76,20 +71,6 @@ def test_reported_transitions_are_the_best_checkpoints_else_the_last_labelled(tm
     (tmp_path / "transitions" / "best.csv").write_text("from\\to,s\ns,1\n")
     path, label = reported_transitions(tmp_path)
     assert (path.name, label) == ("best.csv", "best")
-
-
-def test_loaders_name_the_file(tmp_path):
-    with pytest.raises(DataError, match="no metrics.json"):
-        load_metrics(tmp_path)
-    (tmp_path / "metrics.json").write_text("{bad")
-    with pytest.raises(DataError, match="metrics.json"):
-        load_metrics(tmp_path)
-    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"f1": 0.5}}))
-    assert load_metrics(tmp_path) == {"test": {"f1": 0.5}}
-    assert load_config(tmp_path) == {}
-    (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("row: ${x}\nseed: 3\n")
-    assert load_config(tmp_path) == {"row": "${x}", "seed": 3}
 
 
 def test_number_formatting():

@@ -60,7 +60,7 @@ def _mech_run(root, name, seed, grads, adds, margins=None):
 
 
 def test_mechanism_report_pairs_each_seeds_first_and_last_validation(tmp_path):
-    from bertlab.reproduce.crf import mechanism_report
+    from bertlab.reporting.crf import mechanism_report
 
     rows = [
         _mech_run(tmp_path, "CRF x1", 1, [1.0, 0.5, 0.1], [0.0, 0.01, 0.02], [(1, 0.5), (2, 1), (6, 3)]),

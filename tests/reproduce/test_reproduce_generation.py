@@ -3,8 +3,8 @@
 
 import json
 
+from bertlab.reporting.generation import _md_cells
 from bertlab.reproduce.__main__ import main
-from bertlab.reproduce.generation import _md_cells
 from bertlab.tasks.conditional_generation import samples_markdown
 
 NAMES = ["negative", "positive"]

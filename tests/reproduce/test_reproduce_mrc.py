@@ -3,9 +3,9 @@
 
 import json
 
-from bertlab.reporting.tables import load_metrics
+from bertlab.reporting.mrc import load_speed, table
+from bertlab.reporting.run_folder import read_run
 from bertlab.reproduce.__main__ import main
-from bertlab.reproduce.mrc import load_speed, table
 
 BOUNDS = {
     "baseline_acc": 0.05,
@@ -79,7 +79,7 @@ def test_rows_bounds_from_the_held_out_run_and_speed(tmp_path):
     )
     # the overfit run listed first: the bounds must still come from the held-out run
     rows = table(
-        [("overfit", load_metrics(over)), ("scratch", load_metrics(held))], load_speed(str(speed))
+        [("overfit", read_run(over).metrics), ("scratch", read_run(held).metrics)], load_speed(str(speed))
     ).splitlines()
     assert rows[2] == (
         "| overfit | training questions (overfit check) (200 questions) | - | - | 0.9500 | 0.9700 | 0.9600 | 0.0000 "

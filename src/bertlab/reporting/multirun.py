@@ -37,8 +37,6 @@ thick one per group, the mean over its seeds; :func:`plot_curves`).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import statistics
@@ -47,13 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bertlab.reporting import plots
+from bertlab.reporting.run_folder import Run, epoch_values, read_run, read_yaml, to_float
 from bertlab.utils.atomic import atomic_write_text
 from bertlab.utils.errors import ConfigError, DataError
 
 __all__ = [
-    "JobResult",
     "MultirunReport",
     "load_multirun",
     "build_report",
@@ -71,23 +68,6 @@ SEED_KEY = "seed"
 
 
 @dataclass
-class JobResult:
-    """One job of the sweep."""
-
-    name: str
-    path: Path
-    overrides: list[str]
-    params: dict[str, str]
-    metrics: dict[str, Any] | None  #: metrics.json, None for a failed job
-    history: list[dict[str, float]]  #: metrics.csv rows, numeric cells only
-    failure: str | None = None  #: why the job counts as failed
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-@dataclass
 class MultirunReport:
     """Everything the table and the chart show."""
 
@@ -98,7 +78,7 @@ class MultirunReport:
     swept_keys: list[str]
     common: dict[str, str]
     test_keys: list[str]
-    jobs: list[JobResult]
+    jobs: list[Run]
     rows: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)  #: jobs alike but for their seed
     optuna: dict[str, Any] | None = None  #: an Optuna sweep's optimization_results.yaml
@@ -109,85 +89,11 @@ def _job_sort_key(p: Path) -> tuple:
     return (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name)
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise DataError(path, None, f"cannot read YAML: {err}") from None
-
-
-def _parse_override(text: str) -> tuple[str, str]:
-    """``"+a.b=1" -> ("a.b", "1")``; ``"~a.b" -> ("a.b", "(deleted)")``."""
-    text = str(text)
-    if text.startswith("~"):
-        return text[1:].split("=", 1)[0], "(deleted)"
-    key, _, value = text.partition("=")
-    return key.lstrip("+"), value
-
-
-def _to_float(cell: Any) -> float | None:
-    if cell is None or cell == "" or isinstance(cell, bool):
-        return None
-    try:
-        v = float(cell)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of a Lightning ``metrics.csv`` with their numeric cells (others dropped)."""
-    if not path.is_file():
-        return []
-    rows = []
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                parsed = {k: v for k, v in ((k, _to_float(c)) for k, c in row.items() if k) if v is not None}
-                if parsed:
-                    rows.append(parsed)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        pass  # a partial / damaged history: keep what was read
-    return rows
-
-
-def _read_job(path: Path) -> JobResult:
-    ov_file = path / ".hydra" / "overrides.yaml"
-    overrides = _read_yaml(ov_file) if ov_file.is_file() else []
-    if overrides is None:
-        overrides = []
-    if not isinstance(overrides, list):
-        raise DataError(ov_file, None, "expected a YAML list of key=value overrides")
-    overrides = [str(o) for o in overrides]
-    params = dict(_parse_override(o) for o in overrides)
-    metrics, failure = None, None
-    mfile = path / "metrics.json"
-    if not mfile.is_file():
-        failure = "no metrics.json (the job did not finish)"
-    else:
-        try:
-            with open(mfile, encoding="utf-8") as fh:
-                metrics = json.load(fh)
-            if not isinstance(metrics, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            metrics, failure = None, f"metrics.json unreadable ({err})"
-    if failure is not None:  # the job's own one-line reason, when it recorded one
-        from bertlab.utils.run_status import read_status
-
-        reason = read_status(path).get("error")
-        if reason:
-            failure = f"{failure}: {reason}"
-    history = _read_history(path / "csv" / "metrics.csv")
-    return JobResult(path.name, path, overrides, params, metrics, history, failure)
-
-
 def _sweeper_params(job_dir: Path) -> list[str]:
     """``hydra.sweeper.params`` of a job's ``.hydra/hydra.yaml`` as ``key=value`` (an Optuna
     sweep's search space); [] when there is none."""
     path = job_dir / ".hydra" / "hydra.yaml"
-    cfg = _read_yaml(path) if path.is_file() else None
+    cfg = read_yaml(path) if path.is_file() else None
     try:
         params = cfg["hydra"]["sweeper"]["params"] or {}
     except (KeyError, TypeError):
@@ -195,7 +101,7 @@ def _sweeper_params(job_dir: Path) -> list[str]:
     return [f"{k}={v}" for k, v in params.items()] if isinstance(params, dict) else []
 
 
-def load_multirun(path: str | os.PathLike) -> tuple[list[str], list[JobResult]]:
+def load_multirun(path: str | os.PathLike) -> tuple[list[str], list[Run]]:
     """The sweep's overrides (from ``multirun.yaml``; an Optuna sweep, which has none: its
     search space) and its jobs, in job-number order.
 
@@ -211,7 +117,7 @@ def load_multirun(path: str | os.PathLike) -> tuple[list[str], list[JobResult]]:
         raise DataError(root, None, "not a Hydra multirun folder: no multirun.yaml and no job folder (<job>/.hydra/)")
     sweep: list[str] = []
     if myaml.is_file():
-        cfg = _read_yaml(myaml) or {}
+        cfg = read_yaml(myaml) or {}
         try:
             sweep = [str(o) for o in (cfg["hydra"]["overrides"]["task"] or [])]
         except (KeyError, TypeError):
@@ -220,7 +126,7 @@ def load_multirun(path: str | os.PathLike) -> tuple[list[str], list[JobResult]]:
         sweep = _sweeper_params(job_dirs[0])
     if not job_dirs:
         raise DataError(root, None, "Hydra multirun folder without any job folder (<job>/.hydra/)")
-    return sweep, [_read_job(p) for p in job_dirs]
+    return sweep, [read_run(p) for p in job_dirs]
 
 
 # --------------------------------------------------------------------------- summarising
@@ -229,24 +135,24 @@ def _lookup(metrics: dict[str, Any] | None, name: str) -> float | None:
     if not metrics:
         return None
     if name in metrics:
-        return _to_float(metrics[name])
+        return to_float(metrics[name])
     head, sep, rest = name.partition("/")
     if sep and isinstance(metrics.get(head), dict):
         return _lookup(metrics[head], rest)
     return None
 
 
-def _metric_names(job: JobResult) -> set[str]:
+def _metric_names(job: Run) -> set[str]:
     names = {k for row in job.history for k in row if k not in ("epoch", "step")}
     for k, v in (job.metrics or {}).items():
         if isinstance(v, dict):
-            names |= {f"{k}/{kk}" for kk, vv in v.items() if _to_float(vv) is not None}
-        elif _to_float(v) is not None:
+            names |= {f"{k}/{kk}" for kk, vv in v.items() if to_float(vv) is not None}
+        elif to_float(v) is not None:
             names.add(k)
     return names
 
 
-def _summary(job: JobResult, metric: str, mode: str) -> dict[str, Any]:
+def _summary(job: Run, metric: str, mode: str) -> dict[str, Any]:
     values = [(row.get("epoch"), row[metric]) for row in job.history if metric in row]
     final = _lookup(job.metrics, metric) if job.ok else None
     if job.ok and final is None and values:
@@ -267,12 +173,12 @@ def _summary(job: JobResult, metric: str, mode: str) -> dict[str, Any]:
     }
 
 
-def _test_keys(jobs: list[JobResult]) -> list[str]:
+def _test_keys(jobs: list[Run]) -> list[str]:
     keys: set[str] = set()
     for job in jobs:
         test = (job.metrics or {}).get("test")
         if isinstance(test, dict):
-            keys |= {k for k, v in test.items() if _to_float(v) is not None and not k.startswith("n_")}
+            keys |= {k for k, v in test.items() if to_float(v) is not None and not k.startswith("n_")}
     first = [k for k in ("f1", "precision", "recall") if k in keys]
     return first + sorted(keys - set(first))
 
@@ -312,12 +218,12 @@ def build_report(path: str | os.PathLike, metric: str = "val/f1", mode: str = "a
         row.update(_summary(job, metric, resolved))
         test = (job.metrics or {}).get("test")
         for k in report.test_keys:
-            row[f"test/{k}"] = _to_float(test.get(k)) if isinstance(test, dict) else None
+            row[f"test/{k}"] = to_float(test.get(k)) if isinstance(test, dict) else None
         report.rows.append(row)
     report.groups = _groups(report)
     results = Path(path) / "optimization_results.yaml"
     if results.is_file():
-        report.optuna = _read_yaml(results) or {}
+        report.optuna = read_yaml(results) or {}
     return report
 
 
@@ -344,11 +250,6 @@ def _groups(report: MultirunReport) -> list[dict[str, Any]]:
         for key in ("final", "best", "epoch1", *(f"test/{k}" for k in report.test_keys)):
             g[key] = [r.get(key) for r in ok]
     return list(groups.values())
-
-
-def epoch_values(job: JobResult, metric: str) -> list[tuple[Any, float]]:
-    """``(epoch, value)`` for every CSV history row that holds ``metric``, in order."""
-    return [(r.get("epoch"), r[metric]) for r in job.history if metric in r]
 
 
 def mean_std(values: Sequence[float | None], scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -464,44 +365,22 @@ def _short_label(report: MultirunReport, row: dict[str, Any]) -> str:
 
 def plot_report(report: MultirunReport, path: str | os.PathLike) -> None:
     """A bar chart of the best and final metric per job (failed jobs: no bars, marked)."""
-    import matplotlib.pyplot as plt
-
-    from bertlab.reporting.plots import save_figure
-
-    n = len(report.rows)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * n + 1.5), 4.0))
-    xs = list(range(n))
-    width = 0.38
-    best = [r["best"] if r["status"] == "ok" and r["best"] is not None else math.nan for r in report.rows]
-    final = [r["final"] if r["status"] == "ok" and r["final"] is not None else math.nan for r in report.rows]
-    ax.bar([x - width / 2 for x in xs], best, width, label="best", color="#4c72b0")
-    ax.bar([x + width / 2 for x in xs], final, width, label="final", color="#dd8452")
-    shown = [v for v in best + final if not math.isnan(v)]
-    top = max(shown, default=1.0)
-    bottom = min(0.0, min(shown, default=0.0))
-    for x, r in zip(xs, report.rows):
-        if r["status"] != "ok":
-            ax.text(
-                x,
-                bottom + 0.02 * (top - bottom or 1.0),
-                "failed",
-                ha="center",
-                va="bottom",
-                color="#c44e52",
-                fontsize=9,
-                rotation=90,
-            )
-    ax.set_xticks(xs, labels=[_short_label(report, r) for r in report.rows], fontsize=8)
-    ax.set_ylabel(report.metric)
-    ax.set_title(f"{report.metric} per job ({report.mode} is best)", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    ok = [r["status"] == "ok" for r in report.rows]
+    plots.close(
+        plots.best_final_bars_png(
+            [_short_label(report, r) for r in report.rows],
+            [r["best"] if good and r["best"] is not None else math.nan for r, good in zip(report.rows, ok)],
+            [r["final"] if good and r["final"] is not None else math.nan for r, good in zip(report.rows, ok)],
+            [not good for good in ok],
+            path,
+            ylabel=report.metric,
+            title=f"{report.metric} per job ({report.mode} is best)",
+        )
+    )
 
 
 def plot_curves(
-    jobs: Sequence[JobResult],
+    jobs: Sequence[Run],
     rows: Sequence[dict[str, Any]],
     out: Path,
     metric: str,
@@ -520,13 +399,9 @@ def plot_curves(
     curves = {a: seeds for a, seeds in curves.items() if seeds}
     if not curves:
         return None
-    import matplotlib.pyplot as plt
-
-    from bertlab.reporting.plots import arm_curves_png
-
     png = out.with_name(out.stem + "_curve.png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    plt.close(arm_curves_png(curves, str(png), title=f"{label} per epoch ({out.stem})", ylabel=label))
+    plots.close(plots.arm_curves_png(curves, str(png), title=f"{label} per epoch ({out.stem})", ylabel=label))
     return png
 
 

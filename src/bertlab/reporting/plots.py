@@ -1,8 +1,12 @@
-"""PNG plots people would rather look at than read."""
+"""PNG plots people would rather look at than read: the one module that imports matplotlib
+(the Agg backend, chosen here once); the tables (``bertlab.reporting.*``) and the callbacks
+draw through it. Every ``*_png`` function saves atomically and returns the open figure:
+:func:`close` it (or :func:`send_figure` it to the loggers, which closes it)."""
 
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 
@@ -20,6 +24,11 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def close(fig) -> None:
+    """Free a figure's memory (pyplot keeps every open figure)."""
+    plt.close(fig)
 
 
 def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: str, title: str = ""):
@@ -110,6 +119,47 @@ def arm_curves_png(
         ax.set_title(title, fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return fig
+
+
+def best_final_bars_png(
+    labels: Sequence[str],
+    best: Sequence[float],
+    final: Sequence[float],
+    failed: Sequence[bool],
+    path: str | os.PathLike,
+    ylabel: str = "",
+    title: str = "",
+):
+    """Two bars per item, best and final (NaN: no bar), the failed items marked "failed";
+    returns the (open) figure."""
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * n + 1.5), 4.0))
+    xs = list(range(n))
+    width = 0.38
+    ax.bar([x - width / 2 for x in xs], list(best), width, label="best", color="#4c72b0")
+    ax.bar([x + width / 2 for x in xs], list(final), width, label="final", color="#dd8452")
+    shown = [v for v in [*best, *final] if not math.isnan(v)]
+    top = max(shown, default=1.0)
+    bottom = min(0.0, min(shown, default=0.0))
+    for x, bad in zip(xs, failed):
+        if bad:
+            ax.text(
+                x,
+                bottom + 0.02 * (top - bottom or 1.0),
+                "failed",
+                ha="center",
+                va="bottom",
+                color="#c44e52",
+                fontsize=9,
+                rotation=90,
+            )
+    ax.set_xticks(xs, labels=list(labels), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return fig

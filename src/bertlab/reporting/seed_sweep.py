@@ -7,11 +7,12 @@ pretrain | ner``, built by :func:`bertlab.reproduce.base.seed_sweep`). A module 
 * the experiment, and either its own ``hydra.sweeper.params`` (one multirun) or ``sweeps``: a
   list of override lists, each run as its own multirun into ``<dir>/<i>`` (arms that are not a
   cross product, e.g. a regulariser kind with its own weights), all tabulated together;
-* ``row(job) -> dict``: the job's arm name, seed and measured values (read with the helpers
-  below from the job's resolved config, ``metrics.json`` and CSV history);
-* the :class:`Column` list of the table and a title / footer;
-* optionally ``paired=(baseline arm, key or keys)``: every run also gets ``delta_<key>``, its
-  value minus the baseline arm's run with the same seed (:func:`add_paired_deltas`).
+* its :class:`SeedSweepTable` (defined with the post's other tables in ``bertlab.reporting``):
+  ``row(run) -> dict``, the run's arm name, seed and measured values (read from the
+  :class:`~bertlab.reporting.run_folder.Run`: its config, ``metrics.json`` and CSV history);
+  the :class:`Column` list of the table; a title / footer; optionally
+  ``paired=(baseline arm, key or keys)``: every run also gets ``delta_<key>``, its value minus
+  the baseline arm's run with the same seed (:func:`add_paired_deltas`).
 
 A failed job (no ``metrics.json``) is listed per run with its reason and left out of the means;
 the command then exits 1.
@@ -29,18 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bertlab.reporting.multirun import JobResult, epoch_values, load_multirun, mean_std, plot_curves
+from bertlab.reporting.multirun import load_multirun, mean_std, plot_curves
+from bertlab.reporting.run_folder import Run
 from bertlab.reporting.tables import write_table
+from bertlab.utils.hydra_utils import repo_root
 
 __all__ = [
     "Column",
+    "SeedSweepTable",
     "add_paired_deltas",
-    "cfg_get",
-    "epoch_values",
-    "job_config",
-    "last_value",
     "load_jobs",
     "mean_std",
     "paired_verdict",
@@ -49,8 +47,6 @@ __all__ = [
     "render",
     "summarise",
 ]
-
-from bertlab.utils.hydra_utils import repo_root
 
 ROOT = Path(repo_root())
 
@@ -63,27 +59,35 @@ class Column:
     fmt: str = ".2f"
 
 
-def job_config(job: JobResult) -> dict[str, Any]:
-    """The job's resolved config (``.hydra/config.yaml``), ``{}`` when missing."""
-    path = job.path / ".hydra" / "config.yaml"
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+@dataclass(frozen=True)
+class SeedSweepTable:
+    """An arms x seeds table: what :func:`summarise` takes besides the folders."""
+
+    title: str
+    row: Callable[[Run], dict[str, Any]]  #: a run's arm, seed and measured values
+    columns: Sequence[Column]
+    arms: Sequence[str] | None = None  #: listed first, in this order; each must have a finished run
+    paired: tuple[str, str | Sequence[str]] | None = None  #: (baseline arm, key or keys)
+    footer: str = ""
+    curve: tuple[str, str] | None = None  #: (metric, label): the learning-curve PNG
+
+    def write(self, sweep_dir: Path, out: Path, seconds: float | None = None) -> int:
+        """:func:`summarise` the runs of ``sweep_dir`` into ``out``; the exit status."""
+        return summarise(
+            sweep_dir,
+            out,
+            row=self.row,
+            columns=self.columns,
+            title=self.title,
+            arms=self.arms,
+            paired=self.paired,
+            footer=self.footer,
+            seconds=seconds,
+            curve=self.curve,
+        )
 
 
-def cfg_get(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def last_value(job: JobResult, metric: str) -> float | None:
-    vals = epoch_values(job, metric)
-    return vals[-1][1] if vals else None
-
-
-def unseen_test_acc(job: JobResult) -> float | None:
+def unseen_test_acc(job: Run) -> float | None:
     """A classification run's test accuracy over the texts not in the training split: from
     ``metrics.json`` (``test.acc_unseen``), else recomputed from its saved test predictions
     (runs that predate the metric) against the corpus in ``data.path``."""
@@ -91,7 +95,7 @@ def unseen_test_acc(job: JobResult) -> float | None:
     if test.get("acc_unseen") is not None:
         return float(test["acc_unseen"])
     tsv = job.path / "predictions" / "test_labels.tsv"
-    corpus = str(cfg_get(job_config(job), "data.path", "") or "").replace("${paths.data_dir}", str(ROOT / "data"))
+    corpus = str(job.cfg("data.path", "") or "").replace("${paths.data_dir}", str(ROOT / "data"))
     if not (tsv.is_file() and corpus and Path(corpus).is_file()):
         return None
     return saved_unseen_accuracy(tsv, corpus)[0]
@@ -193,7 +197,7 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def load_jobs(sweep_dir: Path) -> list[JobResult]:
+def load_jobs(sweep_dir: Path) -> list[Run]:
     """The jobs of one multirun folder, or of every multirun folder directly inside it."""
     if (sweep_dir / "multirun.yaml").is_file() or not sweep_dir.is_dir():
         return load_multirun(sweep_dir)[1]
@@ -209,7 +213,7 @@ def summarise(
     sweep_dir: Path,
     out: Path,
     *,
-    row: Callable[[JobResult], dict[str, Any]],
+    row: Callable[[Run], dict[str, Any]],
     columns: Sequence[Column],
     title: str,
     arms: Sequence[str] | None = None,

@@ -1,28 +1,27 @@
 """Shared pieces of the results tables (``python -m bertlab.reproduce <name>`` writes them):
-reading a run folder (``metrics.json``, its resolved config, the learned transition matrices)
-and formatting numbers and markdown cells.
+the learned transition matrices of a run, the impossible tag moves, formatting numbers and
+markdown cells, and writing a table. (The run folder itself is read by
+:mod:`bertlab.reporting.run_folder`.)
 
-A run folder is what ``python -m bertlab.train`` leaves: ``metrics.json`` when it finished,
-``.hydra/config.yaml`` (the resolved config, interpolations kept) and, for a CRF or MEMM head,
-``transitions/step*.csv`` (one matrix per validation, the first one before training).
+A run with a CRF or MEMM head saves ``transitions/step*.csv`` (one matrix per validation, the
+first one before training) and ``transitions/best.csv`` (the best checkpoint's).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bertlab.utils.atomic import atomic_write_text
-from bertlab.utils.errors import DataError
 
 __all__ = [
-    "load_metrics",
-    "load_config",
+    "Transitions",
+    "learned_transitions",
     "num",
     "esc",
     "read_matrix",
@@ -34,32 +33,7 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------------------- reading
-def load_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's ``metrics.json``; a missing or broken one is a :class:`DataError` naming it."""
-    path = os.path.join(run_dir, "metrics.json")
-    if not os.path.isfile(path):
-        raise DataError(path, None, "no metrics.json (did the run finish?)")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise DataError(path, err.lineno, f"not JSON ({err.msg})") from None
-
-
-def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's resolved Hydra config (``.hydra/config.yaml``), {} when there is none."""
-    path = os.path.join(run_dir, ".hydra", "config.yaml")
-    if not os.path.isfile(path):
-        return {}
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
-    except Exception as err:  # a broken file is named, not skipped silently
-        raise DataError(path, None, f"not a readable config ({type(err).__name__}: {err})") from None
-
-
+# ---------------------------------------------------------------------------------------- transitions
 def read_matrix(path: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
     """A transition CSV of :class:`bertlab.callbacks.transitions.TransitionHeatmap`: tag names
     (the header after ``from\\to``) and the matrix, rows "from", columns "to"."""
@@ -83,6 +57,32 @@ def reported_transitions(run_dir: str | os.PathLike) -> tuple[Path, str] | None:
         return best, "best"
     files = transition_files(run_dir)
     return (files[-1], "last") if len(files) >= 2 else None
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A run's transition matrix at its init and at the checkpoint a table reports."""
+
+    names: list[str]  #: tag names, rows "from", columns "to"
+    init: list[list[float]]
+    last: list[list[float]]
+    of: str  #: "best" (the best checkpoint's) or "last" (a run older than transitions/best.csv)
+
+    @property
+    def moved(self) -> float:
+        """max |last - init| over the cells."""
+        return max(abs(a - b) for ra, rb in zip(self.init, self.last) for a, b in zip(ra, rb))
+
+
+def learned_transitions(run_dir: str | os.PathLike) -> Transitions | None:
+    """The run's :class:`Transitions` (:func:`reported_transitions` against the first saved
+    matrix); None for a run that saved none after its init."""
+    files, reported = transition_files(run_dir), reported_transitions(run_dir)
+    if not files or reported is None:
+        return None
+    names, init = read_matrix(files[0])
+    _, last = read_matrix(reported[0])
+    return Transitions(names, init, last, reported[1])
 
 
 # ---------------------------------------------------------------------------------------- tag moves

@@ -18,6 +18,9 @@ command failed, else 0; a failed chain command's own status.
 
 :func:`seed_sweep` builds the Reproduction of an arms x seeds comparison
 (:mod:`bertlab.reporting.seed_sweep` tabulates it).
+
+A reproduction only plans: which runs, which seeds, which table; the tables are rendered by
+``bertlab.reporting`` (each through :func:`bertlab.reporting.run_folder.read_run`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertlab.reporting.seed_sweep import SeedSweepTable
 from bertlab.utils.errors import BertlabError, DataError
 from bertlab.utils.hydra_utils import repo_root
 
@@ -237,34 +241,26 @@ def seed_sweep(
     description: str,
     experiment: str,
     log_name: str,
-    row: Callable[[Any], dict[str, Any]],
-    columns: Sequence[Any],
-    title: str,
+    table: SeedSweepTable,
     published: str,
-    arms: Sequence[str] | None = None,
     sweeps: Callable[[str], list[list[str]]] | None = None,
     seeds: str | None = None,
-    paired: tuple[str, str | Sequence[str]] | None = None,
-    footer: str = "",
-    curve: tuple[str, str] | None = None,
 ) -> Reproduction:
     """An arms x seeds comparison: ``python -m bertlab.train -m experiment=<experiment>`` (its
     own ``hydra.sweeper.params``), or one multirun per override list of ``sweeps(seeds)`` into
-    ``<multirun>/<i>`` (arms that are not a cross product), all tabulated together (mean ± std
-    per arm, then every run; :mod:`bertlab.reporting.seed_sweep`; ``curve=(metric, label)``
-    adds the per-epoch learning-curve PNG). Options: ``--out FILE`` (default: the table goes into
-    the sweep folder, ``<sweep folder>/<name of published>``; the table of the docs, ``published``,
-    is written only when ``--out`` names it), ``--multirun DIR`` (tabulate a finished sweep folder
-    instead of running one), ``--seeds 1,2,3`` when ``sweeps`` is given."""
-    from bertlab.reporting import seed_sweep as ss
-
-    table = Path(published).name
+    ``<multirun>/<i>`` (arms that are not a cross product), all tabulated together by ``table``
+    (mean ± std per arm, then every run; :class:`bertlab.reporting.seed_sweep.SeedSweepTable`).
+    Options: ``--out FILE`` (default: the table goes into the sweep folder, ``<sweep
+    folder>/<name of published>``; the table of the docs, ``published``, is written only when
+    ``--out`` names it), ``--multirun DIR`` (tabulate a finished sweep folder instead of running
+    one), ``--seeds 1,2,3`` when ``sweeps`` is given."""
+    md = Path(published).name
 
     def add_arguments(ap: argparse.ArgumentParser) -> None:
         ap.add_argument(
             "--out",
             default=None,
-            help=f"markdown file (default: <sweep folder>/{table}; the published table: --out {published})",
+            help=f"markdown file (default: <sweep folder>/{md}; the published table: --out {published})",
         )
         ap.add_argument(
             "--multirun",
@@ -296,28 +292,14 @@ def seed_sweep(
         return Path(args.multirun) if args.multirun else ROOT / args.sweep_dir
 
     def where(args: argparse.Namespace) -> Path:
-        return Path(args.out) if args.out else sweep_folder(args) / table
-
-    def report(args: argparse.Namespace) -> int:
-        return ss.summarise(
-            sweep_folder(args),
-            where(args),
-            row=row,
-            columns=columns,
-            title=title,
-            arms=arms,
-            paired=paired,
-            footer=footer,
-            seconds=args.wall_seconds,
-            curve=curve,
-        )
+        return Path(args.out) if args.out else sweep_folder(args) / md
 
     return Reproduction(
         name=name,
         description=description,
-        table=f"<sweep folder>/{table} (the published one: --out {published})",
+        table=f"<sweep folder>/{md} (the published one: --out {published})",
         plan=plan,
-        report=report,
+        report=lambda args: table.write(sweep_folder(args), where(args), seconds=args.wall_seconds),
         add_arguments=add_arguments,
         where=where,
         report_only=("multirun",),

@@ -6,7 +6,7 @@ per step); at x100 / x1000 the 8 impossible BMES moves turn negative.
     python -m bertlab.reproduce crf_claim [--out DIR] [-- overrides ...]
     python -m bertlab.reproduce crf_claim --report-only DIR
 
-The table has the columns and matrices of the layer-1 table (:mod:`bertlab.reproduce.crf`),
+The table has the columns and matrices of the layer-1 table (:mod:`bertlab.reporting.crf`),
 written to ``<sweep folder>/crf_lr_claim.md``.
 """
 
@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertlab.reporting.crf import write_report
 from bertlab.reproduce.base import ROOT, Command, Reproduction, stamp, train
-from bertlab.reproduce.crf import SEEDS, write_report
+from bertlab.reproduce.crf import SEEDS
 
 MULTIPLIERS = (1, 100, 1000)
 TABLE = "crf_lr_claim.md"

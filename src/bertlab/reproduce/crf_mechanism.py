@@ -12,7 +12,7 @@ Two settings, one multirun over the multiplier (and the seeds) each:
 Every run logs ``mechanism/*`` and writes ``mechanism/mechanism.csv`` (callback
 :mod:`bertlab.callbacks.crf_mechanism`, on by default); the table (``crf_mechanism.md`` in the
 sweep folder) has the layer-1 columns, the seeds paired with CRF x1, and the mechanism section
-with its two PNGs (:func:`bertlab.reproduce.crf.mechanism_report`).
+with its two PNGs (:func:`bertlab.reporting.crf.mechanism_report`).
 
     python -m bertlab.reproduce crf_mechanism [--setting layer1|claim] [--multipliers 1,10,100,1000]
         [--seeds 1] [--epochs N] [--out DIR] [-- overrides ...]
@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertlab.reporting.crf import write_report
 from bertlab.reproduce.base import ROOT, Command, Reproduction, stamp, train
-from bertlab.reproduce.crf import write_report
 
 TABLE = "crf_mechanism.md"
 SETTINGS = {

@@ -4,18 +4,15 @@ logs/reproduce/triples), then ``results.md`` there.
 
     python -m bertlab.reproduce triples [--dir DIR] [--out FILE] [--report-only] [-- overrides ...]
 
-The table: one row per run with the test split's P/R/F1 and what it was evaluated on, one row
-for the dictionary-match baseline on the same records (from the first run that has it), the
-gold triples that could not be located, decoding speed and wall time.
+The table (:mod:`bertlab.reporting.triples`): one row per run with the test split's P/R/F1, the
+dictionary-match baseline on the same records, decoding speed and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
-from bertlab.reporting.tables import load_metrics, num, write_table
+from bertlab.reporting import triples as tables
 from bertlab.reproduce.base import (
     ROOT,
     Command,
@@ -28,33 +25,6 @@ from bertlab.reproduce.base import (
 )
 
 PRETRAINED = ROOT / "data" / "pretrained" / "bert_small"
-
-
-def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
-    head = (
-        "| run | evaluated on | P | R | F1 | gold triples | unlocatable (not found / beyond maxlen) "
-        "| decoding texts/s | train wall s |"
-    )
-    lines = [head, "|" + "---|" * 9]
-    baseline = None
-    for label, m in runs:
-        t = m.get("test", {})
-        lines.append(
-            f"| {label} | {t.get('evaluated_on', '-')} ({t.get('n_texts', '-')} records) | {num(t.get('precision'))} "
-            f"| {num(t.get('recall'))} | {num(t.get('f1'))} | {t.get('n_gold', '-')} "
-            f"| {t.get('n_gold_not_found', '-')} / {t.get('n_gold_beyond_max_len', '-')} "
-            f"| {t.get('texts_per_s', 0):.1f} | {m.get('wall_seconds', 0):.0f} |"
-        )
-        if baseline is None and "baseline_f1" in t:
-            baseline = (t, m)
-    if baseline is not None:
-        t, _ = baseline
-        lines.append(
-            f"| dictionary baseline (train triples whose s and o occur in the text) | {t.get('evaluated_on', '-')} "
-            f"({t.get('n_texts', '-')} records) | {num(t['baseline_precision'])} | {num(t['baseline_recall'])} "
-            f"| {num(t['baseline_f1'])} | {t.get('n_gold', '-')} | - | - | - |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
@@ -75,10 +45,7 @@ def plan(args: argparse.Namespace, overrides: list[str]) -> list[Command]:
 def report(args: argparse.Namespace) -> int:
     d = run_dir(args)
     labels = ["scratch", *(["pretrained"] if (d / "pretrained").is_dir() else []), "overfit"]
-    text = table([(label, load_metrics(d / label)) for label in labels])
-    write_table(out_file(args), text)
-    sys.stdout.write(text)
-    return 0
+    return tables.write(d, labels, out_file(args))
 
 
 REPRODUCTION = Reproduction(
