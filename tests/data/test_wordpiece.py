@@ -346,8 +346,11 @@ def test_sentiment_wordpiece_features():
 
 # --------------------------------------------------------------------------- config
 def test_tokenizer_defaults_to_wordpiece_with_a_pretrained_encoder(make_cfg):
-    cfg = make_cfg(["experiment=cws_crf"])
-    assert cfg.data.tokenizer in ("char", "wordpiece")
+    # the main job: WordPiece also offline (docs/results.md section 1); other fresh encoders: char
+    assert make_cfg(["experiment=cws_crf"]).data.tokenizer == "wordpiece"
+    assert make_cfg(["experiment=cws_crf", "data.tokenizer=char"]).data.tokenizer == "char"
+    assert make_cfg(["experiment=crf_layer1/crf1"]).data.tokenizer == "char"
+    assert make_cfg(["experiment=pretrain_compare"]).data.tokenizer == "char"
     assert make_cfg(["experiment=cws_crf", "encoder.pretrained=/some/bert-base-chinese"]).data.tokenizer == "wordpiece"
     for exp in ("ner_crf", "triples", "mrc_mlm", "mrc_seq2seq"):
         assert make_cfg([f"experiment={exp}", "encoder=bert_base"]).data.tokenizer == "wordpiece"
@@ -393,7 +396,8 @@ def test_tiny_wordpiece_cws_run_and_its_checkpoint_keep_the_tokenizer(tmp_path):
     from bertlab.utils.errors import ConfigError
 
     out = tmp_path / "run"
-    train(compose_cfg(out, [*TINY_CWS_RUN, "data.tokenizer=wordpiece"]))
+    overrides = [o for o in TINY_CWS_RUN if not o.startswith("data.tokenizer=")]
+    train(compose_cfg(out, [*overrides, "data.tokenizer=wordpiece"]))
     GlobalHydra.instance().clear()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data_stats"]["train_word_boundaries_total"] > 0
