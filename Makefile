@@ -24,9 +24,10 @@ install: $(STAMP)  ## create .venv (torch 2.13.0 CPU) and install bertlab editab
 train: $(STAMP)  ## main job: BERT+CRF word segmentation, People's Daily -> PKU test (ARGS="key=value ...")
 	$(PY) -m bertlab.train experiment=cws_crf $(ARGS)
 
-lint: $(STAMP)  ## ruff: lint + format check (configured in pyproject.toml)
+lint: $(STAMP)  ## ruff (lint + format check) and mypy (types of src/bertlab), configured in pyproject.toml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)  ## ruff: apply the fixes and the formatting
 	$(VENV)/bin/ruff check --fix .
@@ -105,8 +106,8 @@ pretrain: $(STAMP)  ## MLM-pretrain the shipped small BERT and ALBERT (<= 24 min
 	$(PY) -m bertlab.train experiment=pretrain_albert export_dir=data/pretrained/albert_small $(ARGS); rc=$$?; \
 	wait $$pid && exit $$rc
 
-clean:  ## remove caches only (.pytest_cache, .ruff_cache, __pycache__); never logs/ (runs, checkpoints, sweeps)
-	rm -rf .pytest_cache .ruff_cache
+clean:  ## remove caches only (.pytest_cache, .ruff_cache, .mypy_cache, __pycache__); never logs/ (runs, checkpoints, sweeps)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 # deleting results names what it deletes and needs CONFIRM=1

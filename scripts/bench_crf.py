@@ -9,12 +9,15 @@ absolute difference of the log-likelihoods and the fraction of identical decoded
 The two implementations are timed alternately, repeat by repeat, so that a noisy machine
 slows both alike.
 
-    .venv/bin/python scripts/bench_crf.py [--repeats 30] [--batch 32] [--threads 2]
+    .venv/bin/python scripts/bench_crf.py [--repeats 30] [--batch 32] [--threads 2] [--json out.json]
+
+``--json``: also write the rows (one dict per setting) as JSON (``python -m bertlab.gpu_check`` reads it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -113,12 +116,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30, help="timed repeats per measurement (median reported)")
     ap.add_argument("--batch", type=int, default=32, help="batch size B")
     ap.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs per measurement")
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--route", default="auto", choices=("auto", "loop", "scan"), help="bertlab CRF route")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, "
@@ -130,6 +135,7 @@ def main() -> None:
     )
     print(head)
     print("-" * len(head))
+    rows = []
     for K, T in SETTINGS:
         r = bench_setting(K, T, args.batch, args.repeats, args.warmup, args.route, args.seed, args.device)
         print(
@@ -138,6 +144,10 @@ def main() -> None:
             f"{r['ll_diff']:>9.2e} {r['ll_rel']:>8.1e} {r['same']:>10.3f}",
             flush=True,
         )
+        rows.append(r)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=1)
 
 
 if __name__ == "__main__":

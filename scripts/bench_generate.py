@@ -58,6 +58,7 @@ def fresh_model(size: str, overrides: list[str]) -> tuple[Any, Any]:
     GlobalHydra.instance().clear()
     torch.manual_seed(int(cfg.seed) if cfg.get("seed") is not None else 0)
     dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    dm.setup("fit")
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs(), _recursive_=False)
     return model, dm
 

@@ -54,6 +54,7 @@ def _fresh(experiment: str, questions: int, overrides: list[str]):
             + overrides,
         )
     dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    dm.setup("fit")
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs(), _recursive_=False)
     return model, dm
 
@@ -91,7 +92,7 @@ def time_decoder(model, dm, batches, decoding: str, repeats: int, **options) -> 
     sec = statistics.median(times)
     from bertlab.tasks.mlm_reading_comprehension import score_answers
 
-    metrics, _ = score_answers(dm, "test", preds)
+    metrics, _ = score_answers(dm.eval_data("test"), preds)
     n_q = len(dm.questions["test"])
     return {
         "questions_per_s": n_q / sec,

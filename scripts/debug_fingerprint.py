@@ -6,7 +6,7 @@ refactoring that must not change behaviour (issue 30: "debug-size metrics bit-id
 
 Each experiment runs ``python -m bertlab.train experiment=<name> debug=default seed=42 threads=1``
 in a fresh temporary folder; the metrics of its metrics.json are kept except what measures time or
-names a path (wall seconds, tokens/s, clocks, checkpoint and prediction paths). Floats are stored
+names a path (wall seconds, tokens/s, clocks, peak memory, checkpoint and prediction paths). Floats are stored
 as ``float.hex`` so "equal" means bit-identical.
 """
 
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VOLATILE = ("seconds", "per_s", "clock", "checkpoint", "prediction_files", "resumed_from", "_path")
+VOLATILE = ("seconds", "per_s", "clock", "memory", "checkpoint", "prediction_files", "resumed_from", "_path")
 
 
 def experiments() -> list[str]:

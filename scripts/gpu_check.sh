@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python
 rc=0
-"$PY" -m bertlab.utils.gpu_check "$@" || rc=$?
+"$PY" -m bertlab.gpu_check "$@" || rc=$?
 out=""
 prev=""
 for a in "$@"; do

@@ -1,14 +1,22 @@
-"""docs/architecture.md stays true: a toy task built from its "adding a task" recipe trains and
-tests through the shared interfaces, and the import layering holds."""
+"""docs/architecture.md stays true: toy tasks built from its "adding a task" recipe train and
+test through the shared interfaces (the second one, tests/toy_task/, exactly the recipe's files,
+composed through conf/ and trained through ``bertlab.train``), and the import layering holds."""
 
 from __future__ import annotations
 
 import ast
+import inspect
 import random
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
+from tests.conftest import TINY_ENCODER as TINY_OVERRIDES
+from tests.conftest import compose_cfg
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -39,7 +47,13 @@ def read_toy(n: int, seed: int) -> list[tuple[str, int]]:
     return [(t, int("好" in t)) for t in texts]
 
 
-# 2. the DataModule: reads, tokenises (vocabulary from CharDataModule), batches
+@dataclass(frozen=True)
+class ToyEvalData:
+    labels: list[int]
+    decode: object
+
+
+# 2. the DataModule: reads, tokenises (vocabulary from CharDataModule), batches, declares its eval data
 class ToyDataModule(CharDataModule):
     def __init__(self, vocab_file: str, trim_vocab: str = "corpus", batch_size: int = 8):
         super().__init__()
@@ -75,10 +89,13 @@ class ToyDataModule(CharDataModule):
     def decode(self, split, predictions):
         return [predictions.get(i) for i in range(len(self.records[split]))]
 
+    def eval_data(self, split):
+        return ToyEvalData([y for _, y in self.records[split]], lambda p: self.decode(split, p))
+
 
 # 3. the task: model, loss, decoding, metric wiring; the rest comes from BertlabTask
 class ToyTask(EvalCollector, BertlabTask):
-    eval_prog_bar = "acc"
+    monitor = "val/acc"
 
     def __init__(self, encoder, optimizer, scheduler=None, vocab_keep_ids=None):
         super().__init__(encoder=encoder, optimizer=optimizer, scheduler=scheduler, vocab_keep_ids=vocab_keep_ids)
@@ -98,15 +115,16 @@ class ToyTask(EvalCollector, BertlabTask):
         return dict(zip(batch["index"].tolist(), self(batch).argmax(-1).tolist()))
 
     def eval_score(self, split, predictions):
-        dm = self.trainer.datamodule
-        pred = dm.decode(split, predictions)
-        gold = [y for _, y in dm.records[split]]
+        data = self.eval_data(split, ToyEvalData)
+        pred = data.decode(predictions)
+        gold = data.labels
         return {"acc": sum(p == g for p, g in zip(pred, gold)) / len(gold)}, pred
 
 
 def test_a_toy_task_from_the_recipe_trains_and_tests(tmp_path):
     pl.seed_everything(0)
     dm = ToyDataModule(VOCAB)
+    dm.setup("fit")
     optimizer = {"_target_": "torch.optim.Adam", "lr": 1e-3, "lr_multipliers": {}}
     model = ToyTask(TINY_ENCODER, optimizer, {"type": "constant"}, **dm.model_kwargs())
     assert model.hparams.vocab_keep_ids == dm.keep_ids and len(dm.keep_ids) < 21128  # trimmed to the corpus
@@ -125,6 +143,144 @@ def test_a_toy_task_from_the_recipe_trains_and_tests(tmp_path):
     assert 0.0 <= test["acc"] <= 1.0 and len(model.last_outputs["test"]) == 16
     assert all(p in (0, 1) for p in model.last_outputs["test"])
     assert dm.save_outputs("test", model.last_outputs["test"], str(tmp_path)) == []  # the declared default
+
+
+def test_a_task_gets_its_own_family_of_evaluation_data():
+    from types import SimpleNamespace
+
+    from bertlab.data.tagging import TaggingEvalData
+
+    dm = ToyDataModule(VOCAB)
+    with pytest.raises(RuntimeError, match=r"before setup\('fit'\)"):  # model_kwargs never reads the data itself
+        dm.model_kwargs()
+    dm.setup("fit")
+    optimizer = {"_target_": "torch.optim.Adam", "lr": 1e-3, "lr_multipliers": {}}
+    model = ToyTask(TINY_ENCODER, optimizer, {"type": "constant"}, **dm.model_kwargs())
+    model._trainer = SimpleNamespace(datamodule=dm)  # what a Trainer gives the task
+    assert model.eval_data("val", ToyEvalData).labels == [y for _, y in dm.records["val"]]
+    with pytest.raises(TypeError, match="ToyTask scores TaggingEvalData; ToyDataModule.eval_data gives ToyEvalData"):
+        model.eval_data("val", TaggingEvalData)
+
+
+# --------------------------------------------------------------------------- the recipe's toy task
+TOY = ROOT / "tests" / "toy_task"
+DOC = ROOT / "docs" / "architecture.md"
+
+
+def recipe_files() -> list[str]:
+    """The files of docs/architecture.md's "Adding a task" table, in order (backticked paths)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## Adding a task") :]
+    section = section[: section.find("\n## ", 3) if "\n## " in section[3:] else len(section)]
+    return re.findall(r"^\| *\d+ *\| *`([^`]+)`", section, flags=re.M)
+
+
+def toy_path(recipe_path: str) -> str:
+    """Where tests/toy_task/ holds a recipe file: src/bertlab/ is the toy package toylab/,
+    <name> is toy, <head> is mean_pool."""
+    return recipe_path.replace("src/bertlab/", "toylab/").replace("<name>", "toy").replace("<head>", "mean_pool")
+
+
+def test_the_recipe_names_every_file_the_toy_task_needed():
+    files = recipe_files()
+    code = [f for f in files if not f.startswith("tests/")]
+    toy = {p.relative_to(TOY).as_posix() for p in TOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert sorted(toy_path(f) for f in code) == sorted(toy)
+    assert len(files) == len(code) + 3  # and its three test files (reader+DataModule, head, end to end)
+    count = re.search(r"A new task is (\w+) files", DOC.read_text(encoding="utf-8"))
+    words = {"eleven": 11, "twelve": 12, "ten": 10}
+    assert count is not None and words[count.group(1)] == len(files)
+
+
+def _toy_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, seed, n in (("train", 0, 96), ("val", 1, 24), ("test", 2, 24)):
+        rows = read_toy(n, seed)
+        (folder / f"{split}.tsv").write_text("".join(f"{y}\t{t}\n" for t, y in rows), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def toy_task(tmp_path, monkeypatch):
+    """Compose the toy task (tests/toy_task/conf on Hydra's search path, its package importable)."""
+    monkeypatch.syspath_prepend(str(TOY))
+    corpus = _toy_corpus(tmp_path / "corpus")
+
+    def compose(*overrides: str):
+        return compose_cfg(
+            tmp_path / "run",
+            [
+                f"hydra.searchpath=[file://{TOY / 'conf'}]",
+                "experiment=toy",
+                "debug=default",
+                *TINY_OVERRIDES,
+                f"data.data_dir={corpus}",
+                "callbacks.rich_progress_bar=null",
+                "threads=1",
+                *overrides,
+            ],
+        )
+
+    return compose
+
+
+@pytest.mark.slow
+def test_the_toy_task_from_the_recipe_trains_through_bertlab_train(toy_task):
+    from bertlab.train import train
+
+    cfg = toy_task()
+    assert cfg.optimized_metric == "val/acc" and cfg.callbacks.model_checkpoint.mode == "max"  # the task's monitor
+    assert "head" not in cfg and cfg.callbacks.get("crf_mechanism") is None  # post 1's settings stay with post 1
+    metrics, objects = train(cfg)
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and metrics["test"]["n_examples"] == 24
+    assert metrics["train_tokens_per_s"] > 0  # TokenThroughput's run metrics reach metrics.json
+    names = {type(c).__name__ for c in objects["trainer"].callbacks}
+    assert {"ResumeState", "ResumeHistory", "NonFiniteLossGuard", "RunConfigInCheckpoint"} <= names
+    assert type(objects["datamodule"].train_dataloader()).__name__ == "ResumableDataLoader"  # resumable mid-epoch
+
+
+def test_a_task_without_a_monitor_metric_is_a_config_error(toy_task, monkeypatch):
+    from toylab.tasks.toy import ToyModule
+
+    from bertlab.utils.errors import ConfigError
+    from bertlab.utils.hydra_utils import find_user_error, validate_config
+
+    monkeypatch.setattr(ToyModule, "monitor", "")
+    with pytest.raises(Exception) as err:  # before any data is read
+        validate_config(toy_task())
+    user = find_user_error(err.value)
+    assert isinstance(user, ConfigError) and user.key == "model._target_" and "monitor" in str(user)
+
+
+def _conf_targets(group: str) -> dict[str, str]:
+    out = {}
+    for folder in (ROOT / "conf" / group, TOY / "conf" / group):
+        for path in sorted(folder.glob("*.yaml")):
+            target = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("_target_")
+            if target:
+                out[path.name] = target
+    return out
+
+
+def test_every_datamodule_takes_the_debug_size_keys(monkeypatch):
+    """debug=default (conf/debug/default.yaml) sets these data keys for every task."""
+    from hydra.utils import get_class
+
+    monkeypatch.syspath_prepend(str(TOY))
+    debug_keys = set(yaml.safe_load((ROOT / "conf/debug/default.yaml").read_text(encoding="utf-8"))["data"])
+    for name, target in _conf_targets("data").items():
+        params = inspect.signature(get_class(target).__init__).parameters
+        assert debug_keys <= set(params), f"conf/data/{name}: {target} lacks {sorted(debug_keys - set(params))}"
+
+
+def test_every_task_declares_its_monitor_metric(monkeypatch):
+    from hydra.utils import get_class
+
+    monkeypatch.syspath_prepend(str(TOY))
+    for name, target in _conf_targets("model").items():
+        cls = get_class(target)
+        assert re.fullmatch(r"val/\w+", cls.monitor), f"conf/model/{name}: {target}.monitor = {cls.monitor!r}"
+        assert cls.monitor_mode in ("max", "min"), f"conf/model/{name}: {target}.monitor_mode"
 
 
 # --------------------------------------------------------------------------- layering

@@ -419,7 +419,7 @@ def test_over_long_text_is_split_and_every_character_kept(tmp_path):
     char_tags = [[None if ch.isspace() else next(tags) for ch in dm.texts["test"][0]]]
     from bertlab.tasks.sequence_labeling import score_char_tags
 
-    metrics, out = score_char_tags(dm, "test", char_tags)
+    metrics, out = score_char_tags(dm.eval_data("test"), char_tags)
     assert out[0] == gold and metrics["f1"] == 1.0
 
 

@@ -43,7 +43,7 @@ def test_gpu_check_cpu_fallback_runs_and_prints_one_table(tmp_path):
 
 
 def test_gpu_check_refuses_unknown_tasks_and_a_missing_gpu():
-    from bertlab.utils import gpu_check
+    from bertlab import gpu_check
 
     assert gpu_check.main(["--device", "cpu", "--tasks", "nope", "--crf-repeats", "0"]) == 2
     import torch

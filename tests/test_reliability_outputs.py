@@ -143,6 +143,19 @@ def test_evaluate_refuses_a_run_folder_that_is_a_file(make_cfg, tmp_path):
         evaluate(cfg)
 
 
+def test_evaluate_checks_a_data_override_by_the_rules_of_the_runs_datamodule(failed_objective_run, tmp_path):
+    """evaluate's ``+data.key=value`` lands on the checkpoint's data config: the DataModule's value
+    rules (VALUE_RULES) refuse a bad value in one line, exit 2, no run folder left."""
+    out = tmp_path / "eval"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "bertlab.evaluate", f"ckpt_path={_ckpt(failed_objective_run)}", "+data.batch_size=-3"]
+    res = subprocess.run([*cmd, f"hydra.run.dir={out}"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("bertlab: error:")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert errors == ["bertlab: error: config key 'data.batch_size': must be >= 1, got -3"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "key", "text"),
     [
@@ -171,6 +184,32 @@ def test_start_up_check_of_a_vocab_that_is_not_the_checkpoints(make_cfg, tmp_pat
     (model / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n")
     with pytest.raises(ConfigError, match="has 3 tokens but the checkpoint .* has 5 embedding rows"):
         validate_config(make_cfg(["experiment=cws_crf", f"encoder.pretrained={model}"]))
+
+
+def test_start_up_check_of_the_vocab_file_of_a_checkpoint_without_vocab_txt_also_when_trimming(make_cfg, tmp_path):
+    """``data.trim_vocab`` keeps rows of the checkpoint's embedding by their ids in
+    ``encoder.vocab_file``: that file must be the checkpoint's vocab whether or not it is trimmed."""
+    from bertlab.utils.hydra_utils import validate_config
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(
+        json.dumps({"model_type": "bert", "vocab_size": 5, "max_position_embeddings": 512})
+    )
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n")
+    for trim in ("none", "corpus"):
+        cfg = make_cfg(
+            [
+                "experiment=cws_crf",
+                f"encoder.pretrained={model}",
+                f"encoder.vocab_file={vocab}",
+                f"data.trim_vocab={trim}",
+            ]
+        )
+        with pytest.raises(ConfigError, match="has 3 tokens but the checkpoint .* has 5 embedding rows") as err:
+            validate_config(cfg)
+        assert err.value.key == "encoder.vocab_file"
 
 
 def test_every_experiment_passes_the_start_up_check(make_cfg):

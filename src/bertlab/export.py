@@ -45,7 +45,7 @@ import os
 import shutil
 import sys
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import hydra
 import torch
@@ -58,6 +58,9 @@ from bertlab.utils.atomic import atomic_write_json, atomic_write_text, temp_path
 from bertlab.utils.cli_checks import check_output_dir
 from bertlab.utils.errors import CheckpointError, ConfigError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = os.path.join(repo_root(), "conf")
@@ -222,14 +225,14 @@ def write_tokenizer(out_dir: str, tokenizer: Tokenizer, max_length: int) -> None
 
 
 # --------------------------------------------------------------------------- model
-def hf_encoder(model: torch.nn.Module, ckpt_path: str) -> torch.nn.Module:
+def hf_encoder(model: torch.nn.Module, ckpt_path: str) -> PreTrainedModel:
     """A plain HF base model (no pooler) holding a copy of the task's encoder; CheckpointError
     when the encoder's weights do not load into one (a structure HF does not know)."""
     import copy
 
     encoder = getattr(model, "encoder", None)
     config = getattr(encoder, "config", None)
-    if config is None or getattr(config, "model_type", None) not in ("bert", "albert"):
+    if encoder is None or config is None or getattr(config, "model_type", None) not in ("bert", "albert"):
         raise CheckpointError(f"ckpt_path: {ckpt_path} has no BERT or ALBERT encoder to export")
     config = copy.deepcopy(config)
     _, base_cls, _, _, _ = _model_classes(config.model_type)
@@ -336,7 +339,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if not os.path.isdir(os.path.dirname(out)):
         raise ConfigError("out", f"{out}: the folder {os.path.dirname(out)} does not exist")
     model, datamodule, saved = load_run(str(cfg.ckpt_path))
-    saved = OmegaConf.to_container(saved, resolve=False)
+    saved = cast(dict[str, Any], OmegaConf.to_container(saved, resolve=False))  # of a DictConfig: a dict
     encoder = hf_encoder(model, cfg.ckpt_path)
     tokenizer = datamodule.ensure_tokenizer()  # the run's vocab file and kept ids
     if len(tokenizer) != encoder.config.vocab_size:

@@ -31,8 +31,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
-from typing import IO, Any, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import hydra
 from omegaconf import DictConfig
@@ -41,13 +41,19 @@ from bertlab.data.io import open_binary, open_text_lines
 from bertlab.runs import load_run, predict_texts
 from bertlab.utils.atomic import atomic_write
 from bertlab.utils.checkout import warn_if_other_checkout
-from bertlab.utils.cli_checks import MRC_MODULE, check_output_file, predict_expected_task
+from bertlab.utils.cli_checks import check_output_file
 from bertlab.utils.errors import ConfigError, DataError
 from bertlab.utils.hydra_utils import exit_on_user_error, precheck_overrides, repo_root, set_threads
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 CONFIG_DIR = os.path.join(repo_root(), "conf")
 T = TypeVar("T")
 
+#: part of the module path of every reading-comprehension task (the MLM reader and the seq2seq reader)
+MRC_MODULE = "reading_comprehension"
 #: task=... -> a substring of the checkpoint's LightningModule path
 TASK_MODULES = {"cws": "sequence_labeling", "ner": "sequence_labeling", "mrc": MRC_MODULE}
 #: input lines predicted (and held in memory) at a time: memory does not grow with the input
@@ -116,7 +122,8 @@ class Progress:
 
     def __init__(self, total: int | None, stream: IO[str] | None = None):
         self.total, self.done, self.stream = total, 0, stream or sys.stderr
-        self._bar = self._task = None
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None
         self._next_tenth = 1
         if total is not None and total > 1 and self.stream.isatty():
             from rich.console import Console
@@ -131,7 +138,7 @@ class Progress:
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # set together
             self._bar.update(self._task, completed=self.done)
             return
         if not self.total or self.total <= 1:
@@ -158,6 +165,19 @@ def predict_stream(
             progress.advance(len(chunk))
 
 
+def predict_expected_task(task: str | None, inputs: Sequence[Any]) -> str | None:
+    """The ``expect_task`` for ``load_run``: the one ``task=`` names, and for question records
+    (``question=`` / ``passages=``) a reading-comprehension checkpoint, so a word-segmentation
+    checkpoint given a question stops with one line (exit status 2) instead of a traceback."""
+    expect = TASK_MODULES.get(task, task) if task else None
+    records = any(isinstance(x, dict) for x in inputs)
+    if records and expect is not None and expect != MRC_MODULE:
+        raise ConfigError("question", f"question=/passages= need a reading-comprehension checkpoint, not task={task}")
+    if records:
+        return MRC_MODULE
+    return expect
+
+
 def predict(cfg: DictConfig) -> int:
     """Predict every input and write the JSON lines to ``output=`` (atomically: streamed into a
     temporary file in the same folder, renamed when complete, so a failure or a full disk
@@ -166,9 +186,7 @@ def predict(cfg: DictConfig) -> int:
     set_threads(cfg)
     inputs, total = _inputs(cfg)
     first = inputs[:1] if isinstance(inputs, list) else []  # question records come from question=, not files
-    model, datamodule, _ = load_run(
-        cfg.ckpt_path, expect_task=predict_expected_task(cfg.get("task"), first, TASK_MODULES)
-    )
+    model, datamodule, _ = load_run(cfg.ckpt_path, expect_task=predict_expected_task(cfg.get("task"), first))
     progress = Progress(total)
     count = 0
 

@@ -28,7 +28,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from hydra.utils import get_class, instantiate
@@ -38,6 +38,10 @@ from bertlab.callbacks.run_config import CKPT_KEY
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.utils.atomic import is_temp_file
 from bertlab.utils.errors import CheckpointError, ConfigError
+from bertlab.utils.hydra_utils import check_values, data_rules
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +170,7 @@ def find_last_checkpoint(folder: str) -> str | None:
         return None
     files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".ckpt") and not is_temp_file(f)]
     files.sort(key=lambda p: (os.path.basename(p).startswith(LAST), os.path.getmtime(p)), reverse=True)
-    skipped = []
+    skipped: list[str] = []
     for path in files:
         problem = verify_checkpoint(path)
         if problem is None:
@@ -262,7 +266,7 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
     target = cfg.model._target_
     if expect_task and expect_task not in target:
         raise CheckpointError(f"ckpt_path: {path} is a {target.rsplit('.', 1)[-1]} checkpoint, not a {expect_task} one")
-    if data_overrides:
+    if data_overrides:  # e.g. evaluate's +data.key=value: checked by the rules of the run's DataModule
         for key in FIXED_DATA_KEYS:  # the model was trained on these tokens: they cannot change
             trained = cfg.data.get(key, FIXED_DATA_DEFAULTS[key])
             if key in data_overrides and data_overrides[key] != trained:
@@ -272,7 +276,8 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
                     f"a model cannot be evaluated on {data_overrides[key]!r} inputs",
                 )
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
-    model_cls = get_class(target)
+        check_values(cfg.data, data_rules(cfg), prefix="data.")
+    model_cls = cast("type[pl.LightningModule]", get_class(target))
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             model = model_cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)

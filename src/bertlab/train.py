@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import suppress
 from typing import Any
 
 import hydra
@@ -36,13 +37,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertlab.callbacks.contracts import NeedsRunConfig, ReportsRunMetrics
 from bertlab.callbacks.interrupt import RunInterrupted
-from bertlab.callbacks.loggers import ResumeHistory
-from bertlab.callbacks.nonfinite_loss import NonFiniteLossGuard
-from bertlab.callbacks.resume_state import ResumeState
 from bertlab.callbacks.run_config import CKPT_KEY as RUN_CONFIG_KEY
-from bertlab.callbacks.run_config import RunConfigInCheckpoint
-from bertlab.callbacks.throughput import TokenThroughput
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.runs import (
     LAST,
@@ -72,7 +69,7 @@ from bertlab.utils.run_lock import RunLock, precheck_run_dir
 from bertlab.utils.run_status import RunStatus, failed_on_error, is_finished, one_line, read_status
 from bertlab.utils.startup_checks import check_training_batches
 from bertlab.utils.summary import print_summary
-from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher
+from bertlab.utils.sweeps import done_job_metrics, multirun_summary, precheck_launcher, record_job_overrides
 from bertlab.utils.wandb_utils import wandb_run_finished
 
 log = logging.getLogger(__name__)
@@ -99,8 +96,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     into ``cfg.paths.output_dir``."""
     start = time.time()
     out_dir = cfg.paths.output_dir
-    validate_config(cfg)
     with no_folder_on_refusal(out_dir):  # a refused start leaves no folder (Hydra made an empty one)
+        validate_config(cfg)
         datamodule, model = prepare(cfg)  # the data read and checked: limits that depend on it refused here
         os.makedirs(out_dir, exist_ok=True)
         lock = RunLock(out_dir).acquire()  # one writer per run folder: a second live process stops here
@@ -119,6 +116,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     open_job_log()  # the start-up's log records, held until now, go to <run folder>/<task_name>.log
     try:
         save_hydra_files(cfg, out_dir)
+        record_job_overrides(cfg)  # a multirun job's overrides, for a relaunch with skip_done
         stale = os.path.join(out_dir, "metrics.json")
         if os.path.exists(stale):  # from an earlier attempt in this folder: not this run's result
             os.remove(stale)
@@ -252,16 +250,46 @@ def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:
         atomic_write_text(os.path.join(folder, name), text)
 
 
+#: callbacks no run may go without (what each guards): a config that drops one is refused
+REQUIRED_CALLBACKS = {
+    "bertlab.callbacks.resume_state.ResumeState": "exact resumes (data position, random states)",
+    "bertlab.callbacks.loggers.ResumeHistory": "the logged history continued, not duplicated, on a resume",
+    "bertlab.callbacks.run_config.RunConfigInCheckpoint": "the run config in every checkpoint (resume checks)",
+    "bertlab.callbacks.nonfinite_loss.NonFiniteLossGuard": "a NaN/inf training loss stops or skips, never trains on",
+}
+
+
+def check_required_callbacks(cfg: DictConfig) -> None:
+    """One line, before anything runs, when ``callbacks`` lacks one of :data:`REQUIRED_CALLBACKS`
+    (e.g. ``callbacks.resume_state=null``): a run without it could end with a wrong result."""
+    declared = []
+    for entry in (cfg.get("callbacks") or {}).values():
+        target = entry.get("_target_") if isinstance(entry, DictConfig) else None
+        if target:
+            with suppress(Exception):  # a target that cannot be imported fails at instantiation, with its own line
+                declared.append(hydra.utils.get_class(str(target)))
+    for path, why in REQUIRED_CALLBACKS.items():
+        needed = hydra.utils.get_class(path)
+        if not any(issubclass(cls, needed) for cls in declared):
+            raise ConfigError(
+                "callbacks",
+                f"{path} is missing from the callbacks ({why}); every run needs it: keep it in the callbacks config",
+            )
+
+
 def prepare(cfg: DictConfig) -> tuple[Any, pl.LightningModule]:
     """Seed, threads, the DataModule (its data read and checked) and the model: everything a run
     needs before it owns its folder, so that a limit that depends on the data (a character
     budget that selects nothing, a validation interval longer than an epoch, no usable training
     example) is refused before a run folder exists. Writes nothing."""
+    if cfg.get("train", True):
+        check_required_callbacks(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     datamodule = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    datamodule.setup("fit")  # reads the data: the model is built from what it found (model_kwargs)
     model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False)
     if cfg.get("train", True):  # a run that would train nothing stops here, before the Trainer (one line)
         check_training_batches(cfg, datamodule.train_dataloader(), getattr(datamodule, "stats", None))
@@ -273,15 +301,10 @@ def _train(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     if datamodule.tokenizer is not None:
         datamodule.tokenizer.save_vocab(os.path.join(out_dir, "vocab.txt"))
-    callbacks = instantiate_list(cfg.get("callbacks"), "callback") + [RunConfigInCheckpoint(cfg)]
-    if not any(isinstance(c, ResumeState) for c in callbacks):
-        callbacks.append(ResumeState(seed=cfg.get("seed")))
-    if not any(isinstance(c, ResumeHistory) for c in callbacks):  # also with callbacks=none: no duplicated rows
-        callbacks.append(ResumeHistory())
-    if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):  # every task, every run
-        callbacks.append(
-            NonFiniteLossGuard(str(cfg.get("nonfinite_loss", "stop")), cfg.get("nonfinite_loss_max_skips", 20))
-        )
+    callbacks = instantiate_list(cfg.get("callbacks"), "callback")  # every one declared in conf/callbacks/
+    for cb in callbacks:
+        if isinstance(cb, NeedsRunConfig):  # the run config in every checkpoint (RunConfigInCheckpoint)
+            cb.set_run_config(cfg)
     loggers = instantiate_list(cfg.get("logger"), "logger")
     extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
@@ -312,15 +335,9 @@ def _train(
         if outputs is not None and trainer.is_global_zero:
             metrics["prediction_files"] = datamodule.save_outputs("test", outputs, os.path.join(out_dir, "predictions"))
 
-    throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
-    if throughput is not None:
-        metrics["train_tokens_per_s"] = throughput.tokens_per_s
-        metrics["train_padding_fraction"] = throughput.padding_fraction
-        metrics["train_epoch_seconds"] = throughput.epoch_seconds
-        metrics["validation_clock"] = [{"step": st, "fit_seconds": sec} for st, sec in throughput.validation_clock]
-    guard = next(c for c in callbacks if isinstance(c, NonFiniteLossGuard))
-    if guard.mode == "skip":
-        metrics["nonfinite_loss_skipped"] = guard.skipped
+    for cb in callbacks:  # TokenThroughput (tokens/s, clocks), NonFiniteLossGuard (skipped steps) ...
+        if isinstance(cb, ReportsRunMetrics):
+            metrics.update(cb.run_metrics())
     metrics["test_checkpoint"] = test_ckpt
     if ckpt_path is not None and cfg.get("train", True):
         metrics["resumed_from"] = ckpt_path
@@ -375,21 +392,28 @@ def run_job(cfg: DictConfig) -> float | None:
         if user is None:
             log.exception("job failed")  # the traceback goes to the job's log file
         reason = str(user) if user is not None else one_line(err)
-        record_refused_job(cfg.paths.output_dir, reason, cfg.get("task_name"))
+        record_refused_job(cfg, reason)
         msg = f"{cfg.paths.output_dir}: {reason}"
         print(f"bertlab: error: job failed: {msg}", file=sys.stderr, flush=True)
         FAILED_JOBS.append(msg)
         return float("nan")
 
 
-def record_refused_job(out_dir: str, reason: str, task_name: str | None) -> None:
+def record_refused_job(cfg: DictConfig, reason: str) -> None:
     """A job of a multirun refused before it took its folder (which is then removed) is recorded
-    as failed in a new folder of its own, so that the sweep's report lists it with its reason; a
-    folder that exists (an earlier run's) is never written."""
-    if os.path.exists(out_dir):
+    as failed in a new folder of its own (its ``.hydra/`` files, overrides and ``status.json``),
+    so that the sweep's report lists it with its reason; a folder that holds anything (an
+    earlier run's) is never written."""
+    out_dir = cfg.paths.output_dir
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
         return
-    os.makedirs(out_dir)
-    RunStatus(out_dir, task_name=task_name).failed(reason)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        save_hydra_files(cfg, out_dir)
+        record_job_overrides(cfg)
+        RunStatus(out_dir, task_name=cfg.get("task_name")).failed(reason)
+    except OSError as err:  # the record is a courtesy: the sweep goes on (its stderr line says why)
+        log.warning("could not record the refused job in %s: %s", out_dir, err)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

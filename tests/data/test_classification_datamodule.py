@@ -86,7 +86,7 @@ def test_score_decode_and_predict_protocol():
     dm.setup("test")
     gold = dm.labels["test"]
     preds = {0: gold[0], 1: 1 - gold[1], 2: gold[2]}  # example 3 has no prediction
-    metrics, outputs = score_labels(dm, "test", preds)
+    metrics, outputs = score_labels(dm.eval_data("test"), preds)
     in_train = [t in dm.train_texts for t in dm.texts["test"][:3]]
     unseen = [ok for ok, seen in zip([True, False, True], in_train) if not seen]
     assert metrics == {
@@ -123,6 +123,7 @@ def test_save_outputs(tmp_path):
 
 def test_trimmed_vocab_and_model_kwargs():
     dm = make(max_train_examples=200, trim_vocab="corpus")
+    dm.setup("fit")
     kw = dm.model_kwargs()
     assert kw["num_labels"] == 2 and kw["vocab_keep_ids"] is not None
     assert len(dm.tokenizer) == len(kw["vocab_keep_ids"]) < 21128
@@ -147,10 +148,10 @@ def test_unseen_accuracy_leaves_out_texts_of_the_training_split():
     # right on every seen text, wrong on every unseen one: acc = share seen, acc_unseen = 0
     gold = dm.labels["test"]
     preds = {i: (g if s else 1 - g) for i, (g, s) in enumerate(zip(gold, seen))}
-    metrics, _ = score_labels(dm, "test", preds)
+    metrics, _ = score_labels(dm.eval_data("test"), preds)
     assert metrics["acc"] == pytest.approx(677 / 2111) and metrics["acc_unseen"] == 0.0
     assert metrics["n_unseen"] == 2111 - 677
-    metrics, _ = score_labels(dm, "test", {i: g for i, g in enumerate(gold)})
+    metrics, _ = score_labels(dm.eval_data("test"), {i: g for i, g in enumerate(gold)})
     assert metrics["acc_unseen"] == 1.0
 
 
@@ -159,7 +160,7 @@ def test_unseen_accuracy_from_a_saved_predictions_file(tmp_path):
     dm = make(max_eval_examples=400)
     dm.setup("test")
     preds = {i: (g if i % 3 else 1 - g) for i, g in enumerate(dm.labels["test"]) if i != 5}
-    metrics, outputs = score_labels(dm, "test", preds)
+    metrics, outputs = score_labels(dm.eval_data("test"), preds)
     (path,) = dm.save_outputs("test", outputs, str(tmp_path))
     assert saved_unseen_accuracy(path, ZIP) == (pytest.approx(metrics["acc_unseen"]), metrics["n_unseen"])
     assert 0 < metrics["n_unseen"] < 399 and 0 < metrics["acc_unseen"] < 1

@@ -67,7 +67,7 @@ def test_gold_tags_decode_to_perfect_scores_with_every_line_kept(dm):
         preds[idx] = [0 if o < 0 else char_tags[piece.start + o] for o in offsets]
     from bertlab.tasks.sequence_labeling import score_tagging
 
-    metrics, words = score_tagging(dm, "test", preds)
+    metrics, words = score_tagging(dm.eval_data("test"), preds)
     assert metrics["f1"] == 1.0 and metrics["oov_recall"] == 1.0
     assert len(words) == len(dm.texts["test"]) == 1945
     assert ["".join(w) for w in words] == ["".join(t.split()) for t in dm.texts["test"]]

@@ -75,6 +75,9 @@ def _tiny_zip(tmp_path):
 
 def test_datamodule_features_labels_and_trimmed_vocab(tmp_path):
     dm = GenerationDataModule(_tiny_zip(tmp_path), VOCAB, max_len=128, batch_size=2, trim_vocab="corpus")
+    with pytest.raises(RuntimeError, match=r"before setup\('fit'\)"):  # model_kwargs never reads the data itself
+        dm.model_kwargs()
+    dm.setup("fit")
     kw = dm.model_kwargs()
     assert dm.labels["train"] == [1, 0, 1, 1]  # the 200-char text became two chunks, both label 1
     assert [len(t) for t in dm.texts["train"]] == [9, 8, 126, 74]  # inner spaces are kept in the text

@@ -592,7 +592,7 @@ def test_eval_batches_hold_whole_questions_and_answers_map_back(tmp_path):
     assert [c["answer"] for c in out[0]["candidates"]] == ["北京", "", "北 京"]
     assert out[1] == {"answer": "", "score": 0.0, "candidates": [{"passage": 0, "answer": "", "score": 0.9}]}
     assert out[2]["answer"] == "ＡＢＣ ｄｅｆ"  # original passage text, space kept
-    metrics, outputs = score_answers(dm, "test", preds)
+    metrics, outputs = score_answers(dm.eval_data("test"), preds)
     assert metrics["acc"] == pytest.approx(2 / 3) and metrics["n_questions"] == 3
     assert outputs[2]["gold"] == ["ＡＢＣ ｄｅｆ"] and "oracle_final" in metrics and "baseline_final" in metrics
 

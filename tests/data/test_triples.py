@@ -297,7 +297,7 @@ def test_score_counts_every_gold_triple_and_reports_unlocatable(lic_dm):
         full = dm.tokenizer.encode(rec.text).ids
         spoes, _ = locate_triples(dm.tokenizer, ids, full, rec.spo_list, dm.predicate_id)
         preds[i] = [(s0, s1, p, o0, o1) for (s0, s1), objs in spoes.items() for o0, o1, p in objs]
-    metrics, outputs = score_triples(dm, "val", preds)
+    metrics, outputs = score_triples(dm.eval_data("val"), preds)
     lost = metrics["n_gold_not_found"] + metrics["n_gold_beyond_max_len"]
     assert metrics["n_gold"] == sum(len(set(r.spo_list)) for r in dm.records["val"])
     assert metrics["precision"] == 1.0
@@ -324,7 +324,7 @@ def test_overfit_mode_evaluates_on_the_training_records_and_says_so():
     dm = _dm(overfit_records=20)
     dm.setup("fit")
     assert [r.text for r in dm.records["test"]] == [r.text for r in dm.records["train"]][:20]
-    metrics, _ = score_triples(dm, "test", {})
+    metrics, _ = score_triples(dm.eval_data("test"), {})
     assert metrics["evaluated_on"] == "training records (overfit check)"
     assert "baseline_f1" not in metrics
 

@@ -65,6 +65,7 @@ def _toy_zip(tmp_path):
 def toy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("toy")
     dm = GenerationDataModule(_toy_zip(tmp), VOCAB, batch_size=16, trim_vocab="corpus", seed=0)
+    dm.setup("fit")
     kw = dm.model_kwargs()
     torch.manual_seed(0)
     model = ConditionalGenerationModule(TINY_ENC, {"_target_": "torch.optim.Adam", "lr": 1e-2}, **kw)

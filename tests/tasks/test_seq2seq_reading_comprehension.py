@@ -145,6 +145,7 @@ def tiny_model(tmp_path_factory):
 
     cfg = compose_cfg(tmp_path_factory.mktemp("s2s"), ["experiment=mrc_seq2seq", *TINY])
     dm = hydra.utils.instantiate(cfg.data, vocab_file=resolve_vocab_file(cfg.encoder), _convert_="all")
+    dm.setup("fit")
     torch.manual_seed(0)
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs(), _recursive_=False)
     with torch.no_grad():

@@ -44,7 +44,7 @@ def test_emissions_only_f1_is_the_argmax_decode_and_the_mechanism_records_it(mak
             top2.append(em.topk(2, dim=-1).values[batch["attention_mask"].bool()])  # the real tokens only
             for i, a, m in zip(batch["index"].tolist(), em.argmax(-1), batch["attention_mask"]):
                 preds[i] = a[m].tolist()
-    by_hand, _ = score_tagging(dm, "val", preds)
+    by_hand, _ = score_tagging(dm.eval_data("val"), preds)
     assert val["f1_emissions_only"] == pytest.approx(by_hand["f1"])
     # the mechanism CSV: one row per validation, transitions_add = f1 - f1_emissions_only
     with open(f"{cfg.paths.output_dir}/mechanism/mechanism.csv", encoding="utf-8") as f:

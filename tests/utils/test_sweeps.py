@@ -16,7 +16,13 @@ from omegaconf import OmegaConf
 from bertlab.utils.checkout import enclosing_checkout, other_checkout_warning
 from bertlab.utils.errors import ConfigError
 from bertlab.utils.run_status import RunStatus
-from bertlab.utils.sweeps import JOB_OVERRIDES_FILE, done_job_metrics, multirun_summary, precheck_launcher
+from bertlab.utils.sweeps import (
+    JOB_OVERRIDES_FILE,
+    done_job_metrics,
+    multirun_summary,
+    precheck_launcher,
+    record_job_overrides,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ["optimizer.lr=0.001", "seed=1", "experiment=cws_crf"]
@@ -33,8 +39,12 @@ def _finish(out: Path, metrics: dict) -> None:
 
 def test_skip_done_returns_the_stored_metrics_of_the_same_job_only(tmp_path, capsys):
     out = tmp_path / "0"
-    # first launch: nothing to skip; the job records its overrides
+    # first launch: nothing to skip (nothing written: the folder is not the job's yet); train records
+    # the overrides once it owns the folder
     assert done_job_metrics(_cfg(out, False), JOB) is None
+    assert not out.exists()
+    out.mkdir()
+    record_job_overrides(_cfg(out, False), JOB)
     assert json.loads((out / JOB_OVERRIDES_FILE).read_text())["overrides"] == JOB
     _finish(out, {"val/f1": 0.5})
     # relaunch with skip_done=true (and ckpt_path=last): the stored metrics, no training
@@ -55,12 +65,15 @@ def test_skip_done_returns_the_stored_metrics_of_the_same_job_only(tmp_path, cap
 def test_skip_done_trains_a_job_that_did_not_finish(tmp_path):
     out = tmp_path / "1"
     assert done_job_metrics(_cfg(out, False), JOB) is None
+    out.mkdir()
+    record_job_overrides(_cfg(out, False), JOB)
     RunStatus(out).failed("boom")
     assert done_job_metrics(_cfg(out, True), JOB) is None  # failed: run it again
 
 
 def test_outside_a_multirun_nothing_happens(tmp_path):
     assert done_job_metrics(_cfg(tmp_path, True)) is None  # no Hydra job: no overrides to compare
+    record_job_overrides(_cfg(tmp_path, False))  # no Hydra job: nothing to record
     assert not (tmp_path / JOB_OVERRIDES_FILE).exists()
 
 

@@ -35,10 +35,12 @@ import io
 import math
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from bertlab.reporting.plots import curves_png, send_figure
 from bertlab.utils.atomic import atomic_write_text
@@ -95,8 +97,9 @@ class CRFMechanism(pl.Callback):
         self._emis: list[float] = []
         self._margin = [0.0, 0.0, 0]  # sums of the top score and of top - second, tokens
         self._mask: torch.Tensor | None = None
-        self._hook = None
-        self.rows: list[dict[str, float | int | None]] = []
+        self._hook: RemovableHandle | None = None
+        #: one per validation: the step (int) and the measurements (float, None when not measured)
+        self.rows: list[dict[str, Any]] = []
 
     def _modules(self, pl_module: pl.LightningModule) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         head = getattr(pl_module, self.head_attr, None)

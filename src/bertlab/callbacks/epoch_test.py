@@ -32,8 +32,9 @@ class TestEveryEpoch(pl.Callback):
             return
         if not isinstance(pl_module, EvalCollector):
             raise ConfigError("test_every_epoch", f"{type(pl_module).__name__} has no test-set scoring")
-        metrics = pl_module.evaluate_now("test", trainer.datamodule.test_dataloader())
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
+        loader = trainer.datamodule.test_dataloader()  # type: ignore[attr-defined]  # set by Lightning, undeclared
+        metrics = pl_module.evaluate_now("test", loader)
+        row: dict[str, float] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
         row.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         self.history.append(row)
         for lg in trainer.loggers:

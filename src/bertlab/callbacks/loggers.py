@@ -33,7 +33,7 @@ import glob
 import io
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -138,7 +138,7 @@ class ResumableCSVLogger(CSVLogger):
     @rank_zero_experiment
     def experiment(self) -> ResumableExperimentWriter:
         if self._experiment is not None:
-            return self._experiment
+            return cast(ResumableExperimentWriter, self._experiment)  # set only here
         self._fs.makedirs(self.root_dir, exist_ok=True)
         self._experiment = ResumableExperimentWriter(log_dir=self.log_dir)
         return self._experiment

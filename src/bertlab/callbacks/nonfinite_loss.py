@@ -1,8 +1,8 @@
 """Never train on a NaN/inf loss: stop the run naming the step, or skip that optimizer step.
 
-``bertlab.train`` adds :class:`NonFiniteLossGuard` to every run (every task), configured by
-the top-level keys ``nonfinite_loss`` (``stop``, the default, or ``skip``) and
-``nonfinite_loss_max_skips``:
+Every run (every task) has :class:`NonFiniteLossGuard`: conf/callbacks/default.yaml and
+none.yaml declare it (``callbacks.nonfinite_loss_guard``), configured by the top-level keys
+``nonfinite_loss`` (``stop``, the default, or ``skip``) and ``nonfinite_loss_max_skips``:
 
 * ``stop``: the first non-finite training loss raises :class:`NonFiniteLossError` before its
   backward pass (nothing is updated): one line ``non-finite training loss nan at global
@@ -96,6 +96,10 @@ class NonFiniteLossGuard(pl.Callback):
                 f"non-finite training loss {value} at {where}: {self.consecutive} optimizer steps in a row skipped "
                 f"(nonfinite_loss_max_skips={self.max_consecutive_skips}); the run does not train"
             )
+
+    def run_metrics(self) -> dict[str, Any]:
+        """metrics.json (:class:`bertlab.callbacks.contracts.ReportsRunMetrics`): the skipped steps under ``skip``."""
+        return {"nonfinite_loss_skipped": self.skipped} if self.mode == "skip" else {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"skipped": self.skipped, "consecutive": self.consecutive}

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -60,7 +60,7 @@ def batch_seed(seed: int, batch_number: int) -> int:
 
 
 def get_rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state())  # legacy=True (the default): a tuple
     state = {
         "python": random.getstate(),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -248,5 +248,6 @@ class ResumeState(pl.Callback):
         # its last validation trains no more and logs nothing new. Put back at on_fit_start (Lightning
         # resets its metrics after restoring callbacks), or at on_train_start when restored later
         self._restored_metrics = dict(saved.get("callback_metrics") or {})
-        if saved.get("last_metrics") and hasattr(pl_module, "last_metrics"):
-            pl_module.last_metrics.update(saved["last_metrics"])
+        last_metrics = getattr(pl_module, "last_metrics", None)  # a task's (EvalCollector) scores by split
+        if saved.get("last_metrics") and last_metrics is not None:
+            last_metrics.update(saved["last_metrics"])

@@ -149,3 +149,12 @@ class TokenThroughput(pl.Callback):
     @property
     def padding_fraction(self) -> float:
         return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+    def run_metrics(self) -> dict[str, Any]:
+        """metrics.json (:class:`bertlab.callbacks.contracts.ReportsRunMetrics`)."""
+        return {
+            "train_tokens_per_s": self.tokens_per_s,
+            "train_padding_fraction": self.padding_fraction,
+            "train_epoch_seconds": self.epoch_seconds,
+            "validation_clock": [{"step": st, "fit_seconds": sec} for st, sec in self.validation_clock],
+        }

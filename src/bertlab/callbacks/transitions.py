@@ -78,7 +78,8 @@ class TransitionHeatmap(pl.Callback):
         if trans is None:
             return False
         mat = trans.detach().float().cpu().numpy()
-        names = self.tag_names or list(getattr(trainer.datamodule, "tag_names", None) or [])
+        dm = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning, undeclared
+        names = self.tag_names or list(getattr(dm, "tag_names", None) or [])
         if len(names) != mat.shape[0]:
             names = [str(i) for i in range(mat.shape[0])]
         os.makedirs(self.output_dir, exist_ok=True)

@@ -13,7 +13,12 @@ A DataModule reads, tokenises and batches; it never computes metrics (those live
   :class:`~bertlab.data.tokenization.CharTokenizer` or
   :class:`~bertlab.data.tokenization.WordPieceTokenizer`);
 * :meth:`CharDataModule.model_kwargs`: what the task must know about the data (always the
-  kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``);
+  kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``), read
+  from data already set up: the caller runs ``setup("fit")`` first (``bertlab.train`` does);
+* :meth:`CharDataModule.eval_data`: what the task's scoring reads about a split, as one typed
+  object per task family (``TaggingEvalData``, ``ClassificationEvalData``, ``ReadingEvalData``,
+  ``TriplesEvalData``, ``GenerationEvalData``; declared next to the family's DataModule), so a
+  task never reads a DataModule's attributes directly;
 * the prediction interface: :meth:`set_predict_texts` (raw inputs for
   ``predict_dataloader``), :meth:`decode` (a split's ``{sample index: prediction}`` -> one
   output per input), :meth:`format_prediction` (an input and its output -> a JSON-ready
@@ -21,24 +26,45 @@ A DataModule reads, tokenises and batches; it never computes metrics (those live
   predict from raw texts (MLM pretraining) keeps the defaults, which say so.
 
 A subclass calls ``super().__init__()`` and ``self.save_hyperparameters(logger=False)`` in its
-constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab`` (and
-``tokenizer`` where the task supports WordPiece; without it the DataModule is char-only).
+constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab``. It declares
+the value rules of its keys in ``VALUE_RULES`` (:class:`bertlab.utils.value_rules.ValueRule`,
+keys relative to ``data``; checked before a run starts): a subclass adds its own to the base's.
+``tokenizer`` (``char`` | ``wordpiece``) is read where the task supports WordPiece; without it
+the DataModule is char-only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.parsing import AttributeDict
 
 from bertlab.data.tokenization import TOKENIZER_MODES, Tokenizer, make_tokenizer
+from bertlab.data.vocab import MODES
 from bertlab.data.vocab import trim_vocab as trimmed_ids
 from bertlab.utils.errors import ConfigError
+from bertlab.utils.value_rules import ValueRule
 
 
 class CharDataModule(pl.LightningDataModule):
     """See the module docstring."""
+
+    #: the values the keys every DataModule may take can have (a missing key is not checked)
+    VALUE_RULES: ClassVar[tuple[ValueRule, ...]] = (
+        ValueRule("batch_size", "int", 1),
+        ValueRule("eval_batch_size", "int", 1),
+        ValueRule("max_len", "int", 3),
+        ValueRule("num_workers", "int", 0),
+        ValueRule("pool_batches", "int", 1),
+        ValueRule("max_train_chars", "int", 1),
+        ValueRule("max_eval_sentences", "int", 1),
+        ValueRule("trim_vocab", "choice", choices=MODES),
+        ValueRule("tokenizer", "choice", choices=TOKENIZER_MODES),
+    )
+    #: the constructor's arguments (``save_hyperparameters``), read as attributes
+    hparams: AttributeDict
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,9 +112,17 @@ class CharDataModule(pl.LightningDataModule):
         return self.tokenizer
 
     def model_kwargs(self) -> dict[str, Any]:
-        """What the task must know about the data (reads the data: ``setup("fit")`` first)."""
-        self.setup("fit")
+        """What the task must know about the data, once ``setup("fit")`` has read it (an error
+        before: the kept vocabulary ids come from the training data)."""
+        if self.tokenizer is None:
+            raise RuntimeError(f"{type(self).__name__}.model_kwargs() before setup('fit'): read the data first")
         return {"vocab_keep_ids": self.keep_ids}
+
+    def eval_data(self, split: str) -> object:
+        """What scoring ``split`` reads (after ``setup``): the task family's typed object, e.g.
+        :class:`bertlab.data.tagging.TaggingEvalData`; a task checks its type
+        (:meth:`bertlab.tasks.base.BertlabTask.eval_data`)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no evaluation data")
 
     # ------------------------------------------------------------------ prediction interface
     def set_predict_texts(self, inputs: Sequence[Any]) -> None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -46,6 +47,21 @@ def classification_collate(features: Sequence[dict[str, Any]], pad_id: int = 0) 
     if "label" in features[0]:
         batch["label"] = torch.as_tensor([f["label"] for f in features], dtype=torch.long)
     return batch
+
+
+@dataclass(frozen=True)
+class ClassificationEvalData:
+    """What scoring a classification split reads (:meth:`ClassificationDataModule.eval_data`):
+    the texts, their gold label ids, the label names, the split's ``decode`` (``{text index:
+    label id}`` -> one label id or None per text) and the training texts (``acc_unseen``; None:
+    the corpus has no training split)."""
+
+    split: str
+    texts: list[str]
+    labels: list[int]
+    label_names: Sequence[str]
+    decode: Callable[[Mapping[int, int]], list[int | None]]
+    train_texts: frozenset[str] | None = None
 
 
 class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
@@ -186,6 +202,17 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): kept vocab ids, label count."""
         return {**super().model_kwargs(), "num_labels": len(self.label_names)}
+
+    def eval_data(self, split: str) -> ClassificationEvalData:
+        """What scoring ``split`` reads (after ``setup``)."""
+        return ClassificationEvalData(
+            split=split,
+            texts=self.texts[split],
+            labels=self.labels[split],
+            label_names=self.label_names,
+            decode=partial(self.decode, split),
+            train_texts=self.train_texts,
+        )
 
     # ------------------------------------------------------------------ predictions
     def set_predict_texts(self, texts: Sequence[str]) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "read_raw_lines",
     "words_to_tags",
     "tags_to_words",
+    "words_from_tags",
     "split_text",
     "split_words",
     "load_cws_splits",
@@ -217,6 +218,25 @@ def tags_to_words(text: str, tags: Sequence[int]) -> list[str]:
             start = i
     if text:
         words.append(text[start:])
+    return words
+
+
+def words_from_tags(text: str, char_tags: Sequence[int | None]) -> list[str]:
+    """Words of ``text`` given one tag per character (None = whitespace, always a boundary)."""
+    words: list[str] = []
+    cur = ""
+    for ch, tag in zip(text, char_tags):
+        if tag is None or ch.isspace():
+            if cur:
+                words.append(cur)
+            cur = ""
+            continue
+        if cur and tag in (0, 1):  # s or b starts a new word
+            words.append(cur)
+            cur = ""
+        cur += ch
+    if cur:
+        words.append(cur)
     return words
 
 

@@ -20,37 +20,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from bertlab.data.alignment import bmes_over_tokens, bmes_to_chars
-from bertlab.data.cws import TAGS, load_cws_splits, read_raw_lines, split_words, words_to_tags, write_segmentation
+from bertlab.data.cws import (
+    TAGS,
+    load_cws_splits,
+    read_raw_lines,
+    split_words,
+    words_from_tags,
+    words_to_tags,
+    write_segmentation,
+)
 from bertlab.data.io import read_word_list
 from bertlab.data.tagging import CharTaggingDataModule, Splits
 from bertlab.data.tokenization import Encoding
 from bertlab.utils.errors import DataError
+from bertlab.utils.value_rules import ValueRule
 
 S_TAG = 0  # [CLS] and [SEP] carry the "single" tag, as in the posts
-
-
-def words_from_tags(text: str, char_tags: Sequence[int | None]) -> list[str]:
-    """Words of ``text`` given one tag per character (None = whitespace, always a boundary)."""
-    words: list[str] = []
-    cur = ""
-    for ch, tag in zip(text, char_tags):
-        if tag is None or ch.isspace():
-            if cur:
-                words.append(cur)
-            cur = ""
-            continue
-        if cur and tag in (0, 1):  # s or b starts a new word
-            words.append(cur)
-            cur = ""
-        cur += ch
-    if cur:
-        words.append(cur)
-    return words
 
 
 class CwsDataModule(CharTaggingDataModule):
     tag_names: tuple[str, ...] = TAGS
     boundary_tag = S_TAG
+    VALUE_RULES = (*CharTaggingDataModule.VALUE_RULES, ValueRule("val_every", "int", 1))
 
     def __init__(
         self,
@@ -88,7 +79,6 @@ class CwsDataModule(CharTaggingDataModule):
             tokenizer,
         )
         self.save_hyperparameters(logger=False)
-        self.train_words: set[str] = set()
 
     def read_splits(self) -> Splits:
         hp = self.hparams
@@ -125,10 +115,6 @@ class CwsDataModule(CharTaggingDataModule):
         self, text: str, offsets: Sequence[int], ends: Sequence[int], tags: Sequence[int]
     ) -> list[int | None]:
         return bmes_to_chars(len(text), offsets, ends, tags)
-
-    def words(self, split: str, char_tags: list[list[int | None]]) -> list[list[str]]:
-        """The predicted words of every text of ``split`` (the task's outputs)."""
-        return [words_from_tags(text, tags) for text, tags in zip(self.texts[split], char_tags)]
 
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
         """JSON-ready output: the words with [start, end) character offsets into ``text``."""

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -98,6 +99,15 @@ def lm_collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, tor
         "cond_labels": torch.as_tensor([f["label"] for f in features], dtype=torch.long),
         "index": torch.as_tensor([f["index"] for f in features], dtype=torch.long),
     }
+
+
+@dataclass(frozen=True)
+class GenerationEvalData:
+    """What judging generated texts reads (:meth:`GenerationDataModule.eval_data`): token ids ->
+    text (``decode_ids``) and the training texts (the copy rate; empty: none read)."""
+
+    decode_ids: Callable[[Sequence[int]], str]
+    train_texts: list[str]
 
 
 class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
@@ -206,10 +216,9 @@ class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
         return out
 
     def model_kwargs(self) -> dict[str, Any]:
-        """What the model must know about the data (after setup)."""
-        self.setup("fit")
+        """What the model must know about the data (after ``setup("fit")``)."""
         return {
-            "vocab_keep_ids": self.keep_ids,
+            **super().model_kwargs(),
             "num_labels": 2,
             "label_names": list(self.hparams.label_names),
             "special_ids": self.special_ids(),
@@ -223,6 +232,10 @@ class GenerationDataModule(BucketedSplitLoaders, CharDataModule):
             t = tok.tokens[int(i)]
             out.append(t[2:] if t.startswith("##") else t)
         return "".join(out)
+
+    def eval_data(self, split: str) -> GenerationEvalData:
+        """What judging generated texts reads (the same for every split)."""
+        return GenerationEvalData(decode_ids=self.decode_ids, train_texts=self.texts.get("train") or [])
 
     def save_outputs(self, split: str, outputs: list[dict[str, Any]], out_dir: str) -> list[str]:
         """The generated samples of ``split``, one JSON object a line (label, label_name, text)."""

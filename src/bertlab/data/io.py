@@ -36,7 +36,7 @@ def open_binary(path: str | os.PathLike) -> BinaryIO:
     p = Path(path)
     opener = _OPENERS.get(p.suffix.lower(), open)
     try:
-        return opener(p, "rb")  # type: ignore[operator,return-value]
+        return opener(p, "rb")  # type: ignore[operator]
     except FileNotFoundError:
         raise DataError(p, None, "file not found") from None
     except IsADirectoryError:

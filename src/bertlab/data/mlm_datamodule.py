@@ -31,7 +31,8 @@ import hashlib
 import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -305,6 +306,15 @@ def _in_heldout(text: str, fraction: float) -> bool:
 
 
 # --------------------------------------------------------------------------- the DataModule
+@dataclass(frozen=True)
+class PretrainingEvalData:
+    """What the pretraining task's export reads (:meth:`MlmDataModule.eval_data`): the held-out
+    loader (None when there is no held-out split) and the number of held-out texts."""
+
+    loader: Callable[[], DataLoader] | None
+    held_out_texts: int | None
+
+
 class MlmDataModule(CharDataModule):
     def __init__(
         self,
@@ -472,13 +482,13 @@ class MlmDataModule(CharDataModule):
             self.features["train"], batch_sampler=sampler, collate_fn=collate, num_workers=hp.num_workers
         )
 
+    def eval_data(self, split: str) -> PretrainingEvalData:
+        """The held-out split (``val``) as the export measures it (after ``setup``)."""
+        loader = self.val_dataloader if split == "val" and "val" in self.features else None
+        return PretrainingEvalData(loader=loader, held_out_texts=self.stats.get(f"{split}_texts"))
+
     def val_dataloader(self) -> DataLoader:
         assert self.tokenizer is not None
         feats = self.features["val"]
         sampler = BucketBatchSampler([len(f["input_ids"]) for f in feats], self.hparams.eval_batch_size, shuffle=False)
         return DataLoader(feats, batch_sampler=sampler, collate_fn=partial(mlm_collate, pad_id=self.tokenizer.pad_id))
-
-    def model_kwargs(self) -> dict[str, Any]:
-        """What the model must know about the data: the kept vocab ids."""
-        self.setup("fit")
-        return {"vocab_keep_ids": self.keep_ids}

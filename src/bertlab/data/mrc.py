@@ -116,7 +116,7 @@ def _load_json_records(path: str) -> list[tuple[int | None, Any]]:
         except json.JSONDecodeError as err:
             raise DataError(path, err.lineno, f"malformed JSON: {err.msg} (column {err.colno})") from None
         return [(None, rec) for rec in data] if isinstance(data, list) else [(None, data)]
-    out = []  # JSON lines: one record a line
+    out: list[tuple[int | None, Any]] = []  # JSON lines: one record a line
     for lineno, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue

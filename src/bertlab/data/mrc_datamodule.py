@@ -45,8 +45,9 @@ import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -106,6 +107,25 @@ class _TrainSet(Dataset):
         epoch = int(self.sampler.epoch) if self.sampler is not None else 0
         p = q.passages[random.Random(f"{self.seed}:{epoch}:{i}").randrange(len(q.passages))]
         return self.dm.build_feature(q.question_ids, p, with_target=True, index=i)
+
+
+@dataclass(frozen=True)
+class ReadingEvalData:
+    """What scoring a reading-comprehension split reads (:meth:`MrcDataModule.eval_data`): its
+    questions, ``refs`` (feature index -> (question index, passage index)), the number of
+    passage features, the split's ``decode`` (``{feature index: answer}`` -> per question its
+    passages' candidates), the answer slots M (``max_answer_len``), the training questions (the
+    baseline's answer length), what was evaluated (``evaluated_on``) and the corpus (``source``)."""
+
+    split: str
+    questions: list[MrcQuestion]
+    refs: list[tuple[int, int]]
+    n_features: int
+    decode: Callable[[Mapping[int, Mapping[str, Any]]], list[list[dict[str, Any]]]]
+    max_answer_len: int
+    train_questions: list[MrcQuestion]
+    evaluated_on: str
+    source: str
 
 
 class MrcDataModule(CharDataModule):
@@ -443,6 +463,21 @@ class MrcDataModule(CharDataModule):
             "sep_id": self.tokenizer.sep_id,
             "mask_id": self.mask_id,
         }
+
+    def eval_data(self, split: str) -> ReadingEvalData:
+        """What scoring ``split`` reads (after ``setup``)."""
+        hp = self.hparams
+        return ReadingEvalData(
+            split=split,
+            questions=self.questions[split],
+            refs=self.refs[split],
+            n_features=len(self.features[split]),
+            decode=partial(self.decode, split),
+            max_answer_len=int(hp["max_answer_len"]),
+            train_questions=self.questions.get("train") or [],
+            evaluated_on=self.evaluated_on,
+            source=str(hp["source"]),
+        )
 
     # ------------------------------------------------------------------ prediction
     def set_predict_texts(self, inputs: Sequence[Any]) -> None:

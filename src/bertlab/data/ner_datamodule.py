@@ -25,7 +25,7 @@ from typing import Any
 from bertlab.data.alignment import entity_tags, expand_entity_tags, token_spans
 from bertlab.data.format_checks import MAX_BAD_FRACTION
 from bertlab.data.ner import load_ner_splits, scheme_labels, split_tagged_sentence
-from bertlab.data.tagging import CharTaggingDataModule, Splits
+from bertlab.data.tagging import CharTaggingDataModule, Splits, tag_strings
 from bertlab.data.tokenization import Encoding
 from bertlab.metrics.entities import entities_from_tags, extract_entities
 from bertlab.utils.errors import ConfigError, DataError
@@ -140,7 +140,7 @@ class NerDataModule(CharTaggingDataModule):
 
     def tag_strings(self, char_tags: Sequence[int | None]) -> list[str]:
         """Tag names of one text's per-character tag ids (whitespace: ``O``)."""
-        return ["O" if t is None else self.labels[t] for t in char_tags]
+        return tag_strings(self.labels, char_tags)
 
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
         return {"text": text, "entities": entities_from_tags(text, self.tag_strings(char_tags), self.scheme)}

@@ -90,7 +90,7 @@ class PretrainingCorpus:
     def stats(self) -> dict[str, int]:
         out: dict[str, int] = {"texts": len(self.texts), "chars": sum(len(t.text) for t in self.texts)}
         by_source = Counter(t.source for t in self.texts)
-        chars = Counter()
+        chars: Counter[str] = Counter()
         for t in self.texts:
             chars[t.source] += len(t.text)
         for src in sorted(by_source):
@@ -151,7 +151,8 @@ def read_lic2019_texts(path: str | os.PathLike) -> list[str]:
 
 def read_conll_sentences(path: str | os.PathLike) -> list[str]:
     """Sentences of a ``char TAG`` per line file (NER), blank line between sentences."""
-    out, cur = [], []
+    out: list[str] = []
+    cur: list[str] = []
     for _, line in open_text_lines(path):
         if not line.strip():
             if cur:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
-from bertlab.data.cws import split_text
+from bertlab.data.cws import split_text, words_from_tags
 from bertlab.data.samplers import BucketedSplitLoaders
 from bertlab.data.tokenization import Encoding
 from bertlab.utils.errors import ConfigError, DataError
@@ -57,6 +57,34 @@ class Splits:
     #: split name -> (texts, gold answers in the task's own form)
     evals: dict[str, tuple[list[str], list[Any]]]
     stats: dict[str, int]
+
+
+def tag_strings(tag_names: Sequence[str], char_tags: Sequence[int | None]) -> list[str]:
+    """Tag names of one text's per-character tag ids (whitespace, None: ``O``)."""
+    return ["O" if t is None else tag_names[t] for t in char_tags]
+
+
+@dataclass(frozen=True)
+class TaggingEvalData:
+    """What scoring a tagging split reads (:meth:`CharTaggingDataModule.eval_data`): the texts,
+    their gold answers (CWS: the words; NER: one tag name per character), the tag names, the
+    split's ``decode`` (``{feature index: tags per token}`` -> one tag per character of every
+    text), the entity scheme (NER; None for CWS) and the training word list (CWS's OOV recall)."""
+
+    split: str
+    texts: list[str]
+    gold: list[Any]
+    tag_names: Sequence[str]
+    decode: Callable[[Mapping[int, Sequence[int]]], list[list[int | None]]]
+    entity_scheme: str | None = None
+    train_words: set[str] | frozenset[str] = frozenset()
+
+    def words(self, char_tags: Sequence[Sequence[int | None]]) -> list[list[str]]:
+        """The words of every text given one tag per character (CWS's outputs)."""
+        return [words_from_tags(text, tags) for text, tags in zip(self.texts, char_tags)]
+
+    def tag_strings(self, char_tags: Sequence[int | None]) -> list[str]:
+        return tag_strings(self.tag_names, char_tags)
 
 
 class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
@@ -90,6 +118,8 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         self.pieces: dict[str, list[Piece]] = {}
         self.texts: dict[str, list[str]] = {}
         self.gold: dict[str, list[Any]] = {}
+        #: the training word list (CWS: OOV recall); empty for a task without one
+        self.train_words: set[str] | frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ task hooks
     def read_splits(self) -> Splits:
@@ -241,6 +271,18 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data (after setup): the kept vocab ids."""
         return {**super().model_kwargs(), "num_tags": len(self.tag_names)}
+
+    def eval_data(self, split: str) -> TaggingEvalData:
+        """What scoring ``split`` reads (after ``setup``)."""
+        return TaggingEvalData(
+            split=split,
+            texts=self.texts[split],
+            gold=self.gold[split],
+            tag_names=self.tag_names,
+            decode=partial(self.decode, split),
+            entity_scheme=self.entity_scheme,
+            train_words=self.train_words,
+        )
 
     def set_predict_texts(self, texts: Sequence[str]) -> None:
         """Raw texts for ``predict_dataloader`` / ``decode("predict", ...)``."""

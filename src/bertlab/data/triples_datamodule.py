@@ -53,6 +53,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -236,6 +237,24 @@ class TripleCollator:
                 object_labels[b, o_end, p, 1] = 1
         batch.update(subject_labels=subject_labels, subject_ids=subject_ids, object_labels=object_labels)
         return batch
+
+
+@dataclass(frozen=True)
+class TriplesEvalData:
+    """What scoring a triples split reads (:meth:`TripleDataModule.eval_data`): its records (text
+    and gold triples), the split's ``decode`` (``{record index: token-span triples}`` -> character
+    triples per record), the gold triples the features could not hold (not found in the text,
+    beyond ``max_len``), what was evaluated (``evaluated_on``), whether the dictionary baseline is
+    scored (``data.baseline`` and not an overfit check) and its dictionary (``train_spo``)."""
+
+    split: str
+    records: list[TripleRecord]
+    decode: Callable[[Mapping[int, Sequence[Any]]], list[list[dict[str, Any]]]]
+    n_gold_not_found: int
+    n_gold_beyond_max_len: int
+    evaluated_on: str
+    baseline: bool
+    train_spo: list[list[tuple[str, str, str]]]
 
 
 class TripleDataModule(CharDataModule):
@@ -513,6 +532,20 @@ class TripleDataModule(CharDataModule):
 
     def model_kwargs(self) -> dict[str, Any]:
         return {**super().model_kwargs(), "num_predicates": len(self.predicates)}
+
+    def eval_data(self, split: str) -> TriplesEvalData:
+        """What scoring ``split`` reads (after ``setup``)."""
+        hp = self.hparams
+        return TriplesEvalData(
+            split=split,
+            records=self.records[split],
+            decode=partial(self.decode, split),
+            n_gold_not_found=self.stats.get(f"{split}_triples_not_found", 0),
+            n_gold_beyond_max_len=self.stats.get(f"{split}_triples_beyond_max_len", 0),
+            evaluated_on=self.evaluated_on,
+            baseline=bool(hp["baseline"] and not hp["overfit_records"]),
+            train_spo=self.train_spo,
+        )
 
     # ------------------------------------------------------------------ predictions
     def set_predict_texts(self, texts: Sequence[str]) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor
@@ -130,6 +130,46 @@ def _choose(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+@overload
+def sample(
+    step: StepFn,
+    prompt: Tensor,
+    *,
+    strategy: str = ...,
+    k: int = ...,
+    p: float = ...,
+    temperature: float = ...,
+    max_len: int = ...,
+    eos_id: int,
+    banned_ids: Sequence[int] = ...,
+    seed: int | None = ...,
+    state: Any = ...,
+    select: SelectFn | None = ...,
+    raw_scores: bool = ...,
+    return_logprobs: Literal[False] = ...,
+) -> list[list[int]]: ...
+
+
+@overload
+def sample(
+    step: StepFn,
+    prompt: Tensor,
+    *,
+    strategy: str = ...,
+    k: int = ...,
+    p: float = ...,
+    temperature: float = ...,
+    max_len: int = ...,
+    eos_id: int,
+    banned_ids: Sequence[int] = ...,
+    seed: int | None = ...,
+    state: Any = ...,
+    select: SelectFn | None = ...,
+    raw_scores: bool = ...,
+    return_logprobs: Literal[True],
+) -> list[tuple[list[int], list[float]]]: ...
+
+
 def sample(
     step: StepFn,
     prompt: Tensor,
@@ -212,7 +252,7 @@ def beam_search(
     for i in range(prompt.size(0)):
         row = torch.tensor([i], device=prompt.device)
         seqs = prompt[i : i + 1]
-        st = select(state, row) if state is not None else None
+        st = select(state, row) if state is not None and select is not None else None  # (checked above)
         scores = torch.zeros(1, device=prompt.device)
         finished: list[tuple[float, list[int]]] = []
         start = prompt.size(1)
@@ -241,7 +281,7 @@ def beam_search(
             # the best a live beam can still reach: its sum now (sum), its sum over max_len tokens (mean)
             if finished and max(f[0] for f in finished) >= norm(float(scores.max()), max_len):
                 break
-            if st is not None:
+            if st is not None and select is not None:
                 st = select(st, beam[live])
         finished.sort(key=lambda f: -f[0])
         results.append(finished[:n_best])

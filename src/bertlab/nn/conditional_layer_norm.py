@@ -11,6 +11,7 @@ whose LayerNorms are replaced by CLNs (``from_layer_norm``) starts out unchanged
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,9 @@ _ACTS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "swish": F.silu,
 }
+
+
+_CLN = TypeVar("_CLN", bound="ConditionalLayerNorm")
 
 
 class ConditionalLayerNorm(nn.Module):
@@ -62,8 +66,8 @@ class ConditionalLayerNorm(nn.Module):
 
     @classmethod
     def from_layer_norm(
-        cls, ln: nn.LayerNorm, cond_dim: int, hidden_units: int | None = None, act: str | None = None
-    ) -> ConditionalLayerNorm:
+        cls: type[_CLN], ln: nn.LayerNorm, cond_dim: int, hidden_units: int | None = None, act: str | None = None
+    ) -> _CLN:
         """A CLN carrying ``ln``'s gamma, beta and eps (so it starts identical to ``ln``)."""
         (hidden,) = ln.normalized_shape
         cln = cls(hidden, cond_dim, hidden_units, act, eps=ln.eps)

@@ -74,7 +74,7 @@ class ContextLayerNorm(ConditionalLayerNorm):
 
     context: ConditionContext
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         return super().forward(x, self.context.get() if cond is None else cond)
 
 

@@ -157,7 +157,9 @@ class CRF(nn.Module):
         check_forced_tags(first_tag, last_tag, K)
         B, T, _ = emissions.shape
         em, mask, lengths, order = _compact(emissions.detach(), mask)
-        trans, start, end = (p.detach() if p is not None else None for p in self._params(em.dtype))
+        params = self._params(em.dtype)
+        trans = params[0].detach()
+        start, end = (p.detach() if p is not None else None for p in params[1:])
         start_vec = start if start is not None else em.new_zeros(K)  # shape: [K]
         end_vec = end if end is not None else em.new_zeros(K)  # shape: [K]
         # forcing a tag = every other tag scores -inf at that end of the chain
@@ -551,10 +553,10 @@ def _viterbi_loop(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Tensor,
         into_np = into.numpy()
         path_np = np.empty((T + 1, B), dtype=np.int64)
         path_np[T] = K
-        col = np.empty((B, K + 1), dtype=steps_np.dtype)
+        col_np = np.empty((B, K + 1), dtype=steps_np.dtype)
         for t in range(T, 0, -1):
-            np.add(steps_np[t - 1], into_np[path_np[t]], out=col)
-            col.argmax(1, out=path_np[t - 1])
+            np.add(steps_np[t - 1], into_np[path_np[t]], out=col_np)
+            col_np.argmax(1, out=path_np[t - 1])
         return torch.from_numpy(path_np[:T].T.copy()).masked_fill_(padding.T, -1)
     # batch-major for the trace: an argmax over a [B, K] row is 3x faster than over columns
     steps = padded.permute(0, 2, 1).contiguous().unbind(0)  # shape: T+1 x [B, K+1]
@@ -572,7 +574,9 @@ def _viterbi_compiled(em: Tensor, trans: Tensor, start_vec: Tensor, end_vec: Ten
     """Viterbi paths [B, T] (-1 on padding) by the compiled CPU kernel (prefix masks)."""
     B, T, K = em.shape
     out = np.full((B, T), -1, dtype=np.int64)
-    crf_kernels.viterbi_kernel(
+    kernel = crf_kernels.viterbi_kernel
+    assert kernel is not None  # the "compiled" route is chosen only when crf_kernels.available()
+    kernel(
         em.permute(1, 2, 0).contiguous().numpy(),
         mask.sum(1).numpy(),
         trans.contiguous().numpy(),

@@ -10,10 +10,14 @@ maximum wins every argmax, as in pytorch-crf, so paths are identical to the othe
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import numpy as np
 
+numba: ModuleType | None
 try:  # numba is a dependency of bertlab, but the CRF must keep working without it
-    import numba
+    numba = importlib.import_module("numba")
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 

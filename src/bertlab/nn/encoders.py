@@ -39,11 +39,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from torch import nn
 
 from bertlab.utils.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ def keep_layers_setting(cfg: Mapping[str, Any]) -> tuple[int | None, str]:
     return (None if value is None else int(value)), "encoder.num_layers"
 
 
-def _truncate_layers(model: nn.Module, num_layers: int | None, model_type: str, key: str, name: str) -> None:
+def _truncate_layers(model: PreTrainedModel, num_layers: int | None, model_type: str, key: str, name: str) -> None:
     """Keep the first ``num_layers`` layers (None: all); fewer than the checkpoint has is a WARNING."""
     if num_layers is None:
         return
@@ -128,7 +131,8 @@ def _truncate_layers(model: nn.Module, num_layers: int | None, model_type: str, 
         # one shared block applied num_hidden_layers times: applying it fewer times is "the first K layers"
         model.config.num_hidden_layers = num_layers
         return
-    model.encoder.layer = nn.ModuleList(list(model.encoder.layer)[:num_layers])
+    encoder = model.get_submodule("encoder")
+    encoder.layer = nn.ModuleList(list(cast(nn.ModuleList, encoder.layer))[:num_layers])
     model.config.num_hidden_layers = num_layers
 
 
@@ -159,18 +163,17 @@ def build_config(cfg: Mapping[str, Any], vocab_size: int):
     return config
 
 
-def slice_vocab(model: nn.Module, keep_ids: list[int]) -> None:
+def slice_vocab(model: PreTrainedModel, keep_ids: list[int]) -> None:
     """Keep only the embedding rows ``keep_ids`` (in that order) of an HF model, and the
     matching rows of its MLM output layer (weight tied or not, and bias)."""
     import torch
 
     idx = torch.as_tensor(keep_ids, dtype=torch.long)
-    old_in = model.get_input_embeddings()
+    old_in = cast(nn.Embedding, model.get_input_embeddings())  # HF declares nn.Module
     new_in = nn.Embedding(len(keep_ids), old_in.embedding_dim, padding_idx=None)
     new_in.weight.data = old_in.weight.data[idx].clone()
     model.set_input_embeddings(new_in)
-    get_out = getattr(model, "get_output_embeddings", None)
-    out = get_out() if get_out else None
+    out = cast("nn.Linear | None", model.get_output_embeddings())  # None: no MLM head
     if out is not None:
         if out.weight is old_in.weight or out.weight.data_ptr() == old_in.weight.data_ptr():
             out.weight = new_in.weight
@@ -354,7 +357,7 @@ def build_encoder(
     vocab_size: int | None = None,
     with_mlm_head: bool = False,
     keep_ids: list[int] | None = None,
-):
+) -> tuple[PreTrainedModel, nn.Module | None]:
     """Build or load an encoder. Returns ``(encoder, mlm_head or None)``.
 
     cfg keys: model_type (bert|albert|roberta), pretrained (None | local dir | hub name),
@@ -426,7 +429,9 @@ def build_encoder(
     return _finish(encoder, head, cfg)
 
 
-def _finish(encoder: nn.Module, head: nn.Module | None, cfg: Mapping[str, Any]):
+def _finish(
+    encoder: PreTrainedModel, head: nn.Module | None, cfg: Mapping[str, Any]
+) -> tuple[PreTrainedModel, nn.Module | None]:
     """Last steps shared by fresh and loaded encoders: ALBERT unsharing
     (``encoder.albert_unshared``: one independent copy of the shared block per layer) and
     train mode (``from_pretrained`` returns eval-mode modules, which would keep dropout off

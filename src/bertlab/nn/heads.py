@@ -9,7 +9,7 @@ under its type name, so ``optimizer.lr_multipliers: {crf: 100}`` (or ``{memm: 10
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,22 @@ from torch import nn
 
 from bertlab.nn.losses import float32
 from bertlab.utils.errors import ConfigError
+
+
+class TaggingHead(Protocol):
+    """The interface every tagging head has (SoftmaxHead, TorchCrfHead, nn/crf.CRF, nn/memm.MEMM)."""
+
+    def nll(
+        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """Negative log-likelihood of the gold ``tags`` (``[B, T]``) given ``emissions`` ``[B, T, K]``."""
+        ...
+
+    def decode(
+        self, emissions: torch.Tensor, mask: torch.Tensor, first_tag: int | None = None, last_tag: int | None = None
+    ) -> torch.Tensor:
+        """The best tag path ``[B, T]`` of each sequence (-1 on padding)."""
+        ...
 
 
 class SoftmaxHead(nn.Module):

@@ -114,8 +114,8 @@ def apply_init(
         keys = {p: f"{key}.{p}" for p in rules}
     else:
         raise ConfigError(key, f"must be a law name or a mapping {{module pattern: law}}, got {spec!r}")
-    for pattern, law in rules.items():
-        _parse(law, keys[pattern])
+    for pat, law in rules.items():
+        _parse(law, keys[pat])
     done, used = [], set()
     for name, mod in linears:
         pattern = next((p for p in rules if _matches(p, name)), None)

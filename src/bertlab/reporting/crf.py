@@ -124,7 +124,12 @@ def render(rows: list[dict], sweep_dir: Path) -> str:
             f"| {num(r.get('moved'), 3)} | {budget} | {r.get('impossible_neg', '-')} | {num(r['seconds'], 0)} |"
         )
     seen: set[str] = set()  # the matrices of the first seed of each row
-    mats = [r for r in rows if "last" in r and not (r["row"] in seen or seen.add(r["row"]))][:3]
+    mats = []
+    for r in rows:
+        if "last" in r and r["row"] not in seen:
+            seen.add(r["row"])
+            mats.append(r)
+    mats = mats[:3]
     if len(mats) >= 2:
         names = mats[0]["names"]
         out += [

@@ -93,7 +93,9 @@ def _sweeper_params(job_dir: Path) -> list[str]:
     """``hydra.sweeper.params`` of a job's ``.hydra/hydra.yaml`` as ``key=value`` (an Optuna
     sweep's search space); [] when there is none."""
     path = job_dir / ".hydra" / "hydra.yaml"
-    cfg = read_yaml(path) if path.is_file() else None
+    if not path.is_file():
+        return []
+    cfg = read_yaml(path)
     try:
         params = cfg["hydra"]["sweeper"]["params"] or {}
     except (KeyError, TypeError):
@@ -278,7 +280,7 @@ def render_markdown(report: MultirunReport) -> str:
     if report.sweep:
         lines.append(("Search space" if optuna else "Sweep") + ": `" + " ".join(report.sweep) + "`")
         lines.append("")
-    if optuna and "best_value" in report.optuna:
+    if report.optuna is not None and "best_value" in report.optuna:
         best = ", ".join(f"{k}={v}" for k, v in (report.optuna.get("best_params") or {}).items())
         lines += [
             f"Optuna's best trial (optimization_results.yaml): {_cell(report.optuna['best_value'])} ({best}).",
@@ -393,7 +395,9 @@ def plot_curves(
     run logged it."""
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {a: {} for a in arms or []}
     for job, r in zip(jobs, rows, strict=True):
-        points = [(int(e) + 1, float(v)) for e, v in epoch_values(job, metric) if e is not None]
+        points: list[tuple[float, float]] = [
+            (int(e) + 1, float(v)) for e, v in epoch_values(job, metric) if e is not None
+        ]
         if points and not r.get("failed"):
             curves.setdefault(str(r["arm"]), {})[str(r.get("seed"))] = points
     curves = {a: seeds for a, seeds in curves.items() if seeds}

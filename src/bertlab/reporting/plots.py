@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -62,8 +62,8 @@ def heatmap_png(mat: np.ndarray, rows: Sequence[str], cols: Sequence[str], path:
 
 
 def curves_png(
-    steps: Sequence[int] | dict[str, Sequence[int]],
-    series: dict[str, Sequence[float]],
+    steps: Sequence[int] | Mapping[str, Sequence[int]],
+    series: Mapping[str, Sequence[float]],
     path: str,
     title: str = "",
     ylabel: str = "",
@@ -90,7 +90,7 @@ def curves_png(
 
 
 def arm_curves_png(
-    curves: dict[str, dict[str, Sequence[tuple[float, float]]]],
+    curves: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
     path: str,
     title: str = "",
     xlabel: str = "epoch",
@@ -169,7 +169,7 @@ def send_figure(trainer, key: str, fig, png_path: str) -> None:
     """A saved figure to the run's loggers (TensorBoard figure, W&B image), then closed."""
     for logger in trainer.loggers:
         exp = getattr(logger, "experiment", None)
-        if hasattr(exp, "add_figure"):  # TensorBoard
+        if exp is not None and hasattr(exp, "add_figure"):  # TensorBoard
             exp.add_figure(key, fig, global_step=trainer.global_step)
         elif hasattr(logger, "log_image"):  # W&B
             logger.log_image(key=key, images=[png_path], step=trainer.global_step)

@@ -39,6 +39,7 @@ from typing import Any
 from bertlab.reporting.seed_sweep import SeedSweepTable
 from bertlab.utils.errors import BertlabError, DataError
 from bertlab.utils.hydra_utils import repo_root
+from bertlab.utils.processes import child_env
 
 ROOT = Path(repo_root())
 TRAIN = ("-m", "bertlab.train")
@@ -163,7 +164,8 @@ def evaluate_overrides(
         if isinstance(entry, dict):
             keys |= {str(k).removeprefix("optional ").split("@")[0] for k in entry}
     keys -= _NOT_FOR_EVALUATE
-    taken, left = [], []
+    taken: list[str] = []
+    left: list[str] = []
     for o in overrides:
         top = str(o).lstrip("+~").split("=", 1)[0].split(".")[0].split("/")[0]
         (taken if top in keys else left).append(str(o))
@@ -181,14 +183,6 @@ def evaluate(*args: str | Deferred, overrides: Sequence[str] = ()) -> Command:
             flush=True,
         )
     return Command(["python", "-m", "bertlab.evaluate", *args, *taken])
-
-
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-    }
 
 
 def run(rep: Reproduction, args: argparse.Namespace, overrides: list[str]) -> int:
@@ -217,7 +211,7 @@ def run(rep: Reproduction, args: argparse.Namespace, overrides: list[str]) -> in
             print(f"bertlab: error: {err}", file=sys.stderr, flush=True)
             return 2
         print("running:", shlex.join(argv), flush=True)
-        rc = subprocess.run(argv, cwd=ROOT, env=_env()).returncode
+        rc = subprocess.run(argv, cwd=ROOT, env=child_env()).returncode
         if rc != 0:
             if not c.keep_going:
                 print(f"bertlab: error: exit status {rc} of: {shlex.join(argv)}", file=sys.stderr, flush=True)

@@ -15,7 +15,8 @@ The sentiment example of the ALBERT post (bert4keras: ``Lambda(lambda x: x[:, 0]
   ``train/orthogonality``.
 
 Validation/test (also under DDP: :class:`bertlab.tasks.evaluation.EvalCollector`): the
-DataModule turns predicted label ids into one label per text (``datamodule.decode``),
+DataModule's evaluation data (:class:`bertlab.data.classification_datamodule.ClassificationEvalData`)
+turns predicted label ids into one label per text (its ``decode``),
 :func:`score_labels` scores them (:func:`bertlab.metrics.classification.accuracy_scores`).
 Besides ``val/acc``, every epoch logs ``train/epoch_seconds`` (training time of the epoch,
 validation excluded).
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bertlab.data.classification_datamodule import ClassificationEvalData
 from bertlab.metrics.classification import accuracy_scores
 from bertlab.nn.init import apply_init
 from bertlab.nn.orthogonality import OrthogonalityPenalty
@@ -43,6 +45,8 @@ ORTHOGONALITY_KEYS = ("kind", "patterns", "weight", "gamma", "lambda1", "lambda2
 
 
 class ClassificationModule(EvalCollector, BertlabTask):
+    monitor = "val/acc"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -102,8 +106,6 @@ class ClassificationModule(EvalCollector, BertlabTask):
         return loss
 
     # --------------------------------------------------------------- evaluation
-    eval_prog_bar = "acc"
-
     def _predict(self, batch: Mapping[str, torch.Tensor]) -> list[int]:
         return self(batch).argmax(-1).tolist()
 
@@ -115,7 +117,7 @@ class ClassificationModule(EvalCollector, BertlabTask):
         return self.eval_predictions(batch)
 
     def eval_score(self, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
-        return score_labels(self.trainer.datamodule, split, predictions)
+        return score_labels(self.eval_data(split, ClassificationEvalData), predictions)
 
     def on_eval_scored(self, split: str, metrics: dict[str, Any], outputs: Any) -> None:
         if split == "val" and not self.trainer.sanity_checking:
@@ -124,11 +126,11 @@ class ClassificationModule(EvalCollector, BertlabTask):
             )
 
     def eval_table(self, split: str, outputs: list[int | None]):
-        dm = self.trainer.datamodule
-        names = dm.label_names
+        data = self.eval_data(split, ClassificationEvalData)
+        names = data.label_names
         return ["text", "gold", "pred"], [
             [text, names[g], None if p is None else names[p]]
-            for text, g, p in zip(dm.texts[split], dm.labels[split], outputs)
+            for text, g, p in zip(data.texts, data.labels, outputs)
             if p is not None
         ]
 
@@ -154,13 +156,15 @@ class ClassificationModule(EvalCollector, BertlabTask):
             self.history[-1]["train/epoch_seconds"] = seconds
 
 
-def score_labels(dm: Any, split: str, predictions: Mapping[int, int]) -> tuple[dict[str, Any], list[int | None]]:
+def score_labels(
+    data: ClassificationEvalData, predictions: Mapping[int, int]
+) -> tuple[dict[str, Any], list[int | None]]:
     """(metrics, predicted label per text) of a classification split: accuracy over the examples
     that have a prediction (``acc``), the same over those whose text is not in the training
-    split (``acc_unseen``, against ``dm.train_texts``)."""
-    pred = dm.decode(split, predictions)
-    gold = dm.labels[split]
+    split (``acc_unseen``, against ``data.train_texts``)."""
+    pred = data.decode(predictions)
+    gold = data.labels
     missing = sum(p is None for p in pred)
     if missing:
-        log.warning("%s: %d of %d examples have no prediction (a limited eval run?)", split, missing, len(gold))
-    return accuracy_scores(pred, gold, dm.texts[split], dm.train_texts), pred
+        log.warning("%s: %d of %d examples have no prediction (a limited eval run?)", data.split, missing, len(gold))
+    return accuracy_scores(pred, gold, data.texts, data.train_texts), pred

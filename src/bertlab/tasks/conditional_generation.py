@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertlab.data.generation_datamodule import IGNORE
+from bertlab.data.generation_datamodule import IGNORE, GenerationEvalData
 from bertlab.decoding.sampling import generate as decode
 from bertlab.metrics.generation import PerplexityMeter, control_accuracy, copy_rate, distinct_n
 from bertlab.nn.conditioning import causal_attention_mask, condition_layer_norms
@@ -61,6 +61,9 @@ DEFAULT_GENERATION = {
 
 
 class ConditionalGenerationModule(EvalSharding, BertlabTask):
+    monitor = "val/ppl"
+    monitor_mode = "min"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -201,15 +204,14 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
         self._eval_end("test")
 
     # ------------------------------------------------------------------ generation
-    def _datamodule(self):
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None:
+    def _generation_data(self) -> GenerationEvalData:
+        if self._trainer is None or getattr(self.trainer, "datamodule", None) is None:
             raise RuntimeError("sample_texts needs a datamodule (to decode tokens)")
-        return dm
+        return self.eval_data("val", GenerationEvalData)
 
     def sample_texts(self, n: int, **overrides: Any) -> list[dict[str, Any]]:
         """``n`` generated texts per label: ``[{"label", "label_name", "text"}]``."""
-        dm = self._datamodule()
+        data = self._generation_data()
         cfg = {**self.hparams.generation, **overrides}
         labels = [lab for lab in range(self.hparams.num_labels) for _ in range(n)]
         ids = self.generate_ids(
@@ -217,7 +219,7 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
             **{k: cfg[k] for k in ("strategy", "k", "p", "temperature", "beam_size", "max_len", "seed", "use_cache")},
         )
         names = self.hparams.label_names
-        return [{"label": lab, "label_name": names[lab], "text": dm.decode_ids(t)} for lab, t in zip(labels, ids)]
+        return [{"label": lab, "label_name": names[lab], "text": data.decode_ids(t)} for lab, t in zip(labels, ids)]
 
     def sample_metrics(self, samples: list[dict[str, Any]]) -> dict[str, float]:
         texts = [s["text"] for s in samples]
@@ -230,8 +232,7 @@ class ConditionalGenerationModule(EvalSharding, BertlabTask):
             sub = [s["text"] for s in samples if s["label"] == lab]
             out[f"distinct_1_{name}"] = distinct_n(sub, 1)
             out[f"distinct_2_{name}"] = distinct_n(sub, 2)
-        dm = self._datamodule()
-        train_texts = dm.texts.get("train")
+        train_texts = self._generation_data().train_texts
         if train_texts:
             out["copy_rate"] = copy_rate(texts, train_texts, int(self.hparams.generation["copy_min_chars"]))
         classifier = self.control_classifier()

@@ -94,8 +94,13 @@ class EvalSharding:
 class EvalCollector(EvalSharding):
     """Mixin for a LightningModule: see the module docstring."""
 
-    #: the metric shown in the progress bar (logged too)
-    eval_prog_bar: str | None = "f1"
+    @property
+    def eval_prog_bar(self) -> str | None:
+        """The metric shown in the progress bar (logged too): the task's monitor metric
+        (:attr:`bertlab.tasks.base.BertlabTask.monitor`) without its split."""
+        monitor = str(getattr(self, "monitor", "") or "")
+        return monitor.split("/", 1)[-1] or None
+
     #: float metrics whose name starts with one of these stay in metrics.json only
     eval_hidden_prefixes: tuple[str, ...] = ("n_",)
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bertlab.data.mlm_datamodule import IGNORE
+from bertlab.data.mlm_datamodule import IGNORE, PretrainingEvalData
 from bertlab.data.tokenization import load_vocab_tokens
 from bertlab.nn.encoders import _model_classes, resolve_vocab_file
 from bertlab.tasks.base import BertlabTask
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class MlmPretrainingModule(EvalSharding, BertlabTask):
+    monitor = "val/mlm_acc"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -285,8 +287,14 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
     def _final_loader(self, loader):
         if loader is not None:
             return loader
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        return dm.val_dataloader() if dm is not None and "val" in dm.features else None
+        data = self._held_out()
+        return data.loader() if data is not None and data.loader is not None else None
+
+    def _held_out(self) -> PretrainingEvalData | None:
+        """The DataModule's held-out split (None without a trainer or DataModule)."""
+        if self._trainer is None or getattr(self.trainer, "datamodule", None) is None:
+            return None
+        return self.eval_data("val", PretrainingEvalData)
 
     def _card_facts(self, out_dir: str, fp16: bool, loader) -> dict[str, Any]:
         loader = self._final_loader(loader)
@@ -324,9 +332,9 @@ class MlmPretrainingModule(EvalSharding, BertlabTask):
                 export_on_fit_end=False,
             )
             facts["heldout_exported_weights"] = loaded.to(self.device).heldout_metrics(loader)
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is not None:
-            facts["held_out_texts"] = dm.stats.get("val_texts")
+        held_out = self._held_out()
+        if held_out is not None:
+            facts["held_out_texts"] = held_out.held_out_texts
         self._final = None  # used once: a later export re-measures
         with open(os.path.join(out_dir, "card.json"), "w", encoding="utf-8") as f:
             json.dump(facts, f, indent=2, ensure_ascii=False)

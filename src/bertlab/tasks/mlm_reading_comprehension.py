@@ -5,7 +5,7 @@ Thin: the encoder and its MLM head come from :func:`bertlab.nn.encoders.build_en
 trimmed (``vocab_keep_ids``), the head runs ONLY on the M mask positions (sliced out of the
 hidden states before the head, never all positions), and decoding lives in
 :mod:`bertlab.decoding.constrained`. The DataModule maps each passage's answer tokens to
-text, :func:`vote_passages` votes across a question's passages (``best_answer``), and
+text (its evaluation data: :class:`bertlab.data.mrc_datamodule.ReadingEvalData`), :func:`vote_passages` votes across a question's passages (``best_answer``), and
 :func:`score_answers` scores; validation/test (also under DDP) run through
 :class:`bertlab.tasks.evaluation.EvalCollector`.
 
@@ -19,13 +19,15 @@ text, :func:`vote_passages` votes across a question's passages (``best_answer``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from bertlab.data.base import CharDataModule
 from bertlab.data.mrc import BASELINE_RULE, baseline_answer_len, layout_oracle, overlap_baseline
+from bertlab.data.mrc_datamodule import ReadingEvalData
 from bertlab.decoding.constrained import PassageAnswer, PrefixConstraint, best_answer, decode_batch
 from bertlab.metrics.reading_comprehension import reading_comprehension_scores
 from bertlab.tasks.base import BertlabTask
@@ -38,6 +40,8 @@ DECODINGS = ("constrained", "argmax", "autoregressive")
 
 
 class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
+    monitor = "val/final"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -125,7 +129,6 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
         }
 
     # ------------------------------------------------------------------ evaluation
-    eval_prog_bar = "final"
     eval_hidden_prefixes = ("oracle_", "baseline_")
 
     def eval_predictions(self, batch: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
@@ -133,14 +136,16 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
         return self._predict(batch)
 
     def eval_score(self, split: str, predictions: Mapping[int, Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
-        return score_answers(self.trainer.datamodule, split, predictions, self._bounds)
+        return score_answers(self.eval_data(split, ReadingEvalData), predictions, self._bounds)
 
-    def decode_predictions(self, datamodule: Any, split: str, predictions: Mapping[int, Any]) -> list[dict[str, Any]]:
+    def decode_predictions(
+        self, datamodule: CharDataModule, split: str, predictions: Mapping[int, Any]
+    ) -> list[dict[str, Any]]:
         """One voted answer per question (:func:`vote_passages` of the DataModule's candidates)."""
         return vote_passages(datamodule.decode(split, predictions))
 
     def eval_extra_metrics(self, split, predictions, step_seconds, wall_seconds) -> dict[str, Any]:
-        refs = self.trainer.datamodule.refs[split]
+        refs = self.eval_data(split, ReadingEvalData).refs
         n_q = len({refs[i][0] for i in predictions})
         return {"decode_seconds": step_seconds, "questions_per_s": n_q / step_seconds if step_seconds else 0.0}
 
@@ -162,7 +167,7 @@ class MlmReadingComprehensionModule(EvalCollector, BertlabTask):
         return self._predict(batch)
 
 
-def vote_passages(candidates: list[list[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+def vote_passages(candidates: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """Per question (its passages' candidates, as ``MrcDataModule.decode`` gives them): the
     answer voted across passages (:func:`~bertlab.decoding.constrained.best_answer` over the
     answers' token ids; "" when every passage gave the empty answer), its vote score and every
@@ -179,22 +184,25 @@ def vote_passages(candidates: list[list[Mapping[str, Any]]]) -> list[dict[str, A
 
 
 def score_answers(
-    dm: Any, split: str, predictions: Mapping[int, Mapping[str, Any]], bounds: dict[str, dict[str, float]] | None = None
+    data: ReadingEvalData,
+    predictions: Mapping[int, Mapping[str, Any]],
+    bounds: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """(metrics, outputs) of an MRC split: each question's answer is voted across its passages
-    (:func:`vote_passages` of ``dm.decode``), :func:`reading_comprehension_scores` scores the
+    (:func:`vote_passages` of ``data.decode``), :func:`reading_comprehension_scores` scores the
     questions that have a prediction; the split's bounds (ceiling, baselines) and
     ``evaluated_on`` are added."""
-    missing = len(dm.features[split]) - len(predictions)
-    decoded = vote_passages(dm.decode(split, predictions))
-    qs = dm.questions[split]
-    answered = [i for i, q in enumerate(qs) if any(dm.refs[split][j][0] == i for j in predictions)]
+    split = data.split
+    missing = data.n_features - len(predictions)
+    decoded = vote_passages(data.decode(predictions))
+    qs = data.questions
+    answered = [i for i, q in enumerate(qs) if any(data.refs[j][0] == i for j in predictions)]
     if missing:
         log.warning(
             "%s: %d of %d passages have no prediction (a limited eval run?): scoring the %d questions that have one",
             split,
             missing,
-            len(dm.features[split]),
+            data.n_features,
             len(answered),
         )
     metrics: dict[str, Any] = reading_comprehension_scores(
@@ -205,11 +213,11 @@ def score_answers(
         bounds = {}
     if split not in bounds:
         # the baseline's answer length comes from the training split only (never the evaluated golds)
-        bounds[split] = answer_bounds(dm.questions[split], dm.hparams.max_answer_len, dm.questions.get("train") or [])
+        bounds[split] = answer_bounds(qs, data.max_answer_len, data.train_questions)
     metrics.update(bounds[split])
-    metrics["evaluated_on"] = dm.evaluated_on
+    metrics["evaluated_on"] = data.evaluated_on
     # the CMRC leaderboard reports the CMRC 2018 script's EM/F1; the post the Sogou tool's
-    metrics["headline"] = "cmrc_em, cmrc_f1" if dm.hparams.source == "cmrc2018" else "acc, f1, final"
+    metrics["headline"] = "cmrc_em, cmrc_f1" if data.source == "cmrc2018" else "acc, f1, final"
     outputs = [{"id": q.id, "question": q.question, "gold": q.answers, **d} for q, d in zip(qs, decoded)]
     return metrics, outputs
 

@@ -1,20 +1,22 @@
 """Sequence labeling (CWS, NER): encoder -> Dense(num_tags) emissions -> CRF or softmax head.
 
 Thin: the encoder comes from nn/encoders.py, the head from nn/heads.py, the optimizer and
-its lr multipliers from optim.py; the DataModule turns predicted tags into one tag per
-character, then words (CWS) or entities (NER, ``datamodule.entity_scheme``), and
+its lr multipliers from optim.py; the DataModule's evaluation data
+(:class:`bertlab.data.tagging.TaggingEvalData`) turns predicted tags into one tag per
+character, then words (CWS) or entities (NER, its ``entity_scheme``), and
 :func:`score_tagging` scores them with bertlab.metrics.
 Validation/test (also under DDP) run through :class:`bertlab.tasks.evaluation.EvalCollector`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from bertlab.data.tagging import TaggingEvalData
 from bertlab.metrics.entities import entities_from_tags, entity_scores
 from bertlab.metrics.segmentation import segmentation_scores
 from bertlab.nn.heads import build_tagging_head
@@ -23,6 +25,8 @@ from bertlab.tasks.evaluation import EvalCollector, entity_cell, join_words
 
 
 class SequenceLabelingModule(EvalCollector, BertlabTask):
+    monitor = "val/f1"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -34,7 +38,7 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         force_last_tag: int | None = 0,
         dropout: float = 0.1,
         vocab_keep_ids: list[int] | None = None,
-        eval_emissions_only: bool = True,
+        eval_emissions_only: bool = False,
     ):
         super().__init__(
             encoder=encoder,
@@ -73,8 +77,9 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
     @property
     def scores_emissions_only(self) -> bool:
         """Whether evaluation also decodes the emissions alone (argmax per token, no transitions):
-        for a head with transitions (CRF, MEMM), ``model.eval_emissions_only`` (default on)."""
-        return bool(self.hparams.get("eval_emissions_only", True)) and self.head_name != "softmax"
+        for a head with transitions (CRF, MEMM), ``model.eval_emissions_only`` (off by default; on in
+        post 1's CRF experiments, whose :class:`~bertlab.callbacks.crf_mechanism.CRFMechanism` reads it)."""
+        return bool(self.hparams.get("eval_emissions_only", False)) and self.head_name != "softmax"
 
     def _predict(self, batch: Mapping[str, torch.Tensor], emissions_only: bool = False):
         """Per-token tags of the head's decode; with ``emissions_only`` also those of the argmax
@@ -99,22 +104,22 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         """The head's decode scored as usual; with :attr:`scores_emissions_only` also ``f1_emissions_only``
         (and P/R): what decoding the emissions alone gives, so ``f1 - f1_emissions_only`` is how much
         the transitions add (post 1's mechanism, :class:`bertlab.callbacks.crf_mechanism.CRFMechanism`)."""
-        dm = self.trainer.datamodule
+        data = self.eval_data(split, TaggingEvalData)
         if not self.scores_emissions_only:
-            return score_tagging(dm, split, predictions)
-        metrics, outputs = score_tagging(dm, split, {i: p[0] for i, p in predictions.items()})
-        alone, _ = score_tagging(dm, split, {i: p[1] for i, p in predictions.items()})
+            return score_tagging(data, predictions)
+        metrics, outputs = score_tagging(data, {i: p[0] for i, p in predictions.items()})
+        alone, _ = score_tagging(data, {i: p[1] for i, p in predictions.items()})
         metrics.update({f"{k}_emissions_only": alone[k] for k in ("precision", "recall", "f1") if k in alone})
         return metrics, outputs
 
     def eval_table(self, split: str, outputs: list[Any]):
         """CWS: text, gold and predicted words; NER: text, gold and predicted entities."""
-        dm = self.trainer.datamodule
-        texts, gold = dm.texts[split], dm.gold[split]
-        if dm.entity_scheme is not None:  # NER: outputs are entity lists, gold the tag strings
+        data = self.eval_data(split, TaggingEvalData)
+        texts, gold, scheme = data.texts, data.gold, data.entity_scheme
+        if scheme is not None:  # NER: outputs are entity lists, gold the tag strings
             rows = []
             for text, g, pred in zip(texts, gold, outputs):
-                g_cell, p_cell = entity_cell(entities_from_tags(text, g, dm.entity_scheme)), entity_cell(pred)
+                g_cell, p_cell = entity_cell(entities_from_tags(text, g, scheme)), entity_cell(pred)
                 rows.append([text, g_cell, p_cell, g_cell == p_cell])
             return ["text", "gold", "pred", "exact"], rows
         return ["text", "gold", "pred", "exact"], [
@@ -122,19 +127,19 @@ class SequenceLabelingModule(EvalCollector, BertlabTask):
         ]
 
 
-def score_tagging(dm: Any, split: str, predictions: Mapping[int, list[int]]) -> tuple[dict[str, Any], list[Any]]:
+def score_tagging(data: TaggingEvalData, predictions: Mapping[int, Sequence[int]]) -> tuple[dict[str, Any], list[Any]]:
     """(metrics, outputs) of a tagging split from per-token tag predictions ``{feature index: tags}``."""
-    return score_char_tags(dm, split, dm.decode(split, predictions))
+    return score_char_tags(data, data.decode(predictions))
 
 
-def score_char_tags(dm: Any, split: str, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
-    """(metrics, outputs) from one tag per character of every text of ``split``. CWS (no entity
+def score_char_tags(data: TaggingEvalData, char_tags: list[list[int | None]]) -> tuple[dict[str, Any], list[Any]]:
+    """(metrics, outputs) from one tag per character of every text of the split. CWS (no entity
     scheme): the words and segmentation P/R/F1 (OOV recall against the training word list); NER:
-    the entities and entity-level P/R/F1 of the DataModule's scheme."""
-    scheme = dm.entity_scheme
+    the entities and entity-level P/R/F1 of the split's scheme."""
+    scheme = data.entity_scheme
     if scheme is None:
-        words = dm.words(split, char_tags)
-        return segmentation_scores(words, dm.gold[split], dm.train_words), words
-    tags = [dm.tag_strings(ct) for ct in char_tags]
-    entities = [entities_from_tags(text, t, scheme) for text, t in zip(dm.texts[split], tags)]
-    return entity_scores(tags, dm.gold[split], scheme), entities
+        words = data.words(char_tags)
+        return segmentation_scores(words, data.gold, data.train_words), words
+    tags = [data.tag_strings(ct) for ct in char_tags]
+    entities = [entities_from_tags(text, t, scheme) for text, t in zip(data.texts, tags)]
+    return entity_scores(tags, data.gold, scheme), entities

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bertlab.data.triples_datamodule import TriplesEvalData
 from bertlab.metrics.triples import dictionary_baseline, triple_diff, triple_scores
 from bertlab.nn.conditional_layer_norm import ConditionalLayerNorm
 from bertlab.tasks.base import BertlabTask
@@ -136,6 +137,8 @@ def decode_objects(
 
 # ---------------------------------------------------------------------------- module
 class TripleExtractionModule(EvalCollector, BertlabTask):
+    monitor = "val/f1"
+
     def __init__(
         self,
         encoder: Mapping[str, Any],
@@ -256,7 +259,7 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
 
     def eval_table(self, split: str, outputs: list[dict[str, Any]]):
         rows = []
-        for rec, out in zip(self.trainer.datamodule.records[split], outputs):
+        for rec, out in zip(self.eval_data(split, TriplesEvalData).records, outputs):
             exact = not out["new"] and not out["lack"]
             rows.append([rec.text, triple_cell(rec.spo_list), triple_cell(out["spo_list_pred"]), exact])
         return ["text", "gold", "pred", "exact"], rows
@@ -265,12 +268,12 @@ class TripleExtractionModule(EvalCollector, BertlabTask):
         return self.extract(batch)
 
     def eval_score(self, split: str, predictions: Mapping[int, Any]) -> tuple[dict[str, Any], list[Any]]:
-        return score_triples(self.trainer.datamodule, split, predictions, self._baselines)
+        return score_triples(self.eval_data(split, TriplesEvalData), predictions, self._baselines)
 
 
 # ---------------------------------------------------------------------------- scoring
 def score_triples(
-    dm: Any, split: str, predictions: Mapping[int, Sequence[Any]], baselines: dict[str, dict[str, Any]] | None = None
+    data: TriplesEvalData, predictions: Mapping[int, Sequence[Any]], baselines: dict[str, dict[str, Any]] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, outputs) of a triples split from token-span predictions ``{record index:
     [(s0, s1, p, o0, o1), ...]}``. The DataModule decodes them into character-offset triples,
@@ -278,20 +281,20 @@ def score_triples(
     ones are counted in ``n_gold_not_found`` / ``n_gold_beyond_max_len``); the test split also
     gets the dictionary baseline's P/R/F1 (computed once per split into ``baselines``). One
     output per record: ``spo_list_pred`` and its errors ``new`` / ``lack`` (:func:`triple_diff`)."""
-    recs = dm.records[split]
+    split, recs = data.split, data.records
     missing = len(recs) - len(predictions)
     if missing:
         log.warning("%s: %d of %d records have no prediction (a limited eval run?)", split, missing, len(recs))
-    decoded = dm.decode(split, predictions)
+    decoded = data.decode(predictions)
     pred = [[(t["subject"], t["predicate"], t["object"]) for t in d] for d in decoded]
     metrics = triple_scores(pred, [r.spo_list for r in recs])
-    metrics["n_gold_not_found"] = dm.stats.get(f"{split}_triples_not_found", 0)
-    metrics["n_gold_beyond_max_len"] = dm.stats.get(f"{split}_triples_beyond_max_len", 0)
-    metrics["evaluated_on"] = dm.evaluated_on
-    if split == "test" and dm.hparams.baseline and not dm.hparams.overfit_records:
+    metrics["n_gold_not_found"] = data.n_gold_not_found
+    metrics["n_gold_beyond_max_len"] = data.n_gold_beyond_max_len
+    metrics["evaluated_on"] = data.evaluated_on
+    if split == "test" and data.baseline:
         baselines = {} if baselines is None else baselines
         if split not in baselines:
-            base_pred = dictionary_baseline(dm.train_spo, [r.text for r in recs])
+            base_pred = dictionary_baseline(data.train_spo, [r.text for r in recs])
             baselines[split] = triple_scores(base_pred, [r.spo_list for r in recs])
         metrics.update({f"baseline_{k}": baselines[split][k] for k in ("precision", "recall", "f1")})
     outputs = [{"spo_list_pred": d, **triple_diff(d, r.spo_list)} for d, r in zip(decoded, recs)]

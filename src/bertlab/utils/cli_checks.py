@@ -4,10 +4,7 @@
   not a directory, not read-only) and must not be one of the inputs (``output=X input=X``
   would overwrite the input) -- checked before the checkpoint is read, so a bad path costs
   nothing;
-* :func:`check_output_dir`: the same for a folder the tool writes into (evaluate's run folder);
-* :func:`predict_expected_task`: the task a checkpoint must be of for the given inputs
-  (``question=`` / ``passages=`` need a reading-comprehension checkpoint), so a
-  word-segmentation checkpoint given a question stops with one line instead of a traceback.
+* :func:`check_output_dir`: the same for a folder the tool writes into (evaluate's run folder).
 
 Every failure is a :class:`ConfigError` naming the key (one line, exit status 2).
 """
@@ -20,11 +17,7 @@ from typing import Any
 
 from bertlab.utils.errors import ConfigError
 
-__all__ = ["check_output_file", "check_output_dir", "predict_expected_task", "MRC_MODULE"]
-
-#: the module path part of reading-comprehension checkpoints
-#: part of the module path of every reading-comprehension task (the MLM reader and the seq2seq reader)
-MRC_MODULE = "reading_comprehension"
+__all__ = ["check_output_file", "check_output_dir"]
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -71,15 +64,3 @@ def check_output_dir(path: Any, inputs: Iterable[Any] = (), writes: Sequence[str
             target = os.path.realpath(os.path.join(path, name))
             if real == target or (name.endswith("/") and real.startswith(target + os.sep)):
                 raise ConfigError(key, f"{os.path.join(path, name)} would overwrite the input file {inp}")
-
-
-def predict_expected_task(task: str | None, inputs: Sequence[Any], task_modules: dict[str, str]) -> str | None:
-    """The ``expect_task`` for ``load_run``: the one ``task=`` names, and for question records
-    (``question=`` / ``passages=``) a reading-comprehension checkpoint."""
-    expect = task_modules.get(task, task) if task else None
-    records = any(isinstance(x, dict) for x in inputs)
-    if records and expect is not None and expect != MRC_MODULE:
-        raise ConfigError("question", f"question=/passages= need a reading-comprehension checkpoint, not task={task}")
-    if records:
-        return MRC_MODULE
-    return expect

@@ -6,16 +6,16 @@ import errno
 import fnmatch
 import functools
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from bertlab.utils.errors import BertlabError, ConfigError, StorageFullError
+from bertlab.utils.value_rules import ValueRule, declared_rules
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,26 @@ def default_tokenizer(pretrained: Any, offline: str = "char", pretrained_tokens:
     return str(pretrained_tokens) if pretrained not in (None, "", "null") else str(offline)
 
 
+def task_attribute(target: str, attr: str) -> str:
+    """A class attribute the task ``target`` (``model._target_``) declares: its monitor metric
+    (``monitor``, e.g. ``val/f1``) or that metric's mode (``monitor_mode``: max | min). A task
+    that declares none is a :class:`ConfigError` naming ``model._target_``."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except Exception as err:  # noqa: BLE001  an import error of the task's module, or a bad name
+        raise ConfigError("model._target_", f"cannot import {target!r}: {err}") from err
+    value = getattr(cls, attr, None)
+    if not value:
+        raise ConfigError(
+            "model._target_",
+            f"{target} declares no {attr!r}: a task names the validation metric that selects its best "
+            "checkpoint (class attributes monitor = 'val/<metric>', monitor_mode = 'max' or 'min')",
+        )
+    return str(value)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", repo_root)
@@ -53,6 +73,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("default_tokenizer", default_tokenizer)
     if not OmegaConf.has_resolver("best_precision"):  # ${best_precision:gpu}: bertlab/utils/precision.py
         OmegaConf.register_new_resolver("best_precision", _best_precision)
+    if not OmegaConf.has_resolver("task_monitor"):  # ${task_monitor:${model._target_}}: conf/train.yaml
+        OmegaConf.register_new_resolver("task_monitor", functools.partial(task_attribute, attr="monitor"))
+    if not OmegaConf.has_resolver("task_monitor_mode"):
+        OmegaConf.register_new_resolver("task_monitor_mode", functools.partial(task_attribute, attr="monitor_mode"))
 
 
 register_resolvers()
@@ -177,6 +201,7 @@ def precheck_overrides(config_dir: str, config_name: str, argv: list[str]) -> No
                 continue
             plain.append(f"{ov.get_key_element()}={first}")
         else:
+            assert ov.input_line is not None  # set for every override parsed from a command line
             plain.append(ov.input_line)
     GlobalHydra.instance().clear()
     try:
@@ -286,125 +311,102 @@ def check_override_types(base: DictConfig, cfg: DictConfig, overrides: list[str]
             raise ConfigError(key, f"expected {_type_name(old)} (like its default {old!r}), got {new!r}")
 
 
-#: (key pattern, kind, low, high, inclusive low[, inclusive high]): checked on the composed
-#: config of every task. kind "int" or "number" (a number must be finite: ``inf`` / ``nan``
-#: are refused); a missing key or a null value is not checked.
-RANGE_RULES: list[tuple] = [
-    ("data.batch_size", "int", 1, math.inf, True),
-    ("data.eval_batch_size", "int", 1, math.inf, True),
-    ("data.max_len", "int", 3, math.inf, True),
-    ("data.num_workers", "int", 0, math.inf, True),
-    ("data.pool_batches", "int", 1, math.inf, True),
-    ("data.max_train_chars", "int", 1, math.inf, True),
-    ("data.max_eval_sentences", "int", 1, math.inf, True),
-    ("data.val_every", "int", 1, math.inf, True),
-    ("seed", "int", 0, 2**32 - 1, True),
-    ("threads", "int", 1, math.inf, True),
-    ("trainer.max_epochs", "int", -1, math.inf, True),
-    ("trainer.max_steps", "int", -1, math.inf, True),
-    ("trainer.accumulate_grad_batches", "int", 1, math.inf, True),
-    ("trainer.log_every_n_steps", "int", 1, math.inf, True),
-    ("trainer.check_val_every_n_epoch", "int", 1, math.inf, True),
-    ("trainer.gradient_clip_val", "number", 0, math.inf, True),
-    ("optimizer.lr", "number", 0, math.inf, False),
-    ("optimizer.weight_decay", "number", 0, math.inf, True),
-    ("optimizer.lr_multipliers.*", "number", 0, math.inf, False),
-    ("scheduler.warmup_steps", "int", 0, math.inf, True),
+#: the value rules of the keys every run has (:mod:`bertlab.utils.value_rules`); the data keys'
+#: rules are declared by the DataModule (``VALUE_RULES``, :func:`data_rules`)
+VALUE_RULES: tuple[ValueRule, ...] = (
+    ValueRule("seed", "int", 0, 2**32 - 1),
+    ValueRule("threads", "int", 1),
+    ValueRule("trainer.max_epochs", "int", -1),
+    ValueRule("trainer.max_steps", "int", -1),
+    ValueRule("trainer.accumulate_grad_batches", "int", 1),
+    ValueRule("trainer.log_every_n_steps", "int", 1),
+    ValueRule("trainer.check_val_every_n_epoch", "int", 1),
+    ValueRule("trainer.gradient_clip_val", "number", 0),
+    ValueRule("optimizer.lr", "number", 0, incl_low=False),
+    ValueRule("optimizer.weight_decay", "number", 0),
+    ValueRule("optimizer.lr_multipliers.*", "number", 0, incl_low=False),
+    ValueRule("scheduler.warmup_steps", "int", 0),
     # lr factors: a negative factor is gradient ascent
-    ("scheduler.final_factor", "number", 0, math.inf, True),
-    ("scheduler.schedule.*", "number", 0, math.inf, True),
-    ("encoder.num_layers", "int", 1, math.inf, True),
-    ("encoder.keep_layers", "int", 1, math.inf, True),
-    ("encoder.hidden_size", "int", 1, math.inf, True),
-    ("encoder.num_attention_heads", "int", 1, math.inf, True),
-    ("encoder.intermediate_size", "int", 1, math.inf, True),
-    ("*dropout*", "number", 0, 1, True),
-    ("callbacks.*.every_n_train_steps", "int", 0, math.inf, True),
-    ("callbacks.model_checkpoint.save_top_k", "int", -1, math.inf, True),
+    ValueRule("scheduler.final_factor", "number", 0),
+    ValueRule("scheduler.schedule.*", "number", 0),
+    ValueRule("encoder.num_layers", "int", 1),
+    ValueRule("encoder.keep_layers", "int", 1),
+    ValueRule("encoder.hidden_size", "int", 1),
+    ValueRule("encoder.num_attention_heads", "int", 1),
+    ValueRule("encoder.intermediate_size", "int", 1),
+    ValueRule("*dropout*", "number", 0, 1),
+    ValueRule("callbacks.*.every_n_train_steps", "int", 0),
+    ValueRule("callbacks.model_checkpoint.save_top_k", "int", -1),
     # bertlab.callbacks.ema.EMA: ema <- d * ema + (1 - d) * w
-    ("callbacks.*.decay", "number", 0, 1, True, False),
-    ("nonfinite_loss_max_skips", "int", 1, math.inf, True),
-]
+    ValueRule("callbacks.*.decay", "number", 0, 1, incl_high=False),
+    ValueRule("nonfinite_loss_max_skips", "int", 1),
+    ValueRule("nonfinite_loss", "choice", choices=("stop", "skip")),
+    # Lightning's precision inputs (lightning_fabric.connector._PRECISION_INPUT)
+    ValueRule(
+        "trainer.precision",
+        "choice",
+        choices=(
+            "32-true",
+            "16-mixed",
+            "bf16-mixed",
+            "16-true",
+            "bf16-true",
+            "64-true",
+            "transformer-engine",
+            "transformer-engine-float16",
+            "32",
+            "16",
+            "bf16",
+            "64",
+            32,
+            16,
+            64,
+        ),
+    ),
+)
 #: keys that moved: old key -> the one-line hint naming the new key
 MOVED_KEYS: dict[str, str] = {
     "encoder.trim_vocab": "moved to the data group: use data.trim_vocab=none|simplified|corpus",
 }
-#: keys whose value must be one of a few words
-CHOICE_RULES: dict[str, tuple[Any, ...]] = {
-    "nonfinite_loss": ("stop", "skip"),
-    "data.trim_vocab": ("none", "simplified", "corpus"),  # bertlab.data.vocab.MODES
-    "data.tokenizer": ("char", "wordpiece"),  # bertlab.data.tokenization.TOKENIZER_MODES
-    # Lightning's precision inputs (lightning_fabric.connector._PRECISION_INPUT)
-    "trainer.precision": (
-        "32-true",
-        "16-mixed",
-        "bf16-mixed",
-        "16-true",
-        "bf16-true",
-        "64-true",
-        "transformer-engine",
-        "transformer-engine-float16",
-        "32",
-        "16",
-        "bf16",
-        "64",
-        32,
-        16,
-        64,
-    ),
-}
 
 
-def _leaves(node: DictConfig, prefix: str = ""):
-    for key in node.keys():
+def data_rules(cfg: DictConfig) -> tuple[ValueRule, ...]:
+    """The value rules the config's DataModule (``data._target_``) declares for its keys."""
+    return declared_rules(
+        OmegaConf.select(cfg, "data._target_", default=None, throw_on_resolution_failure=False), "data"
+    )
+
+
+def _leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key in map(str, node.keys()):
         full = f"{prefix}{key}"
         if full == "hydra":
             continue
-        value = OmegaConf.select(node, str(key), default=None, throw_on_resolution_failure=False)
+        value = OmegaConf.select(node, key, default=None, throw_on_resolution_failure=False)
         if isinstance(value, DictConfig):
             yield from _leaves(value, full + ".")
         else:
             yield full, value
 
 
-def check_range(
-    key: str, value: Any, kind: str, low: float, high: float, incl_low: bool = True, incl_high: bool = True
-) -> None:
-    """A :class:`ConfigError` naming ``key`` unless ``value`` is a finite number (an integer for
-    kind "int") between ``low`` and ``high``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (kind == "int" and not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())))
-    ):
-        raise ConfigError(key, f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(key, f"must be a finite number, got {value!r}")
-    lo_ok = value >= low if incl_low else value > low
-    hi_ok = value <= high if incl_high else value < high
-    if not lo_ok or not hi_ok:
-        lo = f"{'>=' if incl_low else '>'} {low:g}"
-        rng = lo if high == math.inf else f"{lo} and {'<=' if incl_high else '<'} {high:.10g}"
-        raise ConfigError(key, f"must be {rng}, got {value!r}")
+def check_values(node: DictConfig, rules: Sequence[ValueRule], prefix: str = "") -> None:
+    """A :class:`ConfigError` for the first key of ``node`` (named ``<prefix><key>``) whose value
+    breaks the first of ``rules`` that matches the key."""
+    for key, value in _leaves(node, prefix):
+        rule = next((r for r in rules if r.matches(key)), None)
+        if rule is not None and value is not None:
+            rule.check(key, value)
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Refuse values no run can use (``data.batch_size=-3``, ``optimizer.lr=0``, a dropout of 1.5)
     with a :class:`ConfigError` naming the key, before anything is read or written."""
+    if "optimized_metric" in cfg:  # the task's monitor metric (conf/train.yaml): a task that declares none stops here
+        cfg.get("optimized_metric")
     for key, hint in MOVED_KEYS.items():
         if OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False) is not None:
             raise ConfigError(key, hint)
-    for key, value in _leaves(cfg):
-        if key in CHOICE_RULES and value is not None and value not in CHOICE_RULES[key]:
-            choices = " | ".join(dict.fromkeys(map(str, CHOICE_RULES[key])))
-            raise ConfigError(key, f"must be one of {choices}, got {value!r}")
-        for pattern, kind, low, high, incl, *rest in RANGE_RULES:
-            if not (key == pattern or ("*" in pattern and fnmatch.fnmatchcase(key, pattern))):
-                continue
-            if value is None:
-                break
-            check_range(key, value, kind, low, high, incl, rest[0] if rest else True)
-            break
+    check_values(cfg, data_rules(cfg) + VALUE_RULES)
     from bertlab.utils.startup_checks import check_consistency
 
     check_consistency(cfg)

@@ -45,21 +45,21 @@ def log_table(
     kinds it went to (``wandb``, ``tensorboard``, ``csv``)."""
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-    columns = [str(c) for c in columns]
-    rows = [[_cell(v) for v in row] for row in rows]
-    for i, row in enumerate(rows):
+    names = [str(c) for c in columns]
+    cells = [[_cell(v) for v in row] for row in rows]
+    for i, row in enumerate(cells):
         if len(row) != len(columns):
-            raise ValueError(f"log_table({key!r}): row {i} has {len(row)} cells, expected {len(columns)}")
+            raise ValueError(f"log_table({key!r}): row {i} has {len(row)} cells, expected {len(names)}")
     if not trainer.is_global_zero:
         return []
     step = trainer.global_step if step is None else step
     sent = []
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_table(key=key, columns=columns, data=rows, step=step)
+            logger.log_table(key=key, columns=names, data=cells, step=step)
             sent.append("wandb")
         elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_text(key, _markdown(columns, rows), global_step=step)
+            logger.experiment.add_text(key, _markdown(names, cells), global_step=step)
             logger.experiment.flush()
             sent.append("tensorboard")
         elif isinstance(logger, CSVLogger):
@@ -67,7 +67,7 @@ def log_table(
             os.makedirs(out, exist_ok=True)
             with open(os.path.join(out, table_file_name(key, step)), "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
-                w.writerow(columns)
-                w.writerows(rows)
+                w.writerow(names)
+                w.writerows(cells)
             sent.append("csv")
     return sent

@@ -128,7 +128,7 @@ class ResumableTPESampler(BaseSampler):
             self._tpe.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
-        if self._tpe is not None:
+        if self._tpe is not None and self._random is not None:  # set together by _session
             self._tpe.reseed_rng()
             self._random.reseed_rng()
             self._rng = np.random.RandomState()

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from bertlab.utils.errors import BertlabError
+from bertlab.utils.processes import pid_alive
 
 __all__ = ["LOCK_FILE", "RunLock", "RunLockError", "read_lock", "is_rank_zero", "precheck_run_dir"]
 
@@ -49,16 +50,6 @@ def is_rank_zero() -> bool:
             return int(os.environ[key]) == 0
     local, node = os.environ.get("LOCAL_RANK"), os.environ.get("NODE_RANK")
     return int(local or 0) == 0 and int(node or 0) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_lock(path: str) -> dict[str, Any] | None:
@@ -101,7 +92,7 @@ class RunLock:
         job = os.environ.get("SLURM_JOB_ID")
         if job and str(owner.get("slurm_job_id")) == job:
             return f"SLURM job {job} requeued"
-        if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
+        if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) and not pid_alive(owner["pid"]):
             return "its process is gone"
         return None
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bertlab.utils.atomic import atomic_write_json
+from bertlab.utils.processes import pid_alive
 
 __all__ = ["STATUS_FILE", "RunStatus", "read_status", "is_finished", "one_line", "mark_failed", "failed_on_error"]
 
@@ -59,16 +60,6 @@ class RunStatus:
         self._write("failed", finished=_now(), error=msg, **extra)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's status dict; ``{"status": "unknown"}`` without a readable status.json, and
     ``killed`` for a ``running`` run whose process no longer exists on this host."""
@@ -85,7 +76,7 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
         and status.get("host") == socket.gethostname()
         and isinstance(status.get("pid"), int)
     ):
-        if not _pid_alive(status["pid"]):
+        if not pid_alive(status["pid"]):
             status = {
                 **status,
                 "status": "killed",

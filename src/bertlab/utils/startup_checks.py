@@ -151,7 +151,7 @@ def _check_callbacks(cfg: DictConfig) -> None:
     if not isinstance(callbacks, DictConfig):
         return
     known = _known_callbacks()
-    for name in callbacks:
+    for name in map(str, callbacks):
         node = _get(cfg, f"callbacks.{name}")
         if isinstance(node, DictConfig) and "_target_" not in node:
             if name in known:  # an experiment adjusting a callback of a set that this run left out (callbacks=none)
@@ -254,9 +254,7 @@ def _check_encoder(cfg: DictConfig) -> None:
         pretrained = str(_get(cfg, "encoder.pretrained"))
         vocab = os.path.join(pretrained, "vocab.txt")
         key = "encoder.pretrained"
-        if not os.path.isfile(vocab):
-            if str(_get(cfg, "encoder.trim_vocab") or "none") != "none":
-                return  # the embedding is sliced to the trimmed vocab after loading
+        if not os.path.isfile(vocab):  # a trimmed vocab (data.trim_vocab) indexes this one's rows too
             vocab, key = str(_get(cfg, "encoder.vocab_file") or ""), "encoder.vocab_file"
         n, rows = (_count_lines(vocab) if vocab else None), geo.get("vocab_size")
         if n is not None and isinstance(rows, int) and n != rows:

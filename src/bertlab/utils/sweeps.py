@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 
 from bertlab.utils.atomic import atomic_write_json
 from bertlab.utils.errors import ConfigError
-from bertlab.utils.run_status import is_finished, read_status
+from bertlab.utils.run_status import is_finished
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def done_job_metrics(cfg: Any, overrides: Sequence[str] | None = None) -> dict[s
 
     With ``skip_done`` true and a finished job folder (``cfg.paths.output_dir``) that recorded
     the same overrides: returns its ``metrics.json`` (the job then trains nothing). Otherwise
-    records the overrides in ``<job>/job_overrides.json`` and returns None (train as usual).
+    returns None (train as usual; ``train`` records the overrides once it owns the folder:
+    :func:`record_job_overrides`). Writes nothing.
 
     Raises:
         ConfigError ``skip_done``: the folder is finished but recorded other overrides, or none
@@ -112,11 +113,19 @@ def done_job_metrics(cfg: Any, overrides: Sequence[str] | None = None) -> dict[s
         log.info("skip_done: %s is done (status.json): its stored metrics, no training", out)
         print(f"bertlab: skip_done: {out} is done: not trained again", file=sys.stderr, flush=True)
         return metrics
-    if read_status(out).get("status") in ("done", "interrupted", "killed"):
-        return None  # a folder that holds a run keeps its record (train refuses or resumes it)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(record, {"overrides": [str(o) for o in overrides]})
     return None
+
+
+def record_job_overrides(cfg: Any, overrides: Sequence[str] | None = None) -> None:
+    """``<job>/job_overrides.json``: the overrides of this multirun job (default: the running
+    Hydra job's; outside a multirun nothing is written), for a relaunch with ``skip_done``.
+    Called by ``train`` once the run holds its folder's lock and its resume is valid (never by
+    a start that is refused: it must not write into a folder it does not own)."""
+    if overrides is None:
+        overrides = _hydra_task_overrides()
+        if overrides is None:
+            return
+    atomic_write_json(Path(str(cfg.paths.output_dir)) / JOB_OVERRIDES_FILE, {"overrides": [str(o) for o in overrides]})
 
 
 # --------------------------------------------------------------------------------- the last line

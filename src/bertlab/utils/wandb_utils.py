@@ -27,7 +27,7 @@ import secrets
 import string
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _hydra_job() -> tuple[bool, str | None, int | None]:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     sweep = os.path.basename(os.path.normpath(str(hc.sweep.dir))) if multirun else None
-    num = hc.job.get("num") if multirun else None
+    num = getattr(hc.job, "num", None) if multirun else None  # a DictConfig at run time
     return multirun, sweep, num
 
 
@@ -104,7 +104,7 @@ def make_wandb_logger(
     job_type: str | None = None,
     tags: Sequence[str] | None = None,
     mode: str | None = None,
-    log_model: bool | str = True,
+    log_model: bool | Literal["all"] = True,
     task_name: str | None = None,
     entity: str | None = None,
     id: str | None = None,  # noqa: A002  (WandbLogger's name)
@@ -215,7 +215,7 @@ def iter_offline_records(path: str) -> Iterator[Any]:
             continue
         else:  # LAST
             payload, pending = pending + chunk, b""
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]  # wandb's protobuf module is generated at import, untyped
         rec.ParseFromString(payload)
         yield rec
 
