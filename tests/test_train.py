@@ -203,11 +203,13 @@ def test_a_failing_job_of_a_multirun_does_not_stop_the_others(tmp_path):
     assert [r["status"] for r in report.rows] == ["failed", "ok"]
 
 
-def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path):
-    """train() writes status.json running -> done, metrics.json last; a failing run says failed
-    with the one-line reason and leaves no metrics.json (even one from an earlier attempt)."""
+def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path, monkeypatch):
+    """train() writes status.json running -> done, metrics.json last; a run that fails once it owns
+    its folder says failed with the one-line reason and leaves no metrics.json (even one from an
+    earlier attempt); a start refused before that (a missing data file) writes nothing there."""
     from tests.conftest import compose_cfg
 
+    import bertlab.train as train_mod
     from bertlab.utils.errors import DataError
     from bertlab.utils.run_status import is_finished, read_status
 
@@ -219,7 +221,15 @@ def test_status_and_metrics_of_a_run_folder(make_cfg, tmp_path):
     (other / "metrics.json").write_text("{}", encoding="utf-8")
     cfg = compose_cfg(other, ["experiment=cws_crf", "debug=fdr", *TINY, f"data.test_gold_file={tmp_path}/missing.txt"])
     with pytest.raises(DataError):
-        train(cfg)
+        train(cfg)  # refused before the run takes the folder: nothing written there (issue 27 row 27f)
+    assert sorted(p.name for p in other.iterdir()) == ["metrics.json"] and not is_finished(other)
+
+    def fails(*args, **kwargs):
+        raise DataError(f"{tmp_path}/missing.txt", None, "file not found")
+
+    monkeypatch.setattr(train_mod, "_train", fails)  # a failure once the run owns its folder
+    with pytest.raises(DataError):
+        train(compose_cfg(other, ["experiment=cws_crf", "debug=fdr", *TINY]))
     status = read_status(other)
     assert status["status"] == "failed" and status["error"] == f"{tmp_path}/missing.txt: file not found"
     assert not (other / "metrics.json").exists() and not is_finished(other)

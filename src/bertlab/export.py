@@ -16,7 +16,10 @@
   non-whitespace character, ``[SEP]``; NFKC + lower-case lookup with its fallbacks): a
   standard BertTokenizer over the same vocab.txt does NOT (WordPiece joins Latin letters and
   runs of unknown characters, and full-width punctuation is not NFKC-folded: it disagrees on
-  ~83% of the PKU test sentences). See :func:`build_char_tokenizer`;
+  ~83% of the PKU test sentences). See :func:`build_char_tokenizer`. A run trained with
+  ``data.tokenizer=wordpiece`` exports its WordPiece tokenizer instead
+  (:meth:`~bertlab.data.tokenization.WordPieceTokenizer.hf_tokenizer`: BERT's, with the
+  full-width fold bertlab applies first);
 * ``vocab.txt``: the vocabulary, one token a line (bertlab's tokenizer reads it);
 * ``bertlab_head.safetensors`` + ``bertlab_head.json``: every weight of the task beyond the
   encoder (the emission layer and CRF transitions of a tagger, a classifier, an MLM head), by
@@ -48,7 +51,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.tokenization import CharTokenizer, Tokenizer, WordPieceTokenizer
 from bertlab.nn.encoders import _model_classes
 from bertlab.runs import load_run, read_checkpoint
 from bertlab.utils.atomic import atomic_write_json, atomic_write_text, temp_path_for
@@ -195,11 +198,16 @@ def _tokenizer_json(vocab_file: str, mtime_ns: int, keep_ids: tuple[int, ...] | 
     ).to_str()
 
 
-def write_tokenizer(out_dir: str, tokenizer: CharTokenizer, max_length: int) -> None:
+def write_tokenizer(out_dir: str, tokenizer: Tokenizer, max_length: int) -> None:
     """vocab.txt, tokenizer.json and tokenizer_config.json (see the module doc)."""
     atomic_write_text(os.path.join(out_dir, "vocab.txt"), "\n".join(tokenizer.tokens) + "\n")
-    keep = None if tokenizer.keep_ids is None else tuple(tokenizer.keep_ids)
-    text = _tokenizer_json(tokenizer.vocab_file, os.stat(tokenizer.vocab_file).st_mtime_ns, keep)
+    if isinstance(tokenizer, WordPieceTokenizer):
+        text = tokenizer.hf_tokenizer().to_str()
+        note = "BERT WordPiece (lower-cased), full-width ASCII folded first, as bertlab's WordPieceTokenizer"
+    else:
+        keep = None if tokenizer.keep_ids is None else tuple(tokenizer.keep_ids)
+        text = _tokenizer_json(tokenizer.vocab_file, os.stat(tokenizer.vocab_file).st_mtime_ns, keep)
+        note = "one token per non-whitespace character, as bertlab.data.tokenization.CharTokenizer"
     atomic_write_text(os.path.join(out_dir, "tokenizer.json"), text)
     specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]"}
     if "[MASK]" in tokenizer.vocab:
@@ -211,7 +219,7 @@ def write_tokenizer(out_dir: str, tokenizer: CharTokenizer, max_length: int) -> 
             "model_max_length": int(max_length),
             "padding_side": "right",
             **specials,
-            "bertlab": "one token per non-whitespace character, as bertlab.data.tokenization.CharTokenizer",
+            "bertlab": note,
         },
     )
 

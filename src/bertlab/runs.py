@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from bertlab.callbacks.run_config import CKPT_KEY
 from bertlab.nn.encoders import resolve_vocab_file
 from bertlab.utils.atomic import is_temp_file
-from bertlab.utils.errors import CheckpointError
+from bertlab.utils.errors import CheckpointError, ConfigError
 from bertlab.utils.hydra_utils import check_values, data_rules
 
 if TYPE_CHECKING:
@@ -254,6 +254,11 @@ def _load_error(path: str, err: BaseException) -> CheckpointError:
     return CheckpointError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {detail})")
 
 
+#: data keys a checkpoint's model depends on (its tokens), with the value a run config without them had
+FIXED_DATA_KEYS = ("tokenizer",)
+FIXED_DATA_DEFAULTS = {"tokenizer": "char"}
+
+
 def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_task: str | None = None):
     """(model in eval mode, datamodule, saved config) from a checkpoint written by bertlab.train."""
     ckpt = read_checkpoint(path)
@@ -262,6 +267,14 @@ def load_run(path: str, data_overrides: Mapping[str, Any] | None = None, expect_
     if expect_task and expect_task not in target:
         raise CheckpointError(f"ckpt_path: {path} is a {target.rsplit('.', 1)[-1]} checkpoint, not a {expect_task} one")
     if data_overrides:  # e.g. evaluate's +data.key=value: checked by the rules of the run's DataModule
+        for key in FIXED_DATA_KEYS:  # the model was trained on these tokens: they cannot change
+            trained = cfg.data.get(key, FIXED_DATA_DEFAULTS[key])
+            if key in data_overrides and data_overrides[key] != trained:
+                raise ConfigError(
+                    f"data.{key}",
+                    f"the checkpoint {path} was trained with data.{key}={trained}; "
+                    f"a model cannot be evaluated on {data_overrides[key]!r} inputs",
+                )
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
         check_values(cfg.data, data_rules(cfg), prefix="data.")
     model_cls = cast("type[pl.LightningModule]", get_class(target))

@@ -226,8 +226,12 @@ def config_changes(saved: dict[str, Any], new: dict[str, Any], allowed: list[str
     return [
         (k, a.get(k), b.get(k))
         for k in sorted(set(a) | set(b))
-        if a.get(k, missing) != b.get(k, missing) and not free(k)
+        if a.get(k, ADDED_KEYS.get(k, missing)) != b.get(k, missing) and not free(k)
     ]
+
+
+#: keys added after runs were saved without them: the value that behaves as those runs did
+ADDED_KEYS: dict[str, Any] = {"data.tokenizer": "char"}
 
 
 def save_hydra_files(cfg: DictConfig, out_dir: str) -> None:

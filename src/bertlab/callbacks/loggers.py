@@ -89,6 +89,9 @@ class ResumableExperimentWriter(ExperimentWriter):
     """Lightning's CSV experiment writer, but an existing ``metrics.csv`` is continued, not
     deleted, and each row reaches the file as soon as it is logged (see the module doc)."""
 
+    metrics: list[dict[str, Any]]  # Lightning's ExperimentWriter: the rows not yet on disk
+    metrics_keys: list[str]
+
     def _check_log_dir_exists(self) -> None:  # called by __init__; Lightning's deletes the file
         path = self.metrics_file_path
         if not os.path.isfile(path):
@@ -134,6 +137,8 @@ class ResumableExperimentWriter(ExperimentWriter):
 class ResumableCSVLogger(CSVLogger):
     """``pytorch_lightning.loggers.CSVLogger`` whose ``metrics.csv`` survives a resume."""
 
+    _experiment: ResumableExperimentWriter | None  # Lightning's CSVLogger: opened on first use
+
     @property
     @rank_zero_experiment
     def experiment(self) -> ResumableExperimentWriter:
@@ -160,6 +165,8 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
     """``TensorBoardLogger`` that continues its folder: a fit resumed at global step ``N``
     opens its writer with ``purge_step=N``, so TensorBoard hides the earlier events of the
     steps >= N (they are logged again)."""
+
+    _experiment: Any  # Lightning's TensorBoardLogger: its SummaryWriter, opened on first use
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,14 +1,17 @@
-"""The base of every DataModule: one character per token, a vocabulary that may be trimmed,
-and the interface ``bertlab.train`` / ``evaluate`` / ``predict`` / ``runs`` call.
+"""The base of every DataModule: the tokenizer (``data.tokenizer``: ``char``, one token per
+character, or ``wordpiece``, BERT's own), a vocabulary that may be trimmed, and the interface
+``bertlab.train`` / ``evaluate`` / ``predict`` / ``runs`` call.
 
 A DataModule reads, tokenises and batches; it never computes metrics (those live in
 :mod:`bertlab.metrics`, called by the tasks). :class:`CharDataModule` holds:
 
 * the vocabulary: :meth:`CharDataModule.build_tokenizer` trims the vocabulary to the
-  characters of the training texts as ``data.trim_vocab`` says (``none`` | ``simplified`` |
+  tokens of the training texts as ``data.trim_vocab`` says (``none`` | ``simplified`` |
   ``corpus``, :func:`bertlab.data.vocab.trim_vocab`) unless ``keep_ids`` is already set (a
   run rebuilt from its checkpoint: :func:`bertlab.runs.load_run` sets the model's ids), and
-  builds the :class:`~bertlab.data.tokenization.CharTokenizer`;
+  builds the tokenizer of ``data.tokenizer`` (:func:`~bertlab.data.tokenization.make_tokenizer`:
+  :class:`~bertlab.data.tokenization.CharTokenizer` or
+  :class:`~bertlab.data.tokenization.WordPieceTokenizer`);
 * :meth:`CharDataModule.model_kwargs`: what the task must know about the data (always the
   kept vocabulary ids, ``vocab_keep_ids``; a subclass adds its own, e.g. ``num_tags``), read
   from data already set up: the caller runs ``setup("fit")`` first (``bertlab.train`` does);
@@ -26,6 +29,8 @@ A subclass calls ``super().__init__()`` and ``self.save_hyperparameters(logger=F
 constructor; its hyperparameters must include ``vocab_file`` and ``trim_vocab``. It declares
 the value rules of its keys in ``VALUE_RULES`` (:class:`bertlab.utils.value_rules.ValueRule`,
 keys relative to ``data``; checked before a run starts): a subclass adds its own to the base's.
+``tokenizer`` (``char`` | ``wordpiece``) is read where the task supports WordPiece; without it
+the DataModule is char-only.
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.parsing import AttributeDict
 
-from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.tokenization import TOKENIZER_MODES, Tokenizer, make_tokenizer
 from bertlab.data.vocab import MODES
 from bertlab.data.vocab import trim_vocab as trimmed_ids
+from bertlab.utils.errors import ConfigError
 from bertlab.utils.value_rules import ValueRule
 
 
@@ -55,13 +61,14 @@ class CharDataModule(pl.LightningDataModule):
         ValueRule("max_train_chars", "int", 1),
         ValueRule("max_eval_sentences", "int", 1),
         ValueRule("trim_vocab", "choice", choices=MODES),
+        ValueRule("tokenizer", "choice", choices=TOKENIZER_MODES),
     )
     #: the constructor's arguments (``save_hyperparameters``), read as attributes
     hparams: AttributeDict
 
     def __init__(self) -> None:
         super().__init__()
-        self.tokenizer: CharTokenizer | None = None
+        self.tokenizer: Tokenizer | None = None
         #: the vocabulary ids the model keeps (None: the whole vocabulary file)
         self.keep_ids: list[int] | None = None
         #: counts written to metrics.json (``data_stats``)
@@ -73,21 +80,35 @@ class CharDataModule(pl.LightningDataModule):
         """Whether :meth:`build_tokenizer` still has to derive ``keep_ids`` from training texts."""
         return self.keep_ids is None and self.hparams.trim_vocab != "none"
 
-    def build_tokenizer(self, training_chars: Iterable[str] = ()) -> CharTokenizer:
-        """Trim the vocabulary to ``training_chars`` (read only when it trims: pass a generator)
-        unless ``keep_ids`` is set, then build ``self.tokenizer`` over the kept ids."""
+    @property
+    def tokenizer_mode(self) -> str:
+        """``data.tokenizer``: ``char`` or ``wordpiece`` (a DataModule without the key: char)."""
+        mode = self.hparams.get("tokenizer", "char")
+        if mode not in TOKENIZER_MODES:
+            raise ConfigError("data.tokenizer", f"unknown tokenizer {mode!r}; choose one of {list(TOKENIZER_MODES)}")
+        return mode
+
+    @property
+    def wordpiece(self) -> bool:
+        return self.tokenizer_mode == "wordpiece"
+
+    def build_tokenizer(self, training_texts: Iterable[str] = ()) -> Tokenizer:
+        """Trim the vocabulary to the tokens of ``training_texts`` (read only when it trims:
+        pass a generator; whole texts, since WordPiece pieces span characters) unless
+        ``keep_ids`` is set, then build ``self.tokenizer`` over the kept ids."""
         hp = self.hparams
+        mode = self.tokenizer_mode
         if self.trims_vocab:
-            full = CharTokenizer(hp.vocab_file)
-            used = {full.char_id(ch) for ch in training_chars}
-            self.keep_ids = trimmed_ids(full.tokens, hp.trim_vocab, used)
-        self.tokenizer = CharTokenizer(hp.vocab_file, keep_ids=self.keep_ids)
+            full = make_tokenizer(mode, hp.vocab_file)
+            used = full.training_ids(training_texts)
+            self.keep_ids = trimmed_ids(full.tokens, hp.trim_vocab, used, wordpiece=mode == "wordpiece")
+        self.tokenizer = make_tokenizer(mode, hp.vocab_file, keep_ids=self.keep_ids)
         return self.tokenizer
 
-    def ensure_tokenizer(self) -> CharTokenizer:
+    def ensure_tokenizer(self) -> Tokenizer:
         """The tokenizer, built over ``keep_ids`` as they are (prediction without ``setup``)."""
         if self.tokenizer is None:
-            self.tokenizer = CharTokenizer(self.hparams.vocab_file, keep_ids=self.keep_ids)
+            self.tokenizer = make_tokenizer(self.tokenizer_mode, self.hparams.vocab_file, keep_ids=self.keep_ids)
         return self.tokenizer
 
     def model_kwargs(self) -> dict[str, Any]:

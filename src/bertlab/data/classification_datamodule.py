@@ -1,8 +1,8 @@
 """Sentence classification DataModule: the sentiment corpus (data/sentiment/sentiment.zip).
 
 Splits: the corpus's train / valid / test become ``train`` / ``val`` / ``test``. Texts are
-tokenized one token per character (:class:`bertlab.data.tokenization.CharTokenizer`, as
-every task here) and truncated to ``max_len`` tokens with [CLS] and [SEP] (bert4keras's
+tokenized one token per character (:class:`bertlab.data.tokenization.CharTokenizer`), or
+into BERT's WordPiece tokens with ``data.tokenizer: wordpiece``, and truncated to ``max_len`` tokens with [CLS] and [SEP] (bert4keras's
 ``maxlen``). ``max_train_examples`` keeps a FIXED random subset of the training split,
 drawn with ``subset_seed`` (not the run's seed), so that every arm and seed of a
 comparison trains on the same examples.
@@ -82,6 +82,7 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
         trim_vocab: str = "none",
         max_train_chars: int | None = None,
         max_eval_sentences: int | None = None,
+        tokenizer: str = "char",
     ):
         """``max_train_chars`` / ``max_eval_sentences``: the size limits of the tagging tasks,
         accepted so the shared ``debug`` presets apply here too (a character budget for the
@@ -155,7 +156,7 @@ class ClassificationDataModule(BucketedSplitLoaders, CharDataModule):
             train = self.subset(train, int(hp.max_train_examples), hp.subset_seed)
         if hp.max_train_chars:
             train = self.char_budget(train, int(hp.max_train_chars), hp.subset_seed)
-        self.build_tokenizer(ch for text, _ in train for ch in text if not ch.isspace())
+        self.build_tokenizer(text for text, _ in train)
         splits = {"val": self.read_split("val"), "test": self.read_split("test")}
         if fitting:
             splits = {"train": train, **splits}

@@ -3,6 +3,14 @@
 Reading and splitting rules live in :mod:`bertlab.data.cws` (see data/README.md); the
 character-level machinery (tokenization, cutting and rejoining long texts, batching) in
 :mod:`bertlab.data.tagging`. Tags are BMES with [CLS]/[SEP] as s, as in the posts.
+
+``data.tokenizer: wordpiece``: each word's WordPiece tokens are tagged B/M/E/S (``1998年``
+is the words ``1998`` ``年``: tokens ``1998`` ``年``, tags S S; ``iPhone`` is one token, S);
+a word boundary inside a token joins its words (counted, ``train_word_boundaries_inside_tokens``).
+Predicted token tags go back to characters (:func:`bertlab.data.alignment.bmes_to_chars`):
+every character of a token belongs to that token's word, whitespace still ends a word and a
+character without a token (a control character) is a word of its own, so the segmented
+output holds every input character.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from bertlab.data.alignment import bmes_over_tokens, bmes_to_chars
 from bertlab.data.cws import (
     TAGS,
     load_cws_splits,
@@ -22,6 +31,7 @@ from bertlab.data.cws import (
 )
 from bertlab.data.io import read_word_list
 from bertlab.data.tagging import CharTaggingDataModule, Splits
+from bertlab.data.tokenization import Encoding
 from bertlab.utils.errors import DataError
 from bertlab.utils.value_rules import ValueRule
 
@@ -52,6 +62,7 @@ class CwsDataModule(CharTaggingDataModule):
         trim_vocab: str = "none",
         fixed_padding: bool = False,
         allow_segmented_raw: bool = False,
+        tokenizer: str = "char",
     ):
         super().__init__(
             vocab_file,
@@ -65,6 +76,7 @@ class CwsDataModule(CharTaggingDataModule):
             seed,
             trim_vocab,
             fixed_padding,
+            tokenizer,
         )
         self.save_hyperparameters(logger=False)
 
@@ -88,6 +100,21 @@ class CwsDataModule(CharTaggingDataModule):
         # cut at word boundaries after punctuation: recover the words from the gold tags
         words = words_from_tags(text, tags)
         return [("".join(p), words_to_tags(p)) for p in split_words(words, max_chars)]
+
+    alignment_loss_note = "their words are joined into one training word"
+
+    def token_labels(self, text: str, char_tags: list[int], enc: Encoding) -> list[int]:
+        """Each word's tokens B/M/E/S (see the module doc)."""
+        words = words_from_tags(text, char_tags)
+        tags, inside = bmes_over_tokens(enc.offsets, enc.ends, words, self.boundary_tag)
+        self._count("train_word_boundaries_inside_tokens", inside)
+        self._count("train_word_boundaries_total", len(words) - 1)
+        return tags
+
+    def token_tags_to_chars(
+        self, text: str, offsets: Sequence[int], ends: Sequence[int], tags: Sequence[int]
+    ) -> list[int | None]:
+        return bmes_to_chars(len(text), offsets, ends, tags)
 
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
         """JSON-ready output: the words with [start, end) character offsets into ``text``."""

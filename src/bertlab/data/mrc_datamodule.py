@@ -24,7 +24,12 @@ the passage text through the kept character offsets, and the task votes across a
 passages (:func:`bertlab.tasks.mlm_reading_comprehension.vote_passages`).
 
 Tokens are characters (:class:`~bertlab.data.tokenization.CharTokenizer`, whitespace
-skipped). Sources: ``source: cmrc2018`` (SQuAD JSON converted and split by context, see
+skipped), or with ``data.tokenizer: wordpiece`` BERT's WordPiece tokens: an answer is then a
+token span of its passage, located by characters (the first occurrence whose boundaries are
+token boundaries; by position with ``answer_start``) and mapped through the offsets
+(:mod:`bertlab.data.alignment`); an answer found only with a boundary inside a token gives
+no target (counted: ``train_answers_inside_tokens``, WARNING); a decoded answer's tokens map
+back to the passage text from the first token's first character to the last token's last. Sources: ``source: cmrc2018`` (SQuAD JSON converted and split by context, see
 :mod:`bertlab.data.mrc`) or ``source: native`` (WebQA/SogouQA files; ``val_files`` /
 ``test_files`` or, when absent, the same hash rule on the question text).
 
@@ -41,13 +46,14 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bertlab.data.alignment import token_span
 from bertlab.data.base import CharDataModule
 from bertlab.data.mrc import (
     SPLITS,
@@ -74,6 +80,8 @@ class EncodedPassage:
     offsets: list[int]
     #: training target: answer ids (no [SEP]); empty = no answer in this passage
     answer_ids: list[int]
+    #: one past the last char of every token (char mode: offsets + 1)
+    ends: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +154,7 @@ class MrcDataModule(CharDataModule):
         num_workers: int = 0,
         seed: int = 0,
         trim_vocab: str = "none",
+        tokenizer: str = "char",
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -227,9 +236,7 @@ class MrcDataModule(CharDataModule):
                 self.questions[s] = self.questions[s][: int(max_eval)]
         if not self.questions["train"]:
             raise DataError(",".join(hp.files), None, "no training questions")
-        self._make_tokenizer(
-            ch for q in self.questions["train"] for text in self._texts(q) for ch in text if not ch.isspace()
-        )
+        self._make_tokenizer(text for q in self.questions["train"] for text in self._texts(q))
         for split in SPLITS:
             self.encoded[split] = [
                 self.encode_question(q, with_targets=split == "train") for q in self.questions[split]
@@ -242,6 +249,12 @@ class MrcDataModule(CharDataModule):
             "vocab_size": len(self.ensure_tokenizer()),
         }
         log.info("MRC data: %s", self.stats)
+        if self._counts["train_answers_inside_tokens"]:
+            log.warning(
+                "%d training answers occur in their passage only with a boundary inside a WordPiece token "
+                "(data.tokenizer=wordpiece): no target for those passages",
+                self._counts["train_answers_inside_tokens"],
+            )
         if self._counts["passages_truncated"]:
             log.warning(
                 "%d passages longer than %d tokens were truncated",
@@ -265,9 +278,14 @@ class MrcDataModule(CharDataModule):
 
     # ------------------------------------------------------------------ features
     def _ids(self, text: str) -> tuple[list[int], list[int]]:
+        ids, offsets, _ = self._encode(text)
+        return ids, offsets
+
+    def _encode(self, text: str) -> tuple[list[int], list[int], list[int]]:
+        """ids, first-character offsets and end offsets of ``text``'s tokens (no [CLS]/[SEP])."""
         assert self.tokenizer is not None
         enc = self.tokenizer.encode(text)
-        return enc.ids[1:-1], enc.offsets[1:-1]
+        return enc.ids[1:-1], enc.offsets[1:-1], enc.ends[1:-1]
 
     def encode_question(self, q: MrcQuestion, with_targets: bool) -> EncodedQuestion:
         hp = self.hparams
@@ -278,17 +296,20 @@ class MrcDataModule(CharDataModule):
         gold_ids = [self._ids(a)[0] for a in q.answers]
         passages = []
         for p in q.passages:
-            ids, offs = self._ids(p.text)
+            ids, offs, ends = self._encode(p.text)
             if len(ids) > hp.max_passage_len:
                 self._counts["passages_truncated"] += 1
-                ids, offs = ids[: hp.max_passage_len], offs[: hp.max_passage_len]
+                ids, offs, ends = ids[: hp.max_passage_len], offs[: hp.max_passage_len], ends[: hp.max_passage_len]
             ans: list[int] = []
             if with_targets:
-                ans = self._target_answer(p, ids, offs, gold_ids, q.answers)
+                if self.wordpiece and not hp.bert4keras_cleaning:
+                    ans = self._target_span(p, ids, offs, ends, q.answers)
+                else:
+                    ans = self._target_answer(p, ids, offs, gold_ids, q.answers)
                 if len(ans) > hp.max_answer_len - 1:
                     self._counts["train_answers_cut_to_max_answer_len"] += 1
                     ans = ans[: hp.max_answer_len - 1]
-            passages.append(EncodedPassage(ids, offs, ans))
+            passages.append(EncodedPassage(ids, offs, ans, ends))
         return EncodedQuestion(q_ids, passages)
 
     def _target_answer(
@@ -316,6 +337,36 @@ class MrcDataModule(CharDataModule):
         for a in cands:
             if a and _contains(ids, a):
                 return list(a)
+        return []
+
+    def _target_span(
+        self, p: Passage, ids: list[int], offs: list[int], ends: list[int], golds: Sequence[str]
+    ) -> list[int]:
+        """WordPiece: the target as a token span of the passage (see the module doc): by position
+        (``answer_rule: passage`` with ``answer_start``), else the first answer (the passage's own
+        with ``passage``, the question's golds in order with ``first_found``) that occurs in the
+        kept part of the passage with both boundaries on token boundaries."""
+        if self.hparams.answer_rule == "passage":
+            if not p.answer:
+                return []
+            if p.answer_start is not None:
+                span = token_span(offs, ends, p.answer_start, p.answer_start + len(p.answer))
+                if span is None and ends and ends[-1] >= p.answer_start + len(p.answer):
+                    self._counts["train_answers_inside_tokens"] += 1
+                return ids[span[0] : span[1] + 1] if span is not None else []
+            cands: Sequence[str] = [p.answer]
+        else:
+            cands = golds
+        inside = False
+        for a in cands:
+            start = p.text.find(a) if a else -1
+            while start >= 0:
+                span = token_span(offs, ends, start, start + len(a))
+                if span is not None:
+                    return ids[span[0] : span[1] + 1]
+                inside = inside or (bool(ends) and ends[-1] >= start + len(a))
+                start = p.text.find(a, start + 1)
+        self._counts["train_answers_inside_tokens"] += inside
         return []
 
     def build_feature(self, q_ids: list[int], p: EncodedPassage, with_target: bool, index: int) -> dict[str, Any]:
@@ -464,7 +515,7 @@ class MrcDataModule(CharDataModule):
             return ""
         if start >= 0:
             text = self.questions[split][qi].passages[pj].text
-            return text[p.offsets[start] : p.offsets[start + len(toks) - 1] + 1]
+            return text[p.offsets[start] : p.ends[start + len(toks) - 1]]
         assert self.tokenizer is not None  # not a passage run (unconstrained decoding)
         return "".join(self.tokenizer.tokens[t].removeprefix("##") for t in toks)
 

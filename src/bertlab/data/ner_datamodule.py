@@ -4,6 +4,15 @@ Readers, splits and the entity-preserving cutter live in :mod:`bertlab.data.ner`
 data/README.md); entity scoring (seqeval-identical) in :mod:`bertlab.metrics.entities`.
 The label list comes from the config (``data.types`` + ``data.scheme``), never from the
 files; [CLS]/[SEP] are labelled O.
+
+``data.tokenizer: wordpiece``: an entity's character span maps to the tokens from the one
+starting at its first character to the one ending at its last, which get the scheme's tags
+(bert4keras's ``start_mapping``/``end_mapping``); an entity whose boundary falls inside a token
+is left out of that sentence's labels (O), counted (``train_entities_inside_tokens``) and
+stated at WARNING; more than 1 % of the training entities (and more than one) is refused, as
+the readers refuse a file whose repairs pass 1 %. Predicted token tags are read as entities
+back over their characters token by token (:func:`bertlab.data.alignment.expand_entity_tags`;
+scored at character level against the original gold, as in char mode).
 """
 
 from __future__ import annotations
@@ -13,10 +22,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from bertlab.data.alignment import entity_tags, expand_entity_tags, token_spans
+from bertlab.data.format_checks import MAX_BAD_FRACTION
 from bertlab.data.ner import load_ner_splits, scheme_labels, split_tagged_sentence
 from bertlab.data.tagging import CharTaggingDataModule, Splits, tag_strings
-from bertlab.metrics.entities import entities_from_tags
-from bertlab.utils.errors import ConfigError
+from bertlab.data.tokenization import Encoding
+from bertlab.metrics.entities import entities_from_tags, extract_entities
+from bertlab.utils.errors import ConfigError, DataError
 
 
 class NerDataModule(CharTaggingDataModule):
@@ -40,6 +52,7 @@ class NerDataModule(CharTaggingDataModule):
         trim_vocab: str = "none",
         fixed_padding: bool = False,
         split: str = "test_train",
+        tokenizer: str = "char",
     ):
         super().__init__(
             vocab_file,
@@ -53,6 +66,7 @@ class NerDataModule(CharTaggingDataModule):
             seed,
             trim_vocab,
             fixed_padding,
+            tokenizer,
         )
         self.save_hyperparameters(logger=False)
         try:
@@ -87,6 +101,36 @@ class NerDataModule(CharTaggingDataModule):
     def split_train(self, text: str, tags: list[int], max_chars: int) -> list[tuple[str, list[int]]]:
         pieces = split_tagged_sentence(list(text), [self.labels[t] for t in tags], max_chars, self.scheme)
         return [("".join(c), [self.label_id[t] for t in ts]) for c, ts in pieces]
+
+    alignment_loss_note = "those entities are left out of their sentence's training labels"
+
+    def token_labels(self, text: str, char_tags: list[int], enc: Encoding) -> list[int]:
+        """The entities' character spans through the offsets (see the module doc)."""
+        ents = extract_entities([self.labels[t] for t in char_tags], self.scheme)
+        spans = token_spans(enc.offsets, enc.ends, [(s, e) for _, s, e in ents])
+        placed = [(typ, sp[0], sp[1] + 1) for (typ, _, _), sp in zip(ents, spans) if sp is not None]
+        self._count("train_entities_inside_tokens", len(ents) - len(placed))
+        self._count("train_entities_total", len(ents))
+        return [self.label_id[t] for t in entity_tags(len(enc.ids), placed, self.scheme)]
+
+    def token_tags_to_chars(
+        self, text: str, offsets: Sequence[int], ends: Sequence[int], tags: Sequence[int]
+    ) -> list[int | None]:
+        names = [self.labels[int(t)] for t in tags]
+        chars = expand_entity_tags(len(text), offsets, ends, names, self.scheme)
+        return [None if t is None else self.label_id[t] for t in chars]
+
+    def _train_features(self, sents: list[tuple[str, list[int]]]) -> list[dict[str, Any]]:
+        feats = super()._train_features(sents)
+        n, total = self.stats.get("train_entities_inside_tokens", 0), self.stats.get("train_entities_total", 0)
+        if self.wordpiece and n > max(1, MAX_BAD_FRACTION * total):
+            raise DataError(
+                self.hparams.data_dir,
+                None,
+                f"{n} of {total} training entities ({n / total:.1%}) have a boundary inside a WordPiece token, more "
+                f"than {MAX_BAD_FRACTION:.0%}: they cannot be labelled (data.tokenizer=char tags every character)",
+            )
+        return feats
 
     def tag_strings(self, char_tags: Sequence[int | None]) -> list[str]:
         """Tag names of one text's per-character tag ids (whitespace: ``O``)."""

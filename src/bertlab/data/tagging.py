@@ -7,11 +7,19 @@ A task subclass only says how to read its splits and what predicted tags mean:
 - ``split_train(text, tags, max_chars)`` -> pieces that fit the model;
 - ``format_prediction(text, char_tags)`` -> a JSON-ready dict for ``bertlab.predict``.
 
-This base class tokenizes (one token per character, :mod:`bertlab.data.tokenization`),
-trims the vocabulary, cuts evaluation texts longer than ``max_len - 2`` characters at
-punctuation (:func:`bertlab.data.cws.split_text`) and glues the predicted tags back onto
-the original text, so every input character and line is kept; batches are length-bucketed
-and dynamically padded.
+This base class tokenizes (``data.tokenizer``: one token per character, or WordPiece;
+:mod:`bertlab.data.tokenization`), trims the vocabulary, cuts evaluation texts longer than
+``max_len - 2`` characters at punctuation (:func:`bertlab.data.cws.split_text`) and glues
+the predicted tags back onto the original text, so every input character and line is kept;
+batches are length-bucketed and dynamically padded.
+
+With WordPiece the labels of a training piece are placed on its tokens by the task's
+:meth:`CharTaggingDataModule.token_labels` (CWS: each word's tokens B/M/E/S; NER: the
+entities' character spans through the offsets, :mod:`bertlab.data.alignment`), and the
+predicted token tags go back to one tag per character by :meth:`token_tags_to_chars`. A
+piece of at most ``max_len - 2`` characters has at most that many tokens but for rare
+characters that WordPiece splits (a Hangul syllable's jamo): such an evaluation chunk is cut
+again, such a training piece is dropped (counted: ``train_pieces_over_max_len``).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
 from bertlab.data.cws import split_text, words_from_tags
 from bertlab.data.samplers import BucketedSplitLoaders
+from bertlab.data.tokenization import Encoding
 from bertlab.utils.errors import ConfigError, DataError
 from bertlab.utils.startup_checks import check_char_budget
 
@@ -99,6 +108,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         seed: int = 0,
         trim_vocab: str = "none",
         fixed_padding: bool = False,
+        tokenizer: str = "char",
     ):
         super().__init__()
         self.fixed_padding = bool(fixed_padding)
@@ -121,6 +131,17 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
     def format_prediction(self, text: str, char_tags: list[int | None]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def token_labels(self, text: str, char_tags: list[int], enc: Encoding) -> list[int]:
+        """WordPiece: the label of every token of ``enc`` ([CLS]/[SEP] included) from one tag
+        per character of ``text`` (counts go into ``self.stats``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support data.tokenizer=wordpiece")
+
+    def token_tags_to_chars(
+        self, text: str, offsets: Sequence[int], ends: Sequence[int], tags: Sequence[int]
+    ) -> list[int | None]:
+        """WordPiece: predicted tags per token -> one tag per character of ``text`` (None: no token)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support data.tokenizer=wordpiece")
+
     # ------------------------------------------------------------------ reading
     def setup(self, stage: str | None = None) -> None:
         """Read and tokenize. Training features only for fitting; a preset ``keep_ids``
@@ -134,7 +155,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         train = splits.train
         if hp.max_train_chars:
             train = self._subset(train, int(hp.max_train_chars), hp.seed)
-        self.build_tokenizer(ch for text, _ in train for ch in text)
+        self.build_tokenizer(text for text, _ in train)
         if fitting:
             self.features["train"] = self._train_features(train)
             self.stats.update(
@@ -144,6 +165,7 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
                     f["input_ids"].count(self.ensure_tokenizer().unk_id) for f in self.features["train"]
                 ),
             )
+            self._warn_alignment_losses()
         for split, (texts, gold) in splits.evals.items():
             if hp.max_eval_sentences:
                 texts, gold = texts[: hp.max_eval_sentences], gold[: hp.max_eval_sentences]
@@ -152,6 +174,31 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
             self.stats[f"{split}_features"] = len(self.features[split])
         self.stats["vocab_size"] = len(self.ensure_tokenizer())
         log.info("%s data: %s", type(self).__name__, self.stats)
+
+    def _warn_alignment_losses(self) -> None:
+        """WordPiece: say what the tokens could not carry (the ``*_inside_tokens`` counts)."""
+        for key, n in self.stats.items():
+            if key.endswith("_inside_tokens") and n:
+                total = self.stats.get(key.replace("_inside_tokens", "_total"), 0)
+                log.warning(
+                    "%s: %d of %d fall inside a WordPiece token (data.tokenizer=wordpiece): %s",
+                    key,
+                    n,
+                    total,
+                    self.alignment_loss_note,
+                )
+        if self.stats.get("train_pieces_over_max_len"):
+            log.warning(
+                "%d training pieces have more than data.max_len=%d WordPiece tokens: dropped",
+                self.stats["train_pieces_over_max_len"],
+                self.hparams.max_len,
+            )
+
+    #: what happens to a label that falls inside a token (the warning of _warn_alignment_losses)
+    alignment_loss_note: str = "not placed"
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
 
     @staticmethod
     def _subset(sents: list[tuple[str, list[int]]], max_chars: int, seed: int) -> list[tuple[str, list[int]]]:
@@ -174,7 +221,13 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         for text, tags in sents:
             for piece, piece_tags in self.split_train(text, tags, self.hparams.max_len - 2):
                 enc = self.tokenizer.encode(piece)
-                labels = [self.boundary_tag, *piece_tags, self.boundary_tag]
+                if self.wordpiece:
+                    if len(enc.ids) > self.hparams.max_len:
+                        self._count("train_pieces_over_max_len")
+                        continue
+                    labels = self.token_labels(piece, piece_tags, enc)
+                else:
+                    labels = [self.boundary_tag, *piece_tags, self.boundary_tag]
                 if len(labels) != len(enc.ids):
                     raise DataError(
                         "<train>", None, f"{len(piece_tags)} tags for {len(enc.ids) - 2} tokens in {piece[:30]!r}"
@@ -189,12 +242,25 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         for s, text in enumerate(texts):
             start = 0
             for chunk in split_text(text, self.hparams.max_len - 2) if text else []:
-                enc = self.tokenizer.encode(chunk)
-                if len(enc.ids) > 2:  # an all-space chunk has nothing to tag
-                    pieces.append(Piece(s, start, chunk))
-                    feats.append({"input_ids": enc.ids, "offsets": enc.offsets, "index": len(feats)})
+                for sub_start, sub, enc in self._encode_fitting(start, chunk):
+                    if len(enc.ids) > 2:  # an all-space chunk has nothing to tag
+                        pieces.append(Piece(s, sub_start, sub))
+                        feat = {"input_ids": enc.ids, "offsets": enc.offsets, "index": len(feats)}
+                        if self.wordpiece:
+                            feat["ends"] = enc.ends
+                        feats.append(feat)
                 start += len(chunk)
         return pieces, feats
+
+    def _encode_fitting(self, start: int, chunk: str) -> list[tuple[int, str, Encoding]]:
+        """``chunk`` (at ``start``) encoded, cut in halves until each part fits ``max_len`` tokens
+        (only WordPiece can give more tokens than characters)."""
+        assert self.tokenizer is not None  # built by setup before the features
+        enc = self.tokenizer.encode(chunk)
+        if len(enc.ids) <= self.hparams.max_len or len(chunk) < 2:
+            return [(start, chunk, enc)]
+        half = len(chunk) // 2
+        return self._encode_fitting(start, chunk[:half]) + self._encode_fitting(start + half, chunk[half:])
 
     # ------------------------------------------------------------------ loaders
     def collate_fn(self, train: bool) -> Any:
@@ -235,7 +301,15 @@ class CharTaggingDataModule(BucketedSplitLoaders, CharDataModule):
         out = [[None if ch.isspace() else self.boundary_tag for ch in text] for text in self.texts[split]]
         for idx, tags in predictions.items():
             piece = self.pieces[split][idx]
-            for off, tag in zip(self.features[split][idx]["offsets"], tags):
+            feat = self.features[split][idx]
+            if self.wordpiece:
+                chars = self.token_tags_to_chars(piece.text, feat["offsets"], feat["ends"], tags)
+                row = out[piece.sent]
+                for k, tag in enumerate(chars):
+                    if tag is not None and row[piece.start + k] is not None:
+                        row[piece.start + k] = tag
+                continue
+            for off, tag in zip(feat["offsets"], tags):
                 if off >= 0:
                     out[piece.sent][piece.start + off] = int(tag)
         return out

@@ -1,7 +1,8 @@
 """DataModule for triple extraction (LIC2019 / DuIE; methods.md section 5).
 
 Reading: :mod:`bertlab.data.triples`. Tokenization: :class:`~bertlab.data.tokenization.CharTokenizer`
-(one token per non-space character, with its character offset into the text), texts cut
+(one token per non-space character, with its character offset into the text; or WordPiece,
+``data.tokenizer``, below), texts cut
 to ``max_len`` tokens ([CLS] + ``max_len - 2`` characters + [SEP]; cut texts are counted).
 
 Span location as in the post: the token ids of a subject (an object) are searched in the
@@ -31,6 +32,13 @@ pair is not always a real subject; then all object labels are 0; "not a bug" say
 post). ``subject_sampling: gold`` samples a real subject instead. The random choice is a
 function of (seed, epoch, example) only, so it does not depend on batch order or resumes.
 
+``data.tokenizer: wordpiece`` (WordPiece tokens with character spans): a subject (an
+object) is located as a character span instead, the first occurrence in the text whose
+boundaries fall on token boundaries (what the post's search of token ids finds), mapped to
+tokens through the offsets (:mod:`bertlab.data.alignment`); one that occurs only with a
+boundary inside a token (``6`` inside ``iphone6``) is counted (``inside_token``, dropped
+from training like ``not_found``, stated at WARNING) and refused above the same fraction.
+
 Predictions are token spans; :meth:`decode` maps them back to character offsets of the
 original text (never detokenizing ids), :meth:`format_prediction` gives the JSON of
 ``bertlab.predict``. Scoring (P/R/F1, the dictionary baseline) is the task's
@@ -52,10 +60,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from bertlab.data.alignment import token_span
 from bertlab.data.base import CharDataModule
 from bertlab.data.collate import pad_collate
 from bertlab.data.samplers import BucketBatchSampler, ResumableDataLoader
-from bertlab.data.tokenization import CharTokenizer
+from bertlab.data.tokenization import Encoding, Tokenizer
 from bertlab.data.triples import TripleRecord, read_schema, read_triples
 from bertlab.utils.errors import ConfigError, DataError
 
@@ -77,22 +86,79 @@ def search(pattern: Sequence[int], sequence: Sequence[int]) -> int:
     return -1
 
 
-def encode_cut(tokenizer: CharTokenizer, text: str, max_len: int) -> tuple[list[int], list[int], list[int]]:
+def encode_cut(tokenizer: Tokenizer, text: str, max_len: int) -> tuple[list[int], list[int], list[int]]:
     """(ids cut to ``max_len`` with [SEP] kept last, their char offsets, the full ids)."""
+    enc, full = encode_cut_spans(tokenizer, text, max_len)
+    return enc.ids, enc.offsets, full
+
+
+def encode_cut_spans(tokenizer: Tokenizer, text: str, max_len: int) -> tuple[Encoding, list[int]]:
+    """(the encoding cut to ``max_len`` tokens with [SEP] kept last, the full ids)."""
     enc = tokenizer.encode(text)
     if len(enc.ids) <= max_len:
-        return enc.ids, enc.offsets, enc.ids
-    ids = enc.ids[: max_len - 1] + [tokenizer.sep_id]
-    offsets = enc.offsets[: max_len - 1] + [-1]
-    return ids, offsets, enc.ids
+        return enc, enc.ids
+    cut = Encoding(
+        enc.ids[: max_len - 1] + [tokenizer.sep_id],
+        enc.offsets[: max_len - 1] + [-1],
+        enc.num_unk,
+        enc.ends[: max_len - 1] + [-1],
+    )
+    return cut, enc.ids
 
 
-def span_ids(tokenizer: CharTokenizer, span: str) -> list[int]:
+def locate_span(text: str, span: str, full: Encoding) -> tuple[int, int] | str:
+    """WordPiece: the inclusive token span (in ``full``, the uncut encoding of ``text``) of the
+    first occurrence of ``span`` whose boundaries are token boundaries; else why not:
+    ``not_found`` (not in the text) or ``inside_token``."""
+    start = text.find(span) if span else -1
+    if start < 0:
+        return "not_found"
+    while start >= 0:
+        hit = token_span(full.offsets, full.ends, start, start + len(span))
+        if hit is not None:
+            return hit
+        start = text.find(span, start + 1)
+    return "inside_token"
+
+
+def locate_triples_by_offsets(
+    text: str,
+    full: Encoding,
+    n_ids: int,
+    spo_list: Sequence[tuple[str, str, str]],
+    predicate_id: Mapping[str, int],
+    not_found: list[tuple[str, str, str]] | None = None,
+) -> tuple[dict[tuple[int, int], list[tuple[int, int, int]]], Counter]:
+    """:func:`locate_triples` for WordPiece (see the module doc): spans located by characters
+    and mapped through the offsets; counts ``located`` / ``not_found`` / ``inside_token`` /
+    ``beyond_max_len`` (a span past the first ``n_ids - 1`` tokens of the cut input)."""
+    spoes: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    counts: Counter = Counter()
+    for s, p, o in spo_list:
+        s_at, o_at = locate_span(text, s, full), locate_span(text, o, full)
+        if isinstance(s_at, str) or isinstance(o_at, str):
+            why = "not_found" if "not_found" in (s_at, o_at) else "inside_token"
+            counts[why] += 1
+            if why == "not_found" and not_found is not None:
+                not_found.append((s, p, o))
+            continue
+        if max(s_at[1], o_at[1]) >= n_ids - 1:
+            counts["beyond_max_len"] += 1
+            continue
+        obj = (o_at[0], o_at[1], predicate_id[p])
+        spoes.setdefault(s_at, [])
+        if obj not in spoes[s_at]:
+            spoes[s_at].append(obj)
+        counts["located"] += 1
+    return spoes, counts
+
+
+def span_ids(tokenizer: Tokenizer, span: str) -> list[int]:
     return tokenizer.encode(span).ids[1:-1]
 
 
 def locate_triples(
-    tokenizer: CharTokenizer,
+    tokenizer: Tokenizer,
     ids: Sequence[int],
     full_ids: Sequence[int],
     spo_list: Sequence[tuple[str, str, str]],
@@ -216,6 +282,7 @@ class TripleDataModule(CharDataModule):
         max_train_chars: int | None = None,
         max_eval_sentences: int | None = None,
         max_triples_not_found_fraction: float = 0.01,
+        tokenizer: str = "char",
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -291,7 +358,7 @@ class TripleDataModule(CharDataModule):
                 evals = {k: v[: int(limit)] for k, v in evals.items()}
         stats["object_slots_ignored"] = tstats.get("object_slots_ignored", 0)
         self.train_spo = [r.spo_list for r in train]
-        self.build_tokenizer(ch for r in train for ch in r.text)
+        self.build_tokenizer(r.text for r in train)
         if fitting:
             self.records["train"] = train
             self.features["train"], tr = self._train_features(train)
@@ -307,19 +374,21 @@ class TripleDataModule(CharDataModule):
         self.stats = dict(stats)
         log.info("%s data: %s", type(self).__name__, self.stats)
         for split in ("train", "val", "test"):
-            lost = self.stats.get(f"{split}_triples_not_found", 0) + self.stats.get(
-                f"{split}_triples_beyond_max_len", 0
+            lost = sum(
+                self.stats.get(f"{split}_triples_{why}", 0) for why in ("not_found", "beyond_max_len", "inside_token")
             )
             if lost:
                 log.warning(
                     "%s: %d of %d gold triples cannot be located in the %d-token inputs (%d not found, %d beyond "
-                    "max_len)%s; not found is refused above data.max_triples_not_found_fraction=%g",
+                    "max_len, %d with a boundary inside a WordPiece token)%s; not found (and inside a token) is "
+                    "refused above data.max_triples_not_found_fraction=%g",
                     split,
                     lost,
                     self.stats.get(f"{split}_triples", 0),
                     hp.max_len,
                     self.stats.get(f"{split}_triples_not_found", 0),
                     self.stats.get(f"{split}_triples_beyond_max_len", 0),
+                    self.stats.get(f"{split}_triples_inside_token", 0),
                     ": dropped from training" if split == "train" else ": kept in the gold set (scored as missed)",
                     hp.max_triples_not_found_fraction,
                 )
@@ -329,6 +398,15 @@ class TripleDataModule(CharDataModule):
         ``max_triples_not_found_fraction`` (and more than once): see the module doc."""
         n, total = counts["triples_not_found"], counts["triples"]
         frac = self.hparams.max_triples_not_found_fraction
+        inside = counts["triples_inside_token"]
+        if inside > max(1, frac * total):
+            raise DataError(
+                self.records[split][0].path if self.records.get(split) else self.hparams.train_file,
+                None,
+                f"{inside} of {total} gold triples of the {split} records ({inside / total:.0%}) have a subject or "
+                f"object whose boundary falls inside a WordPiece token, more than "
+                f"data.max_triples_not_found_fraction={frac:g}; data.tokenizer=char locates every one",
+            )
         if n <= max(1, frac * total):
             return
         rec, (s, p, o) = self.first_not_found[split]
@@ -346,16 +424,19 @@ class TripleDataModule(CharDataModule):
         feats: list[dict[str, Any]] = []
         c: Counter = Counter(records=len(records))
         for r in records:
-            ids, _, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
+            enc, full = encode_cut_spans(self.tokenizer, r.text, self.hparams.max_len)
+            ids = enc.ids
             c["texts_cut"] += len(full) > len(ids)
             missing: list[tuple[str, str, str]] = []
-            spoes, counts = locate_triples(self.tokenizer, ids, full, r.spo_list, self.predicate_id, missing)
+            spoes, counts = self._locate(r.text, enc, full, r.spo_list, missing)
             if missing:
                 self.first_not_found.setdefault("train", (r, missing[0]))
             c["triples"] += len(r.spo_list)
             c["triples_located"] += counts["located"]
             c["triples_not_found"] += counts["not_found"]
             c["triples_beyond_max_len"] += counts["beyond_max_len"]
+            if counts["inside_token"]:
+                c["triples_inside_token"] += counts["inside_token"]
             if not spoes:
                 c["records_dropped_no_triple"] += 1
                 continue
@@ -371,18 +452,36 @@ class TripleDataModule(CharDataModule):
         feats: list[dict[str, Any]] = []
         c: Counter = Counter(records=len(records))
         for i, r in enumerate(records):
-            ids, offsets, full = encode_cut(self.tokenizer, r.text, self.hparams.max_len)
-            c["texts_cut"] += len(full) > len(ids)
+            enc, full = encode_cut_spans(self.tokenizer, r.text, self.hparams.max_len)
+            c["texts_cut"] += len(full) > len(enc.ids)
             if r.spo_list:
                 missing: list[tuple[str, str, str]] = []
-                _, counts = locate_triples(self.tokenizer, ids, full, r.spo_list, self.predicate_id, missing)
+                _, counts = self._locate(r.text, enc, full, r.spo_list, missing)
                 if missing:
                     self.first_not_found.setdefault(split, (r, missing[0]))
                 c["triples"] += len(r.spo_list)
                 c["triples_not_found"] += counts["not_found"]
                 c["triples_beyond_max_len"] += counts["beyond_max_len"]
-            feats.append({"input_ids": ids, "offsets": offsets, "index": i})
+                if counts["inside_token"]:
+                    c["triples_inside_token"] += counts["inside_token"]
+            feats.append({"input_ids": enc.ids, "offsets": enc.offsets, "ends": enc.ends, "index": i})
         return feats, c
+
+    def _locate(
+        self,
+        text: str,
+        enc: Encoding,
+        full_ids: list[int],
+        spo_list: Sequence[tuple[str, str, str]],
+        missing: list[tuple[str, str, str]],
+    ) -> tuple[dict[tuple[int, int], list[tuple[int, int, int]]], Counter]:
+        """The triples' token spans in the cut input: the post's search of token ids (char mode)
+        or by characters through the offsets (WordPiece; see the module doc)."""
+        assert self.tokenizer is not None
+        if not self.wordpiece:
+            return locate_triples(self.tokenizer, enc.ids, full_ids, spo_list, self.predicate_id, missing)
+        full = enc if len(full_ids) == len(enc.ids) else self.tokenizer.encode(text)
+        return locate_triples_by_offsets(text, full, len(enc.ids), spo_list, self.predicate_id, missing)
 
     # ------------------------------------------------------------------ loaders
     def _epoch(self) -> int:
@@ -464,13 +563,13 @@ class TripleDataModule(CharDataModule):
         the record's text; spans on [CLS]/[SEP] are dropped, duplicates removed."""
         out: list[list[dict[str, Any]]] = []
         for i, rec in enumerate(self.records[split]):
-            offsets = self.features[split][i]["offsets"]
+            offsets, ends = self.features[split][i]["offsets"], self.features[split][i]["ends"]
             seen, triples = set(), []
             for s0, s1, p, o0, o1 in predictions.get(i, []):
                 n = len(offsets)
                 if not all(0 <= k < n and offsets[k] >= 0 for k in (s0, s1, o0, o1)) or s1 < s0 or o1 < o0:
                     continue
-                ss, se, os_, oe = offsets[s0], offsets[s1] + 1, offsets[o0], offsets[o1] + 1
+                ss, se, os_, oe = offsets[s0], ends[s1], offsets[o0], ends[o1]
                 key = (ss, se, p, os_, oe)
                 if key in seen:
                     continue
@@ -489,10 +588,9 @@ class TripleDataModule(CharDataModule):
 
     def format_prediction(self, text: str, triples: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"text": text, "spo_list": triples}
-        tok = self.tokenizer
-        ids = tok.encode(text).ids if tok is not None else []
-        if tok is not None and len(ids) > self.hparams.max_len:
-            out["truncated_at_char"] = tok.encode(text).offsets[self.hparams.max_len - 2] + 1
+        enc = self.tokenizer.encode(text) if self.tokenizer is not None else None
+        if enc is not None and len(enc.ids) > self.hparams.max_len:
+            out["truncated_at_char"] = enc.ends[self.hparams.max_len - 2]
         return out
 
     def save_outputs(self, split: str, outputs: list[Mapping[str, Any]], out_dir: str) -> list[str]:

@@ -6,7 +6,13 @@
   (e.g. ``##的``, ``##，``), keeping the special tokens first.
 - ``corpus``: the special tokens, every token the tokenizer produces on the TRAINING texts,
   and every single CJK character of the vocab (so a test character never becomes [UNK]
-  just because training did not contain it).
+  just because training did not contain it). With ``data.tokenizer: wordpiece`` the used
+  tokens are the WordPiece pieces of the training texts (``1998``, ``iphone``, ``##s``), and
+  every one-character token and ``##`` + one character is kept as well, so a word unseen in
+  training is still pieced (``2005`` -> ``200`` ``##5``) rather than [UNK]. WordPiece over
+  the trimmed vocab gives the training texts exactly the pieces it gave them over the full
+  vocab (the longest match at each step is a kept token), and is what ``BertTokenizerFast``
+  over the trimmed vocab.txt (``bertlab.export``) does.
 
 The result is the list of kept ids of the original vocab, in the new order; the embedding
 rows (and the MLM head rows) of a loaded checkpoint are sliced with the same list, and the
@@ -55,8 +61,11 @@ def _stem(token: str) -> str:
     return token[2:] if token.startswith("##") else token
 
 
-def trim_vocab(tokens: list[str], mode: str, used_ids: Iterable[int] | None = None) -> list[int]:
-    """Kept ids of ``tokens`` (the vocab in id order) under ``mode``; specials come first."""
+def trim_vocab(
+    tokens: list[str], mode: str, used_ids: Iterable[int] | None = None, wordpiece: bool = False
+) -> list[int]:
+    """Kept ids of ``tokens`` (the vocab in id order) under ``mode``; specials come first;
+    ``wordpiece``: also every one-character piece (``x``, ``##x``) in ``corpus`` mode."""
     if mode not in MODES:
         raise ConfigError("data.trim_vocab", f"unknown mode {mode!r}; choose one of {list(MODES)}")
     if mode == "none":
@@ -73,7 +82,7 @@ def trim_vocab(tokens: list[str], mode: str, used_ids: Iterable[int] | None = No
         if mode == "simplified":
             ok = len(tok) == 1 or not any(is_cjk(c) or is_punctuation(c) for c in _stem(tok))
         else:
-            ok = i in used or (len(tok) == 1 and is_cjk(tok))
+            ok = i in used or (len(tok) == 1 and is_cjk(tok)) or (wordpiece and len(_stem(tok)) == 1)
         if ok:
             keep.append(i)
             seen.add(i)

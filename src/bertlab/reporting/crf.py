@@ -360,10 +360,9 @@ def paired_report(rows: list[dict], fresh: list[dict], fresh_source: str) -> str
         seeds = "/".join(str(p["seed"]) for p, _ in pairs)
         for col in PAIRED:
             both = [(_printed(p.get(col.key), col), _printed(f.get(col.key), col)) for p, f in pairs]
-            both = [(a, b) for a, b in both if a is not None and b is not None]
-            if not both:
+            deltas = [a - b for a, b in both if a is not None and b is not None]
+            if not deltas:
                 continue
-            deltas = [a - b for a, b in both]
             cell = ss.mean_std(deltas, 1.0, "+.4f")
             if len(deltas) > 1:
                 cell += f" ({ss.paired_verdict(deltas, 1.0, '+.4f')})"

@@ -32,6 +32,15 @@ def _best_precision(accelerator: str = "gpu") -> str:
     return best_precision(accelerator)
 
 
+def default_tokenizer(pretrained: Any, offline: str = "char", pretrained_tokens: str = "wordpiece") -> str:
+    """``data.tokenizer``'s default (conf/data/*.yaml): with a checkpoint loaded
+    (``encoder.pretrained``), the tokens it was pretrained on (``pretrained_tokens``:
+    ``wordpiece`` for a Hugging Face BERT; ``encoder.pretrained_tokenizer`` of the encoder
+    config, ``char`` for the small models pretrained here), else ``offline`` (a fresh encoder:
+    the data config's choice)."""
+    return str(pretrained_tokens) if pretrained not in (None, "", "null") else str(offline)
+
+
 def task_attribute(target: str, attr: str) -> str:
     """A class attribute the task ``target`` (``model._target_``) declares: its monitor metric
     (``monitor``, e.g. ``val/f1``) or that metric's mode (``monitor_mode``: max | min). A task
@@ -60,6 +69,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(
             "pid", lambda: str(os.getpid()), use_cache=True
         )  # one value per process: submitit jobs must not re-resolve the sweep dir
+    if not OmegaConf.has_resolver("default_tokenizer"):  # data.tokenizer's default (conf/data/*.yaml)
+        OmegaConf.register_new_resolver("default_tokenizer", default_tokenizer)
     if not OmegaConf.has_resolver("best_precision"):  # ${best_precision:gpu}: bertlab/utils/precision.py
         OmegaConf.register_new_resolver("best_precision", _best_precision)
     if not OmegaConf.has_resolver("task_monitor"):  # ${task_monitor:${model._target_}}: conf/train.yaml
